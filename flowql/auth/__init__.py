@@ -1,0 +1,1 @@
+"""Authentication and authorization: passwords, JWTs, API keys, secrets, principals."""

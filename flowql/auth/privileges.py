@@ -1,0 +1,38 @@
+"""Privileges, the roles that grant them, and what a caller may do in which workspace."""
+
+from __future__ import annotations
+
+from flowql.models.workspaces import Role
+
+RESOURCES = (
+    "workflow",
+    "process",
+    "scenario",
+    "integration",
+    "credential",
+    "form",
+    "webhook",
+    "apikey",
+    "member",
+    "workspace",
+)
+
+ALL_PRIVILEGES: frozenset[str] = frozenset(
+    {f"{resource}:{verb}" for resource in RESOURCES for verb in ("read", "write")} | {"process:run"}
+)
+
+_MEMBER = frozenset(
+    {f"{r}:read" for r in RESOURCES}
+    | {"workflow:write", "process:run", "process:write", "scenario:write", "form:write"}
+)
+_ADMIN = ALL_PRIVILEGES - {"member:write", "workspace:write"}
+
+ROLE_PRIVILEGES: dict[Role, frozenset[str]] = {
+    Role.OWNER: ALL_PRIVILEGES,
+    Role.ADMIN: _ADMIN | {"member:write"},
+    Role.MEMBER: _MEMBER,
+}
+
+
+def unknown_privileges(privileges: list[str]) -> list[str]:
+    return [p for p in privileges if p not in ALL_PRIVILEGES]

@@ -1,0 +1,1 @@
+"""Business rules, one module per domain. Resolvers, REST shapers and the engine call these."""

@@ -1,0 +1,362 @@
+"""Login, refresh rotation, API keys, execution tokens, and bearer -> Principal."""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import jwt
+from sqlmodel import col, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from flowql.auth.passwords import hash_password, verify_password
+from flowql.auth.principal import ANONYMOUS, Principal, PrincipalKind
+from flowql.auth.privileges import ALL_PRIVILEGES, ROLE_PRIVILEGES, unknown_privileges
+from flowql.auth.tokens import TokenIssuer, hash_token, looks_like_jwt, new_opaque_token
+from flowql.db import Database
+from flowql.errors import Unauthorized, ValidationFailed
+from flowql.models import ApiKey, Membership, Process, RefreshToken, Role, User, utcnow
+from flowql.settings import Settings
+
+API_KEY_PREFIX = "fql"
+REFRESH_PREFIX = "fqr"
+EXECUTION_READ = frozenset(
+    {"workflow:read", "process:read", "integration:read", "credential:read", "workspace:read"}
+)
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class IssuedApiKey:
+    api_key: ApiKey
+    token: str
+
+
+IssueFn = Callable[[AsyncSession, RefreshToken], Awaitable[TokenPair]]
+
+
+def issuer_for(settings: Settings) -> TokenIssuer:
+    assert settings.secret_key, "settings.with_generated_keys() must run before issuing tokens"
+    return TokenIssuer(settings.secret_key, settings.jwt_issuer, settings.jwt_audience)
+
+
+# -- users and login ---------------------------------------------------------------------------
+
+
+def validate_password(password: str) -> None:
+    if len(password) < 8:
+        raise ValidationFailed.one("password", "must be at least 8 characters")
+
+
+def normalise_email(email: str) -> str:
+    email = email.strip().lower()
+    if "@" not in email or email.startswith("@") or email.endswith("@") or len(email) > 320:
+        raise ValidationFailed.one("email", "not a valid email address")
+    return email
+
+
+async def create_user(session: AsyncSession, email: str, password: str, **profile: Any) -> User:
+    email = normalise_email(email)
+    validate_password(password)
+    existing = await session.exec(select(User).where(User.email == email))
+    if existing.first() is not None:
+        raise ValidationFailed.one("email", "already registered")
+    user = User(email=email, password_hash=hash_password(password), **profile)
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def login(session: AsyncSession, settings: Settings, email: str, password: str) -> TokenPair:
+    result = await session.exec(select(User).where(User.email == email.strip().lower()))
+    user = result.first()
+    if not verify_password(user.password_hash if user else None, password) or user is None:
+        raise Unauthorized("invalid email or password")
+    if not user.is_active:
+        raise Unauthorized("account disabled")
+    user.last_login = utcnow()
+    session.add(user)
+    return await _issue_pair(session, settings, user, family_id=uuid.uuid4())
+
+
+async def _issue_pair(
+    session: AsyncSession, settings: Settings, user: User, family_id: uuid.UUID
+) -> TokenPair:
+    access = issuer_for(settings).issue(str(user.id), settings.access_token_ttl)
+    refresh = new_opaque_token(REFRESH_PREFIX)
+    session.add(
+        RefreshToken(
+            user_id=user.id,
+            family_id=family_id,
+            token_hash=hash_token(refresh),
+            expires_at=utcnow() + timedelta(seconds=settings.refresh_token_ttl),
+        )
+    )
+    await session.flush()
+    return TokenPair(access, refresh, settings.access_token_ttl)
+
+
+class _TokenReuse(Exception):
+    def __init__(self, family_id: uuid.UUID) -> None:
+        self.family_id = family_id
+
+
+async def _rotate(session: AsyncSession, token: str) -> RefreshToken:
+    """Marks the presented refresh token used; a used or revoked one raises _TokenReuse."""
+    result = await session.exec(
+        select(RefreshToken).where(RefreshToken.token_hash == hash_token(token))
+    )
+    row = result.first()
+    if row is None:
+        raise Unauthorized("invalid refresh token")
+    now = utcnow()
+    if row.rotated_at is not None or row.revoked_at is not None:
+        raise _TokenReuse(row.family_id)
+    if row.expires_at is not None and row.expires_at <= now:
+        raise Unauthorized("refresh token expired")
+    claimed = await session.exec(
+        update(RefreshToken)
+        .where(col(RefreshToken.number) == row.number)
+        .where(col(RefreshToken.rotated_at).is_(None))
+        .values(rotated_at=now)
+    )
+    if claimed.rowcount != 1:  # a concurrent refresh with the same token won the race
+        raise _TokenReuse(row.family_id)
+    return row
+
+
+async def _rotating(db: Database, token: str, issue: IssueFn) -> TokenPair:
+    """Rotate in one transaction; on reuse, revoke the family in a transaction of its own."""
+    try:
+        async with db.transaction() as session:
+            row = await _rotate(session, token)
+            return await issue(session, row)
+    except _TokenReuse as reuse:
+        async with db.transaction() as session:
+            await session.exec(
+                update(RefreshToken)
+                .where(col(RefreshToken.family_id) == reuse.family_id)
+                .where(col(RefreshToken.revoked_at).is_(None))
+                .values(revoked_at=utcnow())
+            )
+        raise Unauthorized(
+            "refresh token reuse detected; every token of this login is revoked"
+        ) from None
+
+
+async def refresh(db: Database, settings: Settings, token: str) -> TokenPair:
+    async def issue(session: AsyncSession, row: RefreshToken) -> TokenPair:
+        if row.user_id is None:
+            raise Unauthorized("invalid refresh token")
+        user = (await session.exec(select(User).where(User.id == row.user_id))).first()
+        if user is None or not user.is_active:
+            raise Unauthorized("account disabled")
+        return await _issue_pair(session, settings, user, family_id=row.family_id)
+
+    return await _rotating(db, token, issue)
+
+
+# -- execution tokens (a running process's own credentials) ------------------------------------
+
+
+async def issue_execution_tokens(
+    session: AsyncSession, settings: Settings, process: Process, family_id: uuid.UUID | None = None
+) -> TokenPair:
+    access = issuer_for(settings).issue(
+        str(process.id),
+        settings.execution_token_ttl,
+        typ="execution",
+        ws=str(process.workspace_id),
+        usr=str(process.user_id) if process.user_id else None,
+    )
+    refresh_token = new_opaque_token(REFRESH_PREFIX)
+    session.add(
+        RefreshToken(
+            process_id=process.id,
+            workspace_id=process.workspace_id,
+            family_id=family_id or uuid.uuid4(),
+            token_hash=hash_token(refresh_token),
+            expires_at=utcnow() + timedelta(seconds=settings.refresh_token_ttl),
+        )
+    )
+    await session.flush()
+    return TokenPair(access, refresh_token, settings.execution_token_ttl)
+
+
+async def refresh_execution(db: Database, settings: Settings, token: str) -> TokenPair:
+    async def issue(session: AsyncSession, row: RefreshToken) -> TokenPair:
+        if row.process_id is None:
+            raise Unauthorized("invalid refresh token")
+        process = (await session.exec(select(Process).where(Process.id == row.process_id))).first()
+        if process is None:
+            raise Unauthorized("invalid refresh token")
+        return await issue_execution_tokens(session, settings, process, family_id=row.family_id)
+
+    return await _rotating(db, token, issue)
+
+
+# -- API keys ----------------------------------------------------------------------------------
+
+
+def validate_privileges(privileges: list[str], field: str = "privileges") -> None:
+    unknown = unknown_privileges(privileges)
+    if unknown:
+        raise ValidationFailed.one(field, f"unknown privileges: {', '.join(sorted(unknown))}")
+
+
+async def create_api_key(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    name: str,
+    *,
+    user_id: uuid.UUID | None = None,
+    description: str = "",
+    privileges: list[str] | None = None,
+    process_scopes: list[dict[str, Any]] | None = None,
+    expires_at: datetime | None = None,
+) -> IssuedApiKey:
+    if not name.strip():
+        raise ValidationFailed.one("name", "must not be empty")
+    privileges = sorted(ALL_PRIVILEGES) if privileges is None else sorted(set(privileges))
+    validate_privileges(privileges)
+    if expires_at is not None and expires_at <= utcnow():
+        raise ValidationFailed.one("expiresAt", "must be in the future")
+    prefix = new_opaque_token("")[1:13].replace("-", "x").replace("_", "y")
+    token = f"{API_KEY_PREFIX}_{prefix}_{new_opaque_token('')[1:]}"
+    key = ApiKey(
+        workspace_id=workspace_id,
+        user_id=user_id,
+        name=name.strip(),
+        description=description,
+        prefix=prefix,
+        key_hash=hash_token(token),
+        privileges=privileges,
+        process_scopes=process_scopes or [],
+        expires_at=expires_at,
+    )
+    session.add(key)
+    await session.flush()
+    return IssuedApiKey(key, token)
+
+
+def _api_key_prefix(token: str) -> str | None:
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != API_KEY_PREFIX or len(parts[1]) != 12:
+        return None
+    return parts[1]
+
+
+# -- bearer -> principal -----------------------------------------------------------------------
+
+
+async def user_principal(session: AsyncSession, user: User) -> Principal:
+    rows = await session.exec(select(Membership).where(Membership.user_id == user.id))
+    memberships = list(rows.all())
+    return Principal(
+        kind=PrincipalKind.USER,
+        user_id=user.id,
+        grants={m.workspace_id: ROLE_PRIVILEGES[Role(m.role)] for m in memberships},
+        roles={m.workspace_id: str(m.role) for m in memberships},
+    )
+
+
+async def authenticate(session: AsyncSession, settings: Settings, bearer: str | None) -> Principal:
+    """The caller behind `Authorization: Bearer …`: a user JWT, an execution JWT or an API key."""
+    if not bearer:
+        return ANONYMOUS
+    token = bearer.strip()
+    if looks_like_jwt(token):
+        return await _jwt_principal(session, settings, token)
+    prefix = _api_key_prefix(token)
+    if prefix is None:
+        raise Unauthorized("invalid credentials")
+    return await _api_key_principal(session, token, prefix)
+
+
+async def _jwt_principal(session: AsyncSession, settings: Settings, token: str) -> Principal:
+    try:
+        unverified = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError as exc:
+        raise Unauthorized("malformed token") from exc
+    issuer = issuer_for(settings)
+    if unverified.get("typ") == "execution":
+        claims = issuer.verify(token, typ="execution")
+        return await _execution_principal(session, claims)
+    claims = issuer.verify(token, typ="access")
+    try:
+        user_id = uuid.UUID(str(claims["sub"]))
+    except ValueError as exc:
+        raise Unauthorized("invalid token subject") from exc
+    user = (await session.exec(select(User).where(User.id == user_id))).first()
+    if user is None or not user.is_active:
+        raise Unauthorized("account disabled")
+    return await user_principal(session, user)
+
+
+async def _execution_principal(session: AsyncSession, claims: dict[str, Any]) -> Principal:
+    process_id = uuid.UUID(str(claims["sub"]))
+    workspace_id = uuid.UUID(str(claims["ws"]))
+    process = (await session.exec(select(Process).where(Process.id == process_id))).first()
+    if process is None or process.workspace_id != workspace_id:
+        raise Unauthorized("process no longer exists")
+    privileges = EXECUTION_READ | {"process:write"}
+    if process.user_id is not None:
+        membership = (
+            await session.exec(
+                select(Membership)
+                .where(Membership.user_id == process.user_id)
+                .where(Membership.workspace_id == workspace_id)
+            )
+        ).first()
+        if membership is not None:
+            privileges = privileges | ROLE_PRIVILEGES[Role(membership.role)]
+    return Principal(
+        kind=PrincipalKind.EXECUTION,
+        user_id=process.user_id,
+        process_id=process.id,
+        grants={workspace_id: frozenset(privileges)},
+    )
+
+
+async def _api_key_principal(session: AsyncSession, token: str, prefix: str) -> Principal:
+    key = (await session.exec(select(ApiKey).where(ApiKey.prefix == prefix))).first()
+    if key is None or not hmac.compare_digest(key.key_hash, hash_token(token)):
+        raise Unauthorized("invalid API key")
+    now = utcnow()
+    if key.revoked_at is not None:
+        raise Unauthorized("API key revoked")
+    if key.expires_at is not None and key.expires_at <= now:
+        raise Unauthorized("API key expired")
+    await session.exec(
+        update(ApiKey).where(col(ApiKey.number) == key.number).values(last_used_at=now)
+    )
+    await session.commit()
+    privileges = frozenset(key.privileges)
+    if key.user_id is not None:
+        # A key never grants more than its creator still holds in that workspace.
+        membership = (
+            await session.exec(
+                select(Membership)
+                .where(Membership.user_id == key.user_id)
+                .where(Membership.workspace_id == key.workspace_id)
+            )
+        ).first()
+        held = ROLE_PRIVILEGES[Role(membership.role)] if membership else frozenset()
+        privileges = privileges & held
+    return Principal(
+        kind=PrincipalKind.API_KEY,
+        user_id=key.user_id,
+        api_key_id=key.id,
+        grants={key.workspace_id: privileges},
+        process_scopes=tuple(key.process_scopes),
+    )

@@ -1,0 +1,124 @@
+"""Settings from FLOWQL_* environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class Dispatcher(StrEnum):
+    INLINE = "inline"
+    PROCRASTINATE = "procrastinate"
+
+
+class Bus(StrEnum):
+    MEMORY = "memory"
+    POSTGRES = "postgres"
+
+
+class SettingsError(ValueError):
+    """The settings cannot start a server (e.g. production without a secret key)."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FLOWQL_", extra="ignore")
+
+    env: Environment = Environment.DEVELOPMENT
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    secret_key: str | None = None
+    # Fernet keys, comma separated; the first encrypts, all decrypt (rotation).
+    encryption_keys: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    dispatcher: Dispatcher = Dispatcher.INLINE
+    bus: Bus = Bus.MEMORY
+    redis_url: str | None = None
+    demo_accounts: bool | None = None
+    allow_private_networks: bool = False
+    jwt_issuer: str = "flowql"
+    jwt_audience: str = "flowql-api"
+    access_token_ttl: int = Field(default=900, ge=10)
+    refresh_token_ttl: int = Field(default=30 * 24 * 3600, ge=60)
+    execution_token_ttl: int = Field(default=900, ge=10)
+    max_concurrent_processes: int = Field(default=32, ge=1)
+    rate_limits_enabled: bool = True
+    sql_echo: bool = False
+
+    @model_validator(mode="after")
+    def _defaults(self) -> Settings:
+        if self.demo_accounts is None:
+            self.demo_accounts = self.env is Environment.DEVELOPMENT
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.env is Environment.PRODUCTION
+
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy async URL: plain sqlite:/// and postgresql:// get their async driver."""
+        url = self.database_url or f"sqlite:///{(self.data_dir / 'flowql.db').resolve()}"
+        return async_database_url(url)
+
+    def check_startable(self) -> None:
+        if self.is_production:
+            if not self.secret_key:
+                raise SettingsError("FLOWQL_SECRET_KEY must be set in production")
+            if not self.encryption_keys:
+                raise SettingsError("FLOWQL_ENCRYPTION_KEYS must be set in production")
+            if self.demo_accounts:
+                raise SettingsError("FLOWQL_DEMO_ACCOUNTS must be off in production")
+
+    def with_generated_keys(self) -> Settings:
+        """Development: keys kept in the data directory so restarts keep sessions and secrets."""
+        if self.secret_key and self.encryption_keys:
+            return self
+        if self.is_production:
+            self.check_startable()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        updates: dict[str, Any] = {}
+        if not self.secret_key:
+            updates["secret_key"] = _read_or_create(
+                self.data_dir / "secret.key", lambda: secrets.token_urlsafe(48)
+            )
+        if not self.encryption_keys:
+            updates["encryption_keys"] = _read_or_create(
+                self.data_dir / "encryption.key", lambda: Fernet.generate_key().decode()
+            )
+        return self.model_copy(update=updates)
+
+
+def async_database_url(url: str) -> str:
+    if url.startswith("sqlite:"):
+        return "sqlite+aiosqlite:" + url[len("sqlite:") :]
+    for prefix in ("postgresql:", "postgres:", "postgresql+psycopg2:"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg:" + url[len(prefix) :]
+    return url
+
+
+def sync_database_url(url: str) -> str:
+    """Alembic runs migrations on a synchronous connection."""
+    if url.startswith("sqlite+aiosqlite:"):
+        return "sqlite:" + url[len("sqlite+aiosqlite:") :]
+    return url  # postgresql+psycopg works synchronously too
+
+
+def _read_or_create(path: Path, make: Any) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    value: str = make()
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return value
