@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextvars
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +18,28 @@ from flowql.settings import Settings, sync_database_url
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
-# Counts SQL statements for whoever set a counter (tests and benchmarks of N+1 behaviour).
-statement_counter: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
-    "statement_counter", default=None
-)
+
+@dataclass
+class StatementLog:
+    """Records SQL statements while on (tests and benchmarks of N+1 behaviour)."""
+
+    recording: bool = False
+    statements: list[str] = field(default_factory=list)
+
+    def start(self) -> None:
+        self.statements.clear()
+        self.recording = True
+
+    def stop(self) -> list[str]:
+        self.recording = False
+        return list(self.statements)
 
 
 @dataclass
 class Database:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    statement_log: StatementLog = field(default_factory=StatementLog)
 
     @property
     def is_sqlite(self) -> bool:
@@ -60,19 +71,19 @@ def create_database(settings: Settings) -> Database:
     else:
         kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
     engine = create_async_engine(url, **kwargs)
-    _install_hooks(engine)
+    log = StatementLog()
+    _install_hooks(engine, log)
     sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
-    return Database(engine=engine, sessions=sessions)
+    return Database(engine=engine, sessions=sessions, statement_log=log)
 
 
-def _install_hooks(engine: AsyncEngine) -> None:
+def _install_hooks(engine: AsyncEngine, log: StatementLog) -> None:
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "before_cursor_execute")
-    def _count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        counter = statement_counter.get()
-        if counter is not None:
-            counter.append(statement)
+    def _record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if log.recording:
+            log.statements.append(statement)
 
     if engine.dialect.name == "sqlite":
 

@@ -1,0 +1,222 @@
+"""flowql serve | worker | db upgrade | user create | apikey create | schema print."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlmodel import select
+
+from flowql.errors import DomainError
+from flowql.settings import Settings, SettingsError
+
+
+def _settings() -> Settings:
+    return Settings().with_generated_keys()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from flowql.app import create_app
+    from flowql.db import create_database, upgrade
+    from flowql.services.demo import ensure_demo_account
+
+    settings = _settings()
+    settings = settings.model_copy(
+        update={"host": args.host or settings.host, "port": args.port or settings.port}
+    )
+    settings.check_startable()
+    upgrade(settings)
+    if settings.demo_accounts:
+
+        async def seed() -> None:
+            db = create_database(settings)
+            try:
+                demo = await ensure_demo_account(db)
+            finally:
+                await db.dispose()
+            print(
+                f"flowql demo account: {demo.email} / {demo.password} (workspace {demo.workspace!r})\n"
+                f'  log in: mutation {{ login(email: "{demo.email}", password: "{demo.password}")'
+                " { accessToken } }",
+                flush=True,
+            )
+
+        asyncio.run(seed())
+    print(f"flowql serving GraphiQL at http://{settings.host}:{settings.port}/graphql", flush=True)
+    app = create_app(settings, run_worker=not args.no_worker)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        lifespan="on",
+        ws="websockets-sansio",
+    )
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from flowql.db import upgrade
+
+    upgrade(_settings())
+    print("database is at the newest migration")
+    return 0
+
+
+async def _user_create(args: argparse.Namespace) -> str:
+    from flowql.db import create_database, upgrade
+    from flowql.models import Role
+    from flowql.services.auth import create_user
+    from flowql.services.workspaces import add_member, create_workspace, workspace_by_name
+
+    settings = _settings()
+    upgrade(settings)
+    db = create_database(settings)
+    try:
+        async with db.transaction() as session:
+            user = await create_user(session, args.email, args.password)
+            role = Role(args.role)
+            workspace = await workspace_by_name(session, args.workspace) if args.workspace else None
+            if args.workspace and workspace is None:
+                workspace = await create_workspace(session, user, args.workspace)
+                if role is not Role.OWNER:
+                    await add_member(session, workspace, user, role)
+            elif workspace is not None:
+                await add_member(session, workspace, user, role)
+            return str(user.id)
+    finally:
+        await db.dispose()
+
+
+def cmd_user_create(args: argparse.Namespace) -> int:
+    user_id = asyncio.run(_user_create(args))
+    print(user_id)
+    return 0
+
+
+async def _apikey_create(args: argparse.Namespace) -> str:
+    from flowql.db import create_database, upgrade
+    from flowql.errors import NotFound
+    from flowql.models import Membership, Role
+    from flowql.services.auth import create_api_key
+    from flowql.services.workspaces import workspace_by_name
+
+    settings = _settings()
+    upgrade(settings)
+    db = create_database(settings)
+    try:
+        async with db.transaction() as session:
+            workspace = await workspace_by_name(session, args.workspace)
+            if workspace is None:
+                raise NotFound("Workspace")
+            owner = (
+                await session.exec(
+                    select(Membership)
+                    .where(Membership.workspace_id == workspace.id)
+                    .where(Membership.role == Role.OWNER)
+                )
+            ).first()
+            issued = await create_api_key(
+                session,
+                workspace.id,
+                args.name,
+                user_id=owner.user_id if owner else None,
+                description=args.description or "",
+                privileges=args.privilege or None,
+            )
+            return issued.token
+    finally:
+        await db.dispose()
+
+
+def cmd_apikey_create(args: argparse.Namespace) -> int:
+    token = asyncio.run(_apikey_create(args))
+    print("API key created; it is shown only this once:", file=sys.stderr)
+    print(token)
+    return 0
+
+
+def cmd_schema_print(args: argparse.Namespace) -> int:
+    from flowql.schema import build_schema
+
+    sdl = str(build_schema()) + "\n"
+    if args.output:
+        Path(args.output).write_text(sdl)
+    else:
+        sys.stdout.write(sdl)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from flowql.engine.worker import run_worker
+
+    return run_worker(_settings(), concurrency=args.concurrency, queues=args.queues)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flowql", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the API server (and, by default, process workers)")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--no-worker", action="store_true", help="API only: run no processes")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run procrastinate workers (PostgreSQL)")
+    worker.add_argument("--concurrency", type=int, default=4)
+    worker.add_argument("--queues", nargs="*", default=None)
+    worker.set_defaults(func=cmd_worker)
+
+    db = sub.add_parser("db", help="database commands").add_subparsers(
+        dest="db_command", required=True
+    )
+    db.add_parser("upgrade", help="apply every migration").set_defaults(func=cmd_db_upgrade)
+
+    user = sub.add_parser("user", help="user commands").add_subparsers(
+        dest="user_command", required=True
+    )
+    create = user.add_parser("create", help="create a user")
+    create.add_argument("--email", required=True)
+    create.add_argument("--password", required=True)
+    create.add_argument("--workspace", help="join (or create, as owner) this workspace")
+    create.add_argument("--role", default="owner", choices=["owner", "admin", "member"])
+    create.set_defaults(func=cmd_user_create)
+
+    apikey = sub.add_parser("apikey", help="API key commands").add_subparsers(
+        dest="apikey_command", required=True
+    )
+    key = apikey.add_parser("create", help="issue an API key; the key is the last line of stdout")
+    key.add_argument("--workspace", required=True)
+    key.add_argument("--name", required=True)
+    key.add_argument("--description", default="")
+    key.add_argument("--privilege", action="append", help="repeatable; none given: all privileges")
+    key.set_defaults(func=cmd_apikey_create)
+
+    schema = sub.add_parser("schema", help="schema commands").add_subparsers(
+        dest="schema_command", required=True
+    )
+    printer = schema.add_parser("print", help="print the GraphQL SDL")
+    printer.add_argument("--output", "-o", help="write to this file instead of stdout")
+    printer.set_defaults(func=cmd_schema_print)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except (DomainError, SettingsError) as exc:
+        print(f"flowql: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Runs processes: agent types, the runner, triggers, dispatchers, outgoing webhook deliveries."""

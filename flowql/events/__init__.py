@@ -1,0 +1,1 @@
+"""The event bus behind subscriptions and webhooks: memory (embedded) or PostgreSQL LISTEN/NOTIFY."""

@@ -1,0 +1,135 @@
+"""Per-request dataloaders (aiodataloader): one batched statement per relation and request.
+
+Loaders are made lazily and kept on the request's `Loaders`; each batch opens a short session
+of its own, so loaders firing in the same tick never share a connection.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
+
+from aiodataloader import DataLoader
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from flowql.db import Database
+from flowql.models import Agent, AgentSource, Row
+
+R = TypeVar("R", bound=Row)
+
+
+class Loaders:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._loaders: dict[Hashable, DataLoader] = {}
+
+    def _get(self, key: Hashable, batch: Callable[[list[Any]], Any]) -> DataLoader:
+        loader = self._loaders.get(key)
+        if loader is None:
+            loader = DataLoader(batch_load_fn=batch, max_batch_size=1000)
+            self._loaders[key] = loader
+        return loader
+
+    def clear(self) -> None:
+        self._loaders.clear()
+
+    # -- generic shapes --------------------------------------------------------------------
+
+    def by_id(self, model: type[R]) -> DataLoader:
+        """id -> row or None."""
+
+        async def batch(ids: list[uuid.UUID]) -> list[R | None]:
+            async with self._db.read() as session:
+                rows = (await session.exec(select(model).where(col(model.id).in_(ids)))).all()
+            found = {row.id: row for row in rows}
+            return [found.get(i) for i in ids]
+
+        return self._get(("by_id", model), batch)
+
+    def children(self, model: type[R], fk: str, order_desc: bool = False) -> DataLoader:
+        """parent id -> list of rows whose `fk` column is that id, ordered by number."""
+
+        async def batch(ids: list[uuid.UUID]) -> list[list[R]]:
+            column = getattr(model, fk)
+            order = col(model.number).desc() if order_desc else col(model.number)
+            async with self._db.read() as session:
+                stmt = select(model).where(column.in_(ids)).order_by(order)
+                rows = (await session.exec(stmt)).all()
+            grouped: dict[uuid.UUID, list[R]] = defaultdict(list)
+            for row in rows:
+                grouped[getattr(row, fk)].append(row)
+            return [grouped.get(i, []) for i in ids]
+
+        return self._get(("children", model, fk, order_desc), batch)
+
+    def latest(self, model: type[R], fk: str) -> DataLoader:
+        """(parent id, n) -> the parent's n newest rows, newest first: one windowed statement."""
+
+        async def batch(keys: list[tuple[uuid.UUID, int]]) -> list[list[R]]:
+            column = getattr(model, fk)
+            limit = max(n for _, n in keys)
+            ids = list({parent for parent, _ in keys})
+            rank = (
+                func.row_number()
+                .over(partition_by=column, order_by=col(model.number).desc())
+                .label("rank")
+            )
+            ranked = select(col(model.number).label("n"), rank).where(column.in_(ids)).subquery()
+            stmt = (
+                select(model)
+                .join(ranked, col(model.number) == ranked.c.n)
+                .where(ranked.c.rank <= limit)
+                .order_by(col(model.number).desc())
+            )
+            async with self._db.read() as session:
+                rows = (await session.exec(stmt)).all()
+            grouped: dict[uuid.UUID, list[R]] = defaultdict(list)
+            for row in rows:
+                grouped[getattr(row, fk)].append(row)
+            return [grouped.get(parent, [])[:n] for parent, n in keys]
+
+        return self._get(("latest", model, fk), batch)
+
+    def count(self, model: type[R], fk: str) -> DataLoader:
+        """parent id -> number of rows pointing at it."""
+
+        async def batch(ids: list[uuid.UUID]) -> list[int]:
+            column = getattr(model, fk)
+            stmt = select(column, func.count()).where(column.in_(ids)).group_by(column)
+            async with self._db.read() as session:
+                counts = dict((await session.exec(stmt)).all())
+            return [counts.get(i, 0) for i in ids]
+
+        return self._get(("count", model, fk), batch)
+
+    # -- agent graph -----------------------------------------------------------------------
+
+    def agent_sources(self) -> DataLoader:
+        """agent id -> the agents it receives messages from."""
+        return self._links("receiver_id", "source_id")
+
+    def agent_receivers(self) -> DataLoader:
+        """agent id -> the agents that receive its messages."""
+        return self._links("source_id", "receiver_id")
+
+    def _links(self, this: str, other: str) -> DataLoader:
+        async def batch(ids: list[uuid.UUID]) -> list[list[Agent]]:
+            this_col = getattr(AgentSource, this)
+            other_col = getattr(AgentSource, other)
+            stmt = (
+                select(this_col, Agent)
+                .join(Agent, col(Agent.id) == other_col)
+                .where(this_col.in_(ids))
+                .order_by(col(Agent.number))
+            )
+            async with self._db.read() as session:
+                rows = (await session.exec(stmt)).all()
+            grouped: dict[uuid.UUID, list[Agent]] = defaultdict(list)
+            for key, agent in rows:
+                grouped[key].append(agent)
+            return [grouped.get(i, []) for i in ids]
+
+        return self._get(("links", this), batch)

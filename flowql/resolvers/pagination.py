@@ -1,0 +1,82 @@
+"""Cursor (and offset) pagination over any statement, keyed on the sequential `number`."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
+
+from flowql.errors import ValidationFailed
+from flowql.models import Row
+
+R = TypeVar("R", bound=Row)
+
+DEFAULT_PAGE = 20
+MAX_PAGE = 100
+
+
+@dataclass(frozen=True)
+class PageArgs:
+    first: int | None = None
+    after: str | None = None
+    offset: int | None = None
+    descending: bool = True
+
+
+@dataclass
+class Page(Generic[R]):
+    rows: list[R]
+    has_next: bool
+    has_previous: bool
+    total: int
+
+    @staticmethod
+    def cursor(row: Row) -> str:
+        return encode_cursor(row.number or 0)
+
+
+def encode_cursor(number: int) -> str:
+    return base64.urlsafe_b64encode(f"n:{number}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        kind, _, value = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
+        if kind != "n":
+            raise ValueError(cursor)
+        return int(value)
+    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
+        raise ValidationFailed.one("after", "not a valid cursor") from exc
+
+
+async def paginate(
+    session: AsyncSession, model: type[R], stmt: SelectOfScalar[R], args: PageArgs
+) -> Page[R]:
+    first = DEFAULT_PAGE if args.first is None else args.first
+    if first < 0 or first > MAX_PAGE:
+        raise ValidationFailed.one("first", f"must be between 0 and {MAX_PAGE}")
+    if args.offset is not None and args.offset < 0:
+        raise ValidationFailed.one("offset", "must not be negative")
+    count_stmt: Any = select(func.count()).select_from(stmt.subquery())
+    total = (await session.exec(count_stmt)).one()
+    number = col(model.number)
+    page_stmt = stmt.order_by(number.desc() if args.descending else number)
+    has_previous = False
+    if args.after:
+        edge = decode_cursor(args.after)
+        page_stmt = page_stmt.where(number < edge if args.descending else number > edge)
+        has_previous = True
+    elif args.offset:
+        page_stmt = page_stmt.offset(args.offset)
+        has_previous = args.offset > 0
+    rows = list((await session.exec(page_stmt.limit(first + 1))).all())
+    return Page(
+        rows=rows[:first], has_next=len(rows) > first, has_previous=has_previous, total=int(total)
+    )

@@ -1,0 +1,69 @@
+"""Workflow and agent resolvers: arguments in, service call, rows out."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flowql.models import Agent, Workflow
+from flowql.resolvers.context import Context
+from flowql.resolvers.pagination import Page, PageArgs, paginate
+from flowql.services import workflows as service
+from flowql.services.uow import unit_of_work
+from flowql.services.workflows import AgentSpec, WorkflowFilter
+
+
+async def list_workflows(ctx: Context, filters: WorkflowFilter, page: PageArgs) -> Page[Workflow]:
+    stmt = service.list_statement(ctx.principal, filters)
+    async with ctx.db.read() as session:
+        return await paginate(session, Workflow, stmt, page)
+
+
+async def workflow(ctx: Context, ident: uuid.UUID | int) -> Workflow:
+    async with ctx.db.read() as session:
+        return await service.get_workflow(session, ctx.principal, ident)
+
+
+async def agent(ctx: Context, ident: uuid.UUID | int) -> Agent:
+    async with ctx.db.read() as session:
+        return await service.get_agent(session, ctx.principal, ident)
+
+
+async def create_workflow(ctx: Context, agents: list[AgentSpec] | None, **fields: Any) -> Workflow:
+    async with unit_of_work(ctx.runtime) as uow:
+        return await service.create_workflow(
+            uow.session, ctx.principal, ctx.box, agents=agents, **fields
+        )
+
+
+async def update_workflow(
+    ctx: Context, ident: uuid.UUID, agents: list[AgentSpec] | None, **fields: Any
+) -> Workflow:
+    async with unit_of_work(ctx.runtime) as uow:
+        return await service.update_workflow(
+            uow.session, ctx.principal, ctx.box, ident, agents=agents, **fields
+        )
+
+
+async def delete_workflow(ctx: Context, ident: uuid.UUID) -> Workflow:
+    async with unit_of_work(ctx.runtime) as uow:
+        return await service.delete_workflow(uow.session, ctx.principal, ident)
+
+
+async def create_agent(
+    ctx: Context, workflow_id: uuid.UUID, spec: AgentSpec, source_ids: list[uuid.UUID] | None
+) -> Agent:
+    async with unit_of_work(ctx.runtime) as uow:
+        return await service.create_agent(
+            uow.session, ctx.principal, ctx.box, workflow_id, spec, source_ids
+        )
+
+
+async def update_agent(ctx: Context, ident: uuid.UUID, **fields: Any) -> Agent:
+    async with unit_of_work(ctx.runtime) as uow:
+        return await service.update_agent(uow.session, ctx.principal, ctx.box, ident, **fields)
+
+
+async def delete_agent(ctx: Context, ident: uuid.UUID) -> Agent:
+    async with unit_of_work(ctx.runtime) as uow:
+        return await service.delete_agent(uow.session, ctx.principal, ident)

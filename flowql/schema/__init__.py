@@ -1,0 +1,71 @@
+"""The one Strawberry schema: Query, Mutation (and later Subscription) merged from domain modules."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
+
+from flowql.errors import DomainError
+from flowql.schema.errors import ErrorCodes
+
+DOMAINS = (
+    "auth",
+    "workspaces",
+    "workflows",
+    "processes",
+    "scenarios",
+    "integrations",
+    "forms",
+    "webhooks",
+    "apikeys",
+)
+
+
+def _parts(kind: str) -> tuple[type[Any], ...]:
+    parts = []
+    for name in DOMAINS:
+        try:
+            module = importlib.import_module(f"flowql.schema.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"flowql.schema.{name}":
+                raise
+            continue
+        part = getattr(module, kind, None)
+        definition = getattr(part, "__strawberry_definition__", None)
+        if definition is not None and definition.fields:
+            parts.append(part)
+    return tuple(parts)
+
+
+class FlowqlSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # Expected failures (not found, forbidden, invalid input) are answers, not incidents.
+        unexpected = [e for e in errors if not isinstance(e.original_error, DomainError)]
+        if unexpected:
+            super().process_errors(unexpected, execution_context)
+
+
+def build_schema(production: bool = False) -> strawberry.Schema:
+    query = merge_types("Query", _parts("Query"))
+    mutation = merge_types("Mutation", _parts("Mutation"))
+    subscriptions = _parts("Subscription")
+    subscription = merge_types("Subscription", subscriptions) if subscriptions else None
+    return FlowqlSchema(
+        query=query,
+        mutation=mutation,
+        subscription=subscription,
+        extensions=[
+            ErrorCodes(production=production),
+            QueryDepthLimiter(max_depth=12),
+            MaxTokensLimiter(max_token_count=20000),
+            MaxAliasesLimiter(max_alias_count=50),
+        ],
+    )

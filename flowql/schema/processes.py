@@ -1,0 +1,154 @@
+"""Processes: runs of a workflow or a scenario, with their steps and logs."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from strawberry.scalars import JSON
+
+from flowql import models
+from flowql.resolvers import processes as resolve
+from flowql.schema.base import Connection, FromRow, Info, ident, page_args
+from flowql.services.processes import ProcessFilter
+
+if TYPE_CHECKING:
+    from flowql.schema.workflows import Agent, Event, Workflow
+
+ProcessStatus = strawberry.enum(models.ProcessStatus, name="ProcessStatus")
+StepStatus = strawberry.enum(models.StepStatus, name="StepStatus")
+LogLevel = strawberry.enum(models.LogLevel, name="LogLevel")
+
+WorkflowRef = Annotated["Workflow", strawberry.lazy("flowql.schema.workflows")]
+AgentRef = Annotated["Agent", strawberry.lazy("flowql.schema.workflows")]
+EventRef = Annotated["Event", strawberry.lazy("flowql.schema.workflows")]
+
+
+@strawberry.type
+class ProcessStep(FromRow):
+    id: uuid.UUID
+    number: int
+    process_id: uuid.UUID
+    agent_id: uuid.UUID
+    input_message_id: uuid.UUID | None
+    status: StepStatus
+    attempt: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    output_message_ids: list[str]
+    created_at: datetime
+
+    @strawberry.field
+    async def agent(self, info: Info) -> AgentRef | None:
+        from flowql.schema.workflows import Agent
+
+        return Agent.maybe(await info.context.loaders.by_id(models.Agent).load(self.agent_id))
+
+
+@strawberry.type
+class ProcessLog(FromRow):
+    id: uuid.UUID
+    number: int
+    process_id: uuid.UUID
+    step_id: uuid.UUID | None
+    level: LogLevel
+    message: str
+    data: JSON
+    created_at: datetime
+
+
+@strawberry.type
+class Process(FromRow):
+    id: uuid.UUID
+    number: int
+    workspace_id: uuid.UUID
+    workflow_id: uuid.UUID | None
+    scenario_id: uuid.UUID | None
+    trigger_id: uuid.UUID | None
+    event_id: uuid.UUID | None
+    user_id: uuid.UUID | None
+    status: ProcessStatus
+    title: str
+    input: JSON
+    output: JSON | None
+    error: str | None
+    state: str | None
+    vars: JSON
+    result: JSON | None
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    last_activity_at: datetime | None
+
+    @strawberry.field
+    async def workflow(self, info: Info) -> WorkflowRef | None:
+        from flowql.schema.workflows import Workflow
+
+        if self.workflow_id is None:
+            return None
+        return Workflow.maybe(
+            await info.context.loaders.by_id(models.Workflow).load(self.workflow_id)
+        )
+
+    @strawberry.field
+    async def event(self, info: Info) -> EventRef | None:
+        from flowql.schema.workflows import Event
+
+        if self.event_id is None:
+            return None
+        return Event.maybe(await info.context.loaders.by_id(models.Event).load(self.event_id))
+
+    @strawberry.field
+    async def steps(self, info: Info) -> list[ProcessStep]:
+        rows = await info.context.loaders.children(models.ProcessStep, "process_id").load(self.id)
+        return ProcessStep.from_rows(rows)
+
+    @strawberry.field(description="Log lines in the order they were written.")
+    async def logs(self, info: Info) -> list[ProcessLog]:
+        rows = await info.context.loaders.children(models.ProcessLog, "process_id").load(self.id)
+        return ProcessLog.from_rows(rows)
+
+
+@strawberry.input
+class ProcessFilterInput:
+    workspace_id: uuid.UUID | None = None
+    workflow_id: uuid.UUID | None = None
+    scenario_id: uuid.UUID | None = None
+    statuses: list[ProcessStatus] | None = None
+    search: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    async def processes(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        offset: int | None = None,
+        filter: ProcessFilterInput | None = None,
+    ) -> Connection[Process]:
+        f = filter or ProcessFilterInput()
+        filters = ProcessFilter(
+            workspace_id=f.workspace_id,
+            workflow_id=f.workflow_id,
+            scenario_id=f.scenario_id,
+            statuses=list(f.statuses or []),
+            search=f.search,
+            created_after=f.created_after,
+            created_before=f.created_before,
+        )
+        page = await resolve.list_processes(info.context, filters, page_args(first, after, offset))
+        return Connection.of(page, Process.from_row)
+
+    @strawberry.field
+    async def process(
+        self, info: Info, id: uuid.UUID | None = None, number: int | None = None
+    ) -> Process:
+        return Process.from_row(await resolve.process(info.context, ident(id, number)))

@@ -1,0 +1,374 @@
+"""Workflows, agents, messages, triggers and events."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from strawberry.scalars import JSON
+
+from flowql import models
+from flowql.engine.registry import secret_fields
+from flowql.resolvers import workflows as resolve
+from flowql.schema.base import Connection, FromRow, Info, ident, page_args
+from flowql.services.workflows import REDACTED, AgentSpec, WorkflowFilter
+
+if TYPE_CHECKING:
+    from flowql.schema.processes import Process
+    from flowql.schema.workspaces import Workspace
+
+WorkflowStatus = strawberry.enum(models.WorkflowStatus, name="WorkflowStatus")
+TriggerType = strawberry.enum(models.TriggerType, name="TriggerType")
+
+ProcessConn = Annotated["Process", strawberry.lazy("flowql.schema.processes")]
+WorkspaceRef = Annotated["Workspace", strawberry.lazy("flowql.schema.workspaces")]
+
+
+@strawberry.type
+class Message(FromRow):
+    id: uuid.UUID
+    number: int
+    workspace_id: uuid.UUID
+    agent_id: uuid.UUID
+    workflow_id: uuid.UUID
+    process_id: uuid.UUID | None
+    payload: JSON
+    created_at: datetime
+    expires_at: datetime | None
+
+    @strawberry.field
+    async def agent(self, info: Info) -> Agent | None:
+        return Agent.maybe(await info.context.loaders.by_id(models.Agent).load(self.agent_id))
+
+
+@strawberry.type
+class Agent(FromRow):
+    id: uuid.UUID
+    number: int
+    workspace_id: uuid.UUID
+    workflow_id: uuid.UUID
+    name: str
+    type: str
+    disabled: bool
+    keep_messages_for: int | None
+    max_retries: int
+    timeout_seconds: float | None
+    created_at: datetime
+    updated_at: datetime | None
+    raw_options: strawberry.Private[JSON]
+
+    @classmethod
+    def from_row(cls, row: models.Agent) -> Agent:  # type: ignore[override]
+        return cls(
+            id=row.id,
+            number=row.number or 0,
+            workspace_id=row.workspace_id,
+            workflow_id=row.workflow_id,
+            name=row.name,
+            type=row.type,
+            disabled=row.disabled,
+            keep_messages_for=row.keep_messages_for,
+            max_retries=row.max_retries,
+            timeout_seconds=row.timeout_seconds,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            raw_options=row.options,
+        )
+
+    @strawberry.field(description="The agent's options; secret values are shown as ********.")
+    def options(self) -> JSON:
+        shown = dict(self.raw_options)
+        for name in secret_fields(self.type):
+            if shown.get(name) is not None:
+                shown[name] = REDACTED
+        return shown
+
+    @strawberry.field
+    async def workflow(self, info: Info) -> Workflow | None:
+        row = await info.context.loaders.by_id(models.Workflow).load(self.workflow_id)
+        return Workflow.maybe(row)
+
+    @strawberry.field(description="The agents this agent receives messages from.")
+    async def sources(self, info: Info) -> list[Agent]:
+        return Agent.from_rows(await info.context.loaders.agent_sources().load(self.id))
+
+    @strawberry.field(description="The agents that receive this agent's messages.")
+    async def receivers(self, info: Info) -> list[Agent]:
+        return Agent.from_rows(await info.context.loaders.agent_receivers().load(self.id))
+
+    @strawberry.field
+    async def messages_count(self, info: Info) -> int:
+        count: int = await info.context.loaders.count(models.Message, "agent_id").load(self.id)
+        return count
+
+    @strawberry.field(description="The agent's newest messages, newest first.")
+    async def messages(self, info: Info, last: int = 5) -> list[Message]:
+        last = max(0, min(last, 100))
+        rows = await info.context.loaders.latest(models.Message, "agent_id").load((self.id, last))
+        return Message.from_rows(rows)
+
+
+@strawberry.type
+class Trigger(FromRow):
+    id: uuid.UUID
+    number: int
+    workspace_id: uuid.UUID
+    workflow_id: uuid.UUID
+    agent_id: uuid.UUID | None
+    type: TriggerType
+    name: str
+    active: bool
+    path: str | None
+    settings: JSON
+    outputs: list[str]
+    next_run_at: datetime | None
+    last_fired_at: datetime | None
+    created_at: datetime
+
+
+@strawberry.type
+class Event(FromRow):
+    id: uuid.UUID
+    number: int
+    trigger_id: uuid.UUID | None
+    trigger_type: str
+    data: JSON
+    meta: JSON
+    created_at: datetime
+
+
+@strawberry.type
+class Workflow(FromRow):
+    id: uuid.UUID
+    number: int
+    workspace_id: uuid.UUID
+    name: str
+    description: str
+    status: WorkflowStatus
+    variables: JSON
+    manager_id: uuid.UUID | None
+    is_public: bool
+    endpoints_are_private: bool
+    default_path: str
+    environment: str
+    created_at: datetime
+    updated_at: datetime | None
+    last_run_at: datetime | None
+    last_deployed_at: datetime | None
+
+    @strawberry.field
+    async def agents(self, info: Info) -> list[Agent]:
+        rows = await info.context.loaders.children(models.Agent, "workflow_id").load(self.id)
+        return Agent.from_rows(rows)
+
+    @strawberry.field
+    async def triggers(self, info: Info) -> list[Trigger]:
+        rows = await info.context.loaders.children(models.Trigger, "workflow_id").load(self.id)
+        return Trigger.from_rows(rows)
+
+    @strawberry.field(description="The workflow's newest processes, newest first.")
+    async def processes(self, info: Info, last: int = 10) -> list[ProcessConn]:
+        from flowql.schema.processes import Process
+
+        last = max(0, min(last, 100))
+        loader = info.context.loaders.latest(models.Process, "workflow_id")
+        return Process.from_rows(await loader.load((self.id, last)))
+
+    @strawberry.field
+    async def workspace(self, info: Info) -> WorkspaceRef | None:
+        from flowql.schema.workspaces import Workspace
+
+        row = await info.context.loaders.by_id(models.Workspace).load(self.workspace_id)
+        return Workspace.maybe(row)
+
+
+# -- inputs ------------------------------------------------------------------------------------
+
+
+@strawberry.input
+class WorkflowFilterInput:
+    workspace_id: uuid.UUID | None = None
+    status: WorkflowStatus | None = None
+    search: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+@strawberry.input(description="An agent inside a workflow input; sources name other agents.")
+class WorkflowAgentInput:
+    name: str
+    type: str
+    options: JSON = strawberry.field(default_factory=dict)
+    sources: list[str] = strawberry.field(default_factory=list)
+    disabled: bool = False
+    keep_messages_for: int | None = None
+    max_retries: int = 0
+    timeout_seconds: float | None = None
+
+    def spec(self) -> AgentSpec:
+        return AgentSpec(
+            name=self.name,
+            type=self.type,
+            options=dict(self.options or {}),
+            sources=list(self.sources),
+            disabled=self.disabled,
+            keep_messages_for=self.keep_messages_for,
+            max_retries=self.max_retries,
+            timeout_seconds=self.timeout_seconds,
+        )
+
+
+@strawberry.input
+class CreateWorkflowInput:
+    name: str
+    workspace_id: uuid.UUID | None = None
+    description: str = ""
+    status: WorkflowStatus = models.WorkflowStatus.DRAFT
+    variables: JSON | None = None
+    agents: list[WorkflowAgentInput] | None = None
+
+
+@strawberry.input
+class UpdateWorkflowInput:
+    name: str | None = None
+    description: str | None = None
+    status: WorkflowStatus | None = None
+    variables: JSON | None = None
+    agents: list[WorkflowAgentInput] | None = strawberry.field(
+        default=None, description="Replaces the whole graph, matching agents by name."
+    )
+
+
+@strawberry.input
+class CreateAgentInput:
+    workflow_id: uuid.UUID
+    name: str
+    type: str
+    options: JSON = strawberry.field(default_factory=dict)
+    source_ids: list[uuid.UUID] | None = None
+    disabled: bool = False
+    keep_messages_for: int | None = None
+    max_retries: int = 0
+    timeout_seconds: float | None = None
+
+
+@strawberry.input
+class UpdateAgentInput:
+    name: str | None = None
+    type: str | None = None
+    options: JSON | None = None
+    source_ids: list[uuid.UUID] | None = None
+    disabled: bool | None = None
+    keep_messages_for: int | None = None
+    max_retries: int | None = None
+    timeout_seconds: float | None = None
+
+
+def _specs(agents: list[WorkflowAgentInput] | None) -> list[AgentSpec] | None:
+    return None if agents is None else [a.spec() for a in agents]
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    async def workflows(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        offset: int | None = None,
+        filter: WorkflowFilterInput | None = None,
+    ) -> Connection[Workflow]:
+        f = filter or WorkflowFilterInput()
+        filters = WorkflowFilter(
+            workspace_id=f.workspace_id,
+            status=f.status,
+            search=f.search,
+            created_after=f.created_after,
+            created_before=f.created_before,
+        )
+        page = await resolve.list_workflows(info.context, filters, page_args(first, after, offset))
+        return Connection.of(page, Workflow.from_row)
+
+    @strawberry.field
+    async def workflow(
+        self, info: Info, id: uuid.UUID | None = None, number: int | None = None
+    ) -> Workflow:
+        return Workflow.from_row(await resolve.workflow(info.context, ident(id, number)))
+
+    @strawberry.field
+    async def agent(
+        self, info: Info, id: uuid.UUID | None = None, number: int | None = None
+    ) -> Agent:
+        return Agent.from_row(await resolve.agent(info.context, ident(id, number)))
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    async def create_workflow(self, info: Info, input: CreateWorkflowInput) -> Workflow:
+        row = await resolve.create_workflow(
+            info.context,
+            _specs(input.agents),
+            workspace_id=input.workspace_id,
+            name=input.name,
+            description=input.description,
+            status=input.status,
+            variables=input.variables,
+        )
+        return Workflow.from_row(row)
+
+    @strawberry.mutation
+    async def update_workflow(
+        self, info: Info, id: uuid.UUID, input: UpdateWorkflowInput
+    ) -> Workflow:
+        row = await resolve.update_workflow(
+            info.context,
+            id,
+            _specs(input.agents),
+            name=input.name,
+            description=input.description,
+            status=input.status,
+            variables=input.variables,
+        )
+        return Workflow.from_row(row)
+
+    @strawberry.mutation
+    async def delete_workflow(self, info: Info, id: uuid.UUID) -> Workflow:
+        return Workflow.from_row(await resolve.delete_workflow(info.context, id))
+
+    @strawberry.mutation
+    async def create_agent(self, info: Info, input: CreateAgentInput) -> Agent:
+        spec = AgentSpec(
+            name=input.name,
+            type=input.type,
+            options=dict(input.options or {}),
+            disabled=input.disabled,
+            keep_messages_for=input.keep_messages_for,
+            max_retries=input.max_retries,
+            timeout_seconds=input.timeout_seconds,
+        )
+        row = await resolve.create_agent(info.context, input.workflow_id, spec, input.source_ids)
+        return Agent.from_row(row)
+
+    @strawberry.mutation
+    async def update_agent(self, info: Info, id: uuid.UUID, input: UpdateAgentInput) -> Agent:
+        row = await resolve.update_agent(
+            info.context,
+            id,
+            name=input.name,
+            type=input.type,
+            options=input.options,
+            source_ids=input.source_ids,
+            disabled=input.disabled,
+            keep_messages_for=input.keep_messages_for,
+            max_retries=input.max_retries,
+            timeout_seconds=input.timeout_seconds,
+        )
+        return Agent.from_row(row)
+
+    @strawberry.mutation
+    async def delete_agent(self, info: Info, id: uuid.UUID) -> Agent:
+        return Agent.from_row(await resolve.delete_agent(info.context, id))
