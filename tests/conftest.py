@@ -1,0 +1,224 @@
+"""Shared fixtures: a migrated database per test (SQLite and PostgreSQL), a live uvicorn server,
+and factories for users, workspaces and tokens.
+
+Storage-touching tests take the `backend` fixture, parametrized over sqlite and postgres.
+PostgreSQL tests run against 127.0.0.1:5432 (FLOWQL_TEST_POSTGRES_URL to change it). With
+CI=true they must run: a missing server fails them loudly; elsewhere they skip with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+from cryptography.fernet import Fernet
+
+from flowql.app import build_runtime, create_app
+from flowql.db import upgrade
+from flowql.models import Role
+from flowql.services.auth import create_api_key, create_user, login
+from flowql.services.runtime import Runtime
+from flowql.services.workspaces import add_member, create_workspace
+from flowql.settings import Settings
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+POSTGRES_URL = os.environ.get("FLOWQL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
+TEMPLATE_DB = "flowql_test_template"
+PASSWORD = "correct-horse-battery"
+
+
+def postgres_available() -> str | None:
+    """None when PostgreSQL answers, else the reason it does not."""
+    try:
+        with psycopg.connect(f"{POSTGRES_URL}/postgres", connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc}"
+    return None
+
+
+def require_postgres() -> None:
+    reason = postgres_available()
+    if reason is None:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade(Settings(database_url=f"sqlite:///{path}"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> str:
+    require_postgres()
+    with psycopg.connect(f"{POSTGRES_URL}/postgres", autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            (TEMPLATE_DB,),
+        )
+        conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}"')
+        conn.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
+    upgrade(Settings(database_url=f"{POSTGRES_URL}/{TEMPLATE_DB}"))
+    return TEMPLATE_DB
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    backend: str = request.param
+    return backend
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database for this test."""
+    if backend == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "flowql.db"
+        shutil.copy(template, path)
+        yield f"sqlite:///{path}"
+        return
+    template_name: str = request.getfixturevalue("postgres_template")
+    name = f"flowql_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(f"{POSTGRES_URL}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"')
+    yield f"{POSTGRES_URL}/{name}"
+    with psycopg.connect(f"{POSTGRES_URL}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        data_dir=tmp_path / "data",
+        secret_key="test-secret-key-" + "x" * 32,
+        encryption_keys=Fernet.generate_key().decode(),
+        demo_accounts=False,
+        allow_private_networks=True,
+    )
+
+
+@pytest.fixture
+async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    runtime = build_runtime(settings)
+    yield runtime
+    await runtime.db.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class LiveServer:
+    url: str
+    runtime: Runtime
+    client: httpx.AsyncClient
+
+    async def gql(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        token: str | None = None,
+        expect_errors: bool = False,
+    ) -> dict[str, Any]:
+        """POST a GraphQL operation; returns the whole JSON body."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = await self.client.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+        body: dict[str, Any] = response.json()
+        if not expect_errors and body.get("errors"):
+            raise AssertionError(f"unexpected GraphQL errors: {body['errors']}")
+        return body
+
+
+@pytest.fixture
+async def server(runtime: Runtime) -> AsyncIterator[LiveServer]:
+    """A real uvicorn server on a free loopback port, in this test's event loop."""
+    port = free_port()
+    app = create_app(runtime.settings, runtime)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
+                            ws="websockets-sansio")
+    uv = uvicorn.Server(config)
+    task = asyncio.create_task(uv.serve())
+    for _ in range(200):
+        if uv.started:
+            break
+        await asyncio.sleep(0.02)
+    url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        yield LiveServer(url=url, runtime=runtime, client=client)
+    uv.should_exit = True
+    await task
+
+
+@dataclass
+class Account:
+    user_id: uuid.UUID
+    email: str
+    workspace_id: uuid.UUID
+    token: str
+    refresh_token: str
+
+
+class Factory:
+    """Makes rows through the services, as a user of the API would end up with them."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def account(
+        self, workspace: str | None = None, role: Role = Role.OWNER, join: uuid.UUID | None = None
+    ) -> Account:
+        """A user with its own workspace (or joining `join` with `role`), logged in."""
+        email = f"user-{uuid.uuid4().hex[:10]}@example.com"
+        async with self.runtime.db.transaction() as session:
+            user = await create_user(session, email, PASSWORD)
+            if join is None:
+                ws = await create_workspace(session, user, workspace or f"ws-{email}")
+                workspace_id = ws.id
+            else:
+                from flowql.models import Workspace
+                from sqlmodel import select
+
+                ws = (await session.exec(select(Workspace).where(Workspace.id == join))).one()
+                await add_member(session, ws, user, role)
+                workspace_id = join
+        async with self.runtime.db.transaction() as session:
+            pair = await login(session, self.runtime.settings, email, PASSWORD)
+        return Account(user.id, email, workspace_id, pair.access_token, pair.refresh_token)
+
+    async def api_key(
+        self, account: Account, privileges: list[str] | None = None, **kwargs: Any
+    ) -> str:
+        async with self.runtime.db.transaction() as session:
+            issued = await create_api_key(
+                session, account.workspace_id, "test key", user_id=account.user_id,
+                privileges=privileges, **kwargs
+            )
+        return issued.token
+
+
+@pytest.fixture
+def factory(runtime: Runtime) -> Factory:
+    return Factory(runtime)
