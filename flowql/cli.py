@@ -155,7 +155,8 @@ def cmd_schema_print(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from flowql.engine.worker import run_worker
 
-    return run_worker(_settings(), concurrency=args.concurrency, queues=args.queues)
+    code: int = run_worker(_settings(), concurrency=args.concurrency, queues=args.queues)
+    return code
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,9 +24,9 @@ R = TypeVar("R", bound=Row)
 class Loaders:
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._loaders: dict[Hashable, DataLoader] = {}
+        self._loaders: dict[Hashable, DataLoader[Any, Any]] = {}
 
-    def _get(self, key: Hashable, batch: Callable[[list[Any]], Any]) -> DataLoader:
+    def _get(self, key: Hashable, batch: Callable[[list[Any]], Any]) -> DataLoader[Any, Any]:
         loader = self._loaders.get(key)
         if loader is None:
             loader = DataLoader(batch_load_fn=batch, max_batch_size=1000)
@@ -38,7 +38,7 @@ class Loaders:
 
     # -- generic shapes --------------------------------------------------------------------
 
-    def by_id(self, model: type[R]) -> DataLoader:
+    def by_id(self, model: type[R]) -> DataLoader[Any, Any]:
         """id -> row or None."""
 
         async def batch(ids: list[uuid.UUID]) -> list[R | None]:
@@ -49,7 +49,7 @@ class Loaders:
 
         return self._get(("by_id", model), batch)
 
-    def children(self, model: type[R], fk: str, order_desc: bool = False) -> DataLoader:
+    def children(self, model: type[R], fk: str, order_desc: bool = False) -> DataLoader[Any, Any]:
         """parent id -> list of rows whose `fk` column is that id, ordered by number."""
 
         async def batch(ids: list[uuid.UUID]) -> list[list[R]]:
@@ -65,7 +65,7 @@ class Loaders:
 
         return self._get(("children", model, fk, order_desc), batch)
 
-    def latest(self, model: type[R], fk: str) -> DataLoader:
+    def latest(self, model: type[R], fk: str) -> DataLoader[Any, Any]:
         """(parent id, n) -> the parent's n newest rows, newest first: one windowed statement."""
 
         async def batch(keys: list[tuple[uuid.UUID, int]]) -> list[list[R]]:
@@ -93,7 +93,7 @@ class Loaders:
 
         return self._get(("latest", model, fk), batch)
 
-    def count(self, model: type[R], fk: str) -> DataLoader:
+    def count(self, model: type[R], fk: str) -> DataLoader[Any, Any]:
         """parent id -> number of rows pointing at it."""
 
         async def batch(ids: list[uuid.UUID]) -> list[int]:
@@ -107,15 +107,15 @@ class Loaders:
 
     # -- agent graph -----------------------------------------------------------------------
 
-    def agent_sources(self) -> DataLoader:
+    def agent_sources(self) -> DataLoader[Any, Any]:
         """agent id -> the agents it receives messages from."""
         return self._links("receiver_id", "source_id")
 
-    def agent_receivers(self) -> DataLoader:
+    def agent_receivers(self) -> DataLoader[Any, Any]:
         """agent id -> the agents that receive its messages."""
         return self._links("source_id", "receiver_id")
 
-    def _links(self, this: str, other: str) -> DataLoader:
+    def _links(self, this: str, other: str) -> DataLoader[Any, Any]:
         async def batch(ids: list[uuid.UUID]) -> list[list[Agent]]:
             this_col = getattr(AgentSource, this)
             other_col = getattr(AgentSource, other)

@@ -28,7 +28,7 @@ DOMAINS = (
 
 
 def _parts(kind: str) -> tuple[type[Any], ...]:
-    parts = []
+    parts: list[type[Any]] = []
     for name in DOMAINS:
         try:
             module = importlib.import_module(f"flowql.schema.{name}")
@@ -36,9 +36,9 @@ def _parts(kind: str) -> tuple[type[Any], ...]:
             if exc.name != f"flowql.schema.{name}":
                 raise
             continue
-        part = getattr(module, kind, None)
+        part: type[Any] | None = getattr(module, kind, None)
         definition = getattr(part, "__strawberry_definition__", None)
-        if definition is not None and definition.fields:
+        if part is not None and definition is not None and definition.fields:
             parts.append(part)
     return tuple(parts)
 
@@ -63,9 +63,9 @@ def build_schema(production: bool = False) -> strawberry.Schema:
         mutation=mutation,
         subscription=subscription,
         extensions=[
-            ErrorCodes(production=production),
-            QueryDepthLimiter(max_depth=12),
-            MaxTokensLimiter(max_token_count=20000),
-            MaxAliasesLimiter(max_alias_count=50),
+            lambda: ErrorCodes(production=production),
+            lambda: QueryDepthLimiter(max_depth=12),
+            lambda: MaxTokensLimiter(max_token_count=20000),
+            lambda: MaxAliasesLimiter(max_alias_count=50),
         ],
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 import strawberry
 from strawberry.types import Info as StrawberryInfo
@@ -14,6 +14,11 @@ from flowql.errors import ValidationFailed
 from flowql.models import Row
 from flowql.resolvers.context import Context
 from flowql.resolvers.pagination import Page, PageArgs
+
+if TYPE_CHECKING:
+    JSON = Any  # strawberry's JSON scalar; to the type checker, any JSON value
+else:
+    from strawberry.scalars import JSON
 
 Info = StrawberryInfo[Context, None]
 T = TypeVar("T")
@@ -91,4 +96,4 @@ def ident(id: uuid.UUID | None, number: int | None) -> uuid.UUID | int:
     raise ValidationFailed.one("id", "give id or number")
 
 
-__all__ = ["Connection", "Edge", "FromRow", "Info", "PageInfo", "Row", "ident", "page_args"]
+__all__ = ["JSON", "Connection", "Edge", "FromRow", "Info", "PageInfo", "Row", "ident", "page_args"]

@@ -7,19 +7,21 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
-from strawberry.scalars import JSON
 
 from flowql import models
 from flowql.resolvers import processes as resolve
-from flowql.schema.base import Connection, FromRow, Info, ident, page_args
+from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args
 from flowql.services.processes import ProcessFilter
 
 if TYPE_CHECKING:
     from flowql.schema.workflows import Agent, Event, Workflow
 
-ProcessStatus = strawberry.enum(models.ProcessStatus, name="ProcessStatus")
-StepStatus = strawberry.enum(models.StepStatus, name="StepStatus")
-LogLevel = strawberry.enum(models.LogLevel, name="LogLevel")
+strawberry.enum(models.ProcessStatus, name="ProcessStatus")
+strawberry.enum(models.StepStatus, name="StepStatus")
+strawberry.enum(models.LogLevel, name="LogLevel")
+ProcessStatus = models.ProcessStatus
+StepStatus = models.StepStatus
+LogLevel = models.LogLevel
 
 WorkflowRef = Annotated["Workflow", strawberry.lazy("flowql.schema.workflows")]
 AgentRef = Annotated["Agent", strawberry.lazy("flowql.schema.workflows")]

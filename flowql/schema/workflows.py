@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
-from strawberry.scalars import JSON
 
 from flowql import models
 from flowql.engine.registry import secret_fields
 from flowql.resolvers import workflows as resolve
-from flowql.schema.base import Connection, FromRow, Info, ident, page_args
+from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args
 from flowql.services.workflows import REDACTED, AgentSpec, WorkflowFilter
 
 if TYPE_CHECKING:
     from flowql.schema.processes import Process
     from flowql.schema.workspaces import Workspace
 
-WorkflowStatus = strawberry.enum(models.WorkflowStatus, name="WorkflowStatus")
-TriggerType = strawberry.enum(models.TriggerType, name="TriggerType")
+strawberry.enum(models.WorkflowStatus, name="WorkflowStatus")
+strawberry.enum(models.TriggerType, name="TriggerType")
+WorkflowStatus = models.WorkflowStatus
+TriggerType = models.TriggerType
 
 ProcessConn = Annotated["Process", strawberry.lazy("flowql.schema.processes")]
 WorkspaceRef = Annotated["Workspace", strawberry.lazy("flowql.schema.workspaces")]
@@ -60,7 +61,7 @@ class Agent(FromRow):
     raw_options: strawberry.Private[JSON]
 
     @classmethod
-    def from_row(cls, row: models.Agent) -> Agent:  # type: ignore[override]
+    def from_row(cls, row: Any) -> Agent:
         return cls(
             id=row.id,
             number=row.number or 0,

@@ -11,8 +11,10 @@ from flowql import models
 from flowql.resolvers import auth as resolve_auth
 from flowql.schema.base import FromRow, Info
 
-Plan = strawberry.enum(models.Plan, name="Plan")
-Role = strawberry.enum(models.Role, name="Role")
+strawberry.enum(models.Plan, name="Plan")
+strawberry.enum(models.Role, name="Role")
+Plan = models.Plan
+Role = models.Role
 
 
 @strawberry.type
