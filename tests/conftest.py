@@ -23,10 +23,11 @@ import psycopg
 import pytest
 import uvicorn
 from cryptography.fernet import Fernet
+from sqlmodel import select
 
 from flowql.app import build_runtime, create_app
 from flowql.db import upgrade
-from flowql.models import Role
+from flowql.models import Role, Workspace
 from flowql.services.auth import create_api_key, create_user, login
 from flowql.services.runtime import Runtime
 from flowql.services.workspaces import add_member, create_workspace
@@ -157,8 +158,14 @@ async def server(runtime: Runtime) -> AsyncIterator[LiveServer]:
     """A real uvicorn server on a free loopback port, in this test's event loop."""
     port = free_port()
     app = create_app(runtime.settings, runtime)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
-                            ws="websockets-sansio")
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        ws="websockets-sansio",
+    )
     uv = uvicorn.Server(config)
     task = asyncio.create_task(uv.serve())
     for _ in range(200):
@@ -198,9 +205,6 @@ class Factory:
                 ws = await create_workspace(session, user, workspace or f"ws-{email}")
                 workspace_id = ws.id
             else:
-                from flowql.models import Workspace
-                from sqlmodel import select
-
                 ws = (await session.exec(select(Workspace).where(Workspace.id == join))).one()
                 await add_member(session, ws, user, role)
                 workspace_id = join
@@ -213,8 +217,12 @@ class Factory:
     ) -> str:
         async with self.runtime.db.transaction() as session:
             issued = await create_api_key(
-                session, account.workspace_id, "test key", user_id=account.user_id,
-                privileges=privileges, **kwargs
+                session,
+                account.workspace_id,
+                "test key",
+                user_id=account.user_id,
+                privileges=privileges,
+                **kwargs,
             )
         return issued.token
 

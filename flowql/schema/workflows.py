@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from flowql import models
-from flowql.engine.registry import secret_fields
 from flowql.resolvers import workflows as resolve
 from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args
-from flowql.services.workflows import REDACTED, AgentSpec, WorkflowFilter
+from flowql.services.workflows import AgentSpec, WorkflowFilter, redact_options
 
 if TYPE_CHECKING:
     from flowql.schema.processes import Process
@@ -80,11 +79,7 @@ class Agent(FromRow):
 
     @strawberry.field(description="The agent's options; secret values are shown as ********.")
     def options(self) -> JSON:
-        shown = dict(self.raw_options)
-        for name in secret_fields(self.type):
-            if shown.get(name) is not None:
-                shown[name] = REDACTED
-        return shown
+        return redact_options(self.type, self.raw_options)
 
     @strawberry.field
     async def workflow(self, info: Info) -> Workflow | None:

@@ -197,6 +197,14 @@ def seal_secret_options(
     return sealed
 
 
+def redact_options(type_name: str, options: dict[str, Any]) -> dict[str, Any]:
+    shown = dict(options)
+    for name in secret_fields(type_name):
+        if shown.get(name) is not None:
+            shown[name] = REDACTED
+    return shown
+
+
 def _apply_spec(agent: Agent, spec: AgentSpec, prefix: str, box: SecretBox) -> Any:
     agent.name = require_name(spec.name, f"{prefix}name")
     try:

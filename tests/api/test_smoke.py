@@ -8,7 +8,9 @@ from tests.conftest import Factory, LiveServer
 async def test_healthz_and_viewer(server: LiveServer, factory: Factory) -> None:
     assert (await server.client.get("/healthz")).status_code == 200
     account = await factory.account(workspace="Acme")
-    body = await server.gql("{ viewer { kind user { email } workspaces { name } } }", token=account.token)
+    body = await server.gql(
+        "{ viewer { kind user { email } workspaces { name } } }", token=account.token
+    )
     assert body["data"]["viewer"] == {
         "kind": "user",
         "user": {"email": account.email},
