@@ -18,12 +18,14 @@ from strawberry.asgi import GraphQL
 from flowql.auth.principal import ANONYMOUS, Principal
 from flowql.auth.secrets_box import SecretBox
 from flowql.db import create_database
+from flowql.engine.dispatch import InlineDispatcher
+from flowql.engine.hooks import hook_routes
 from flowql.errors import DomainError
 from flowql.resolvers.context import Context
 from flowql.schema import build_schema
 from flowql.services.auth import authenticate
-from flowql.services.runtime import Runtime
-from flowql.settings import Settings
+from flowql.services.runtime import NullDispatcher, Runtime
+from flowql.settings import Dispatcher, Settings
 
 logger = logging.getLogger("flowql")
 
@@ -105,15 +107,24 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        dispatcher = None
+        if run_worker and runtime.settings.dispatcher is Dispatcher.INLINE:
+            dispatcher = InlineDispatcher(runtime)
+            runtime.dispatcher = dispatcher
+            await dispatcher.start()
         try:
             yield
         finally:
+            if dispatcher is not None:
+                await dispatcher.stop()
+                runtime.dispatcher = NullDispatcher()
             await runtime.db.dispose()
 
     app = Starlette(
         routes=[
             Route("/healthz", healthz),
             Route("/graphql", Authenticate(graphql, runtime), methods=["GET", "POST"]),
+            *hook_routes(runtime),
         ],
         lifespan=lifespan,
     )

@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     refresh_token_ttl: int = Field(default=30 * 24 * 3600, ge=60)
     execution_token_ttl: int = Field(default=900, ge=10)
     max_concurrent_processes: int = Field(default=32, ge=1)
+    # Engine timing: base of the exponential retry backoff, how often the scheduler looks for
+    # due work (wake-ups, schedules, deliveries), outgoing webhook attempts before DEAD.
+    retry_backoff_seconds: float = Field(default=1.0, ge=0)
+    scheduler_interval: float = Field(default=0.5, gt=0)
+    webhook_max_attempts: int = Field(default=8, ge=1)
+    webhook_backoff_seconds: float = Field(default=2.0, ge=0)
+    message_expiry_interval: float = Field(default=60.0, gt=0)
     rate_limits_enabled: bool = True
     sql_echo: bool = False
 

@@ -112,6 +112,9 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         encryption_keys=Fernet.generate_key().decode(),
         demo_accounts=False,
         allow_private_networks=True,
+        retry_backoff_seconds=0.05,
+        webhook_backoff_seconds=0.05,
+        scheduler_interval=0.1,
     )
 
 
@@ -163,7 +166,7 @@ async def server(runtime: Runtime) -> AsyncIterator[LiveServer]:
         host="127.0.0.1",
         port=port,
         log_level="warning",
-        lifespan="off",
+        lifespan="on",
         ws="websockets-sansio",
     )
     uv = uvicorn.Server(config)

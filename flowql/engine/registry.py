@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from flowql.engine.templating import check_syntax
 from flowql.errors import ValidationFailed
 
 
@@ -155,9 +156,19 @@ def get_type(name: str, field: str = "type") -> AgentType:
 def validate_options(type_name: str, options: dict[str, Any], field: str = "options") -> Options:
     agent_type = get_type(type_name)
     try:
-        return agent_type.options.model_validate(options)
+        parsed = agent_type.options.model_validate(options)
     except ValidationError as exc:
         fields = {
             ".".join([field, *(str(p) for p in err["loc"])]): err["msg"] for err in exc.errors()
         }
         raise ValidationFailed(fields) from None
+    problems = check_syntax(options, field)
+    if type_name in ("filter",) and "condition" in options:
+        problems.update(
+            check_syntax(
+                "{% if " + str(options["condition"]) + " %}{% endif %}", f"{field}.condition"
+            )
+        )
+    if problems:
+        raise ValidationFailed(problems)
+    return parsed

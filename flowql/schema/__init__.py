@@ -47,8 +47,13 @@ class FlowqlSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        # Expected failures (not found, forbidden, invalid input) are answers, not incidents.
-        unexpected = [e for e in errors if not isinstance(e.original_error, DomainError)]
+        # Expected failures (not found, forbidden, invalid input, malformed requests) are
+        # answers, not incidents: only unexpected exceptions are logged.
+        unexpected = [
+            e
+            for e in errors
+            if e.original_error is not None and not isinstance(e.original_error, DomainError)
+        ]
         if unexpected:
             super().process_errors(unexpected, execution_context)
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from flowql import models
+from flowql.resolvers import execution as resolve_execution
 from flowql.resolvers import processes as resolve
 from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args
 from flowql.services.processes import ProcessFilter
@@ -154,3 +155,54 @@ class Query:
         self, info: Info, id: uuid.UUID | None = None, number: int | None = None
     ) -> Process:
         return Process.from_row(await resolve.process(info.context, ident(id, number)))
+
+
+@strawberry.type
+class ExecutionTokens:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        description="Start a process of the workflow. With `wait`, return when it ends or after "
+        "`waitTimeout` seconds; the same `idempotencyKey` within 24 h returns the same process."
+    )
+    async def execute_workflow(
+        self,
+        info: Info,
+        id: uuid.UUID,
+        input: JSON | None = None,
+        idempotency_key: str | None = None,
+        wait: bool = False,
+        wait_timeout: float = 30.0,
+    ) -> Process:
+        row = await resolve_execution.execute_workflow(
+            info.context, id, input, idempotency_key, wait, wait_timeout
+        )
+        return Process.from_row(row)
+
+    @strawberry.mutation(description="Stop a process; its pending steps are cancelled.")
+    async def cancel_process(self, info: Info, id: uuid.UUID) -> Process:
+        return Process.from_row(await resolve_execution.cancel_process(info.context, id))
+
+    @strawberry.mutation(
+        description="Resume a failed or cancelled process from its failed steps; "
+        "finished steps never run again."
+    )
+    async def retry_process(self, info: Info, id: uuid.UUID) -> Process:
+        return Process.from_row(await resolve_execution.retry_process(info.context, id))
+
+    @strawberry.mutation(
+        description="A short-lived token scoped to the process and its workspace, with a refresh "
+        "token (WayScript's WAYSCRIPT_EXECUTION_USER_TOKEN)."
+    )
+    async def issue_execution_token(self, info: Info, id: uuid.UUID) -> ExecutionTokens:
+        pair = await resolve_execution.issue_execution_token(info.context, id)
+        return ExecutionTokens(
+            access_token=pair.access_token,
+            refresh_token=pair.refresh_token,
+            expires_in=pair.expires_in,
+        )

@@ -17,11 +17,16 @@ class Dispatcher(Protocol):
 
     async def submit(self, process_id: uuid.UUID) -> None: ...
 
+    async def cancel(self, process_id: uuid.UUID) -> None: ...
+
 
 class NullDispatcher:
     """Used where nothing runs processes (CLI commands): they stay PENDING for a server to resume."""
 
     async def submit(self, process_id: uuid.UUID) -> None:
+        return None
+
+    async def cancel(self, process_id: uuid.UUID) -> None:
         return None
 
 

@@ -1,0 +1,203 @@
+"""Inbound triggers over HTTP: `/hooks/{workflow}/{path}`.
+
+A `webhook` trigger answers 202 at once with the process id; an `http` trigger holds the caller's
+request open until a `respond` agent answers (or the process ends, or its timeout passes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from typing import Any
+
+from sqlmodel import col, select
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from flowql.engine.registry import HttpTriggerOptions
+from flowql.engine.templating import TemplateError
+from flowql.errors import DomainError
+from flowql.models import (
+    TERMINAL_STATUSES,
+    Agent,
+    Process,
+    ProcessStatus,
+    Trigger,
+    TriggerType,
+    Workflow,
+)
+from flowql.services.execution import StartRequest, start_process
+from flowql.services.runtime import Runtime
+from flowql.services.uow import unit_of_work
+from flowql.services.waiting import responded, wait_for_process
+from flowql.services.workflows import ENCRYPTED_PREFIX
+
+PRIVATE_HEADERS = {"authorization", "cookie", "x-flowql-secret", "x-flowql-signature"}
+MAX_BODY = 1024 * 1024
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _find(
+    runtime: Runtime, workflow_ref: str, path: str
+) -> tuple[Workflow, Trigger, Agent] | None:
+    try:
+        condition = col(Workflow.id) == uuid.UUID(workflow_ref)
+    except ValueError:
+        if not workflow_ref.isdigit():
+            return None
+        condition = col(Workflow.number) == int(workflow_ref)
+    async with runtime.db.read() as session:
+        workflow = (await session.exec(select(Workflow).where(condition))).first()
+        if workflow is None:
+            return None
+        trigger = (
+            await session.exec(
+                select(Trigger)
+                .where(Trigger.workflow_id == workflow.id)
+                .where(col(Trigger.type).in_([TriggerType.WEBHOOK, TriggerType.HTTP]))
+                .where(Trigger.path == path.strip("/"))
+                .where(col(Trigger.active).is_(True))
+            )
+        ).first()
+        if trigger is None or trigger.agent_id is None:
+            return None
+        agent = (await session.exec(select(Agent).where(Agent.id == trigger.agent_id))).one()
+    return workflow, trigger, agent
+
+
+def _secret(runtime: Runtime, agent: Agent, name: str) -> str | None:
+    value = agent.options.get(name)
+    if not value:
+        return None
+    text = str(value)
+    return (
+        runtime.box.decrypt(text[len(ENCRYPTED_PREFIX) :])
+        if text.startswith(ENCRYPTED_PREFIX)
+        else text
+    )
+
+
+def _authentic(runtime: Runtime, agent: Agent, request: Request, body: bytes) -> bool:
+    shared = _secret(runtime, agent, "secret")
+    if shared is not None:
+        given = request.headers.get("x-flowql-secret") or request.query_params.get("secret") or ""
+        if not hmac.compare_digest(given.encode(), shared.encode()):
+            return False
+    key = _secret(runtime, agent, "hmac_secret")
+    if key is not None:
+        given = request.headers.get("x-flowql-signature", "").removeprefix("sha256=")
+        expected = hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(given, expected):
+            return False
+    return True
+
+
+async def _payload(request: Request, body: bytes) -> dict[str, Any]:
+    payload: dict[str, Any] = {k: v for k, v in request.query_params.items() if k != "secret"}
+    content_type = request.headers.get("content-type", "")
+    if not body:
+        return payload
+    if "json" in content_type:
+        data = json.loads(body)
+        payload.update(data if isinstance(data, dict) else {"body": data})
+    elif (
+        "application/x-www-form-urlencoded" in content_type or "multipart/form-data" in content_type
+    ):
+        form = await request.form()
+        payload.update({k: v for k, v in form.items() if isinstance(v, str)})
+    else:
+        payload["body"] = body.decode(errors="replace")
+    return payload
+
+
+def _meta(request: Request, path: str) -> dict[str, Any]:
+    return {
+        "method": request.method,
+        "path": path,
+        "query": dict(request.query_params),
+        "headers": {k: v for k, v in request.headers.items() if k.lower() not in PRIVATE_HEADERS},
+        "client": request.client.host if request.client else None,
+    }
+
+
+def _respond(response: dict[str, Any]) -> Response:
+    body = response.get("body")
+    headers = {str(k): str(v) for k, v in (response.get("headers") or {}).items()}
+    status = int(response.get("status", 200))
+    if isinstance(body, str):
+        media = headers.pop(
+            "content-type", headers.pop("Content-Type", "text/plain; charset=utf-8")
+        )
+        return Response(body, status_code=status, headers=headers, media_type=media)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def hook_routes(runtime: Runtime) -> list[Route]:
+    async def receive(request: Request) -> Response:
+        workflow_ref = request.path_params["workflow"]
+        path = request.path_params["path"]
+        found = await _find(runtime, workflow_ref, path)
+        if found is None:
+            return _error(404, "no active webhook or http trigger at this address")
+        workflow, trigger, agent = found
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return _error(413, "request body too large")
+        if not _authentic(runtime, agent, request, body):
+            return _error(401, "invalid webhook secret or signature")
+        try:
+            payload = await _payload(request, body)
+        except (ValueError, UnicodeDecodeError):
+            return _error(400, "request body is not valid JSON")
+        try:
+            async with unit_of_work(runtime) as uow:
+                process, _ = await start_process(
+                    uow,
+                    runtime,
+                    StartRequest(
+                        workflow=workflow,
+                        input=payload,
+                        trigger=trigger,
+                        idempotency_key=request.headers.get("idempotency-key"),
+                        event_meta=_meta(request, path),
+                    ),
+                )
+        except (DomainError, TemplateError) as exc:
+            return _error(400, str(exc))
+        if trigger.type is TriggerType.WEBHOOK:
+            return JSONResponse(
+                {"process_id": str(process.id), "status": process.status.value}, status_code=202
+            )
+        options = HttpTriggerOptions.model_validate(agent.options)
+        done = await wait_for_process(runtime, process.id, responded, options.timeout_seconds)
+        return _http_answer(done)
+
+    return [
+        Route(
+            "/hooks/{workflow}/{path:path}",
+            receive,
+            methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        )
+    ]
+
+
+def _http_answer(process: Process) -> Response:
+    if process.response is not None:
+        return _respond(process.response)
+    if process.status is ProcessStatus.COMPLETED:
+        return JSONResponse(process.output or {}, status_code=200)
+    if process.status in TERMINAL_STATUSES:
+        return JSONResponse(
+            {"error": process.error or process.status.value, "process_id": str(process.id)},
+            status_code=502,
+        )
+    return JSONResponse(
+        {"error": "the workflow did not respond in time", "process_id": str(process.id)},
+        status_code=504,
+    )

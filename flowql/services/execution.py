@@ -1,0 +1,271 @@
+"""Starting, cancelling and retrying workflow processes (the engine runs them)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel import col, select, update
+
+from flowql.auth.principal import Principal
+from flowql.errors import ValidationFailed
+from flowql.models import (
+    TERMINAL_STATUSES,
+    Agent,
+    AgentSource,
+    Event,
+    Process,
+    ProcessStatus,
+    ProcessStep,
+    StepStatus,
+    Trigger,
+    TriggerType,
+    Workflow,
+    utcnow,
+)
+from flowql.services import outbox
+from flowql.services.processes import get_process
+from flowql.services.runtime import Runtime
+from flowql.services.uow import UnitOfWork
+from flowql.services.workflows import get_workflow
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+
+@dataclass
+class StartRequest:
+    workflow: Workflow
+    input: dict[str, Any]
+    trigger: Trigger | None = None
+    idempotency_key: str | None = None
+    user_id: uuid.UUID | None = None
+    event_data: dict[str, Any] | None = None
+    event_meta: dict[str, Any] = field(default_factory=dict)
+    title: str = ""
+
+
+def process_summary(process: Process) -> dict[str, Any]:
+    return {
+        "id": str(process.id),
+        "number": process.number,
+        "workflow_id": str(process.workflow_id) if process.workflow_id else None,
+        "status": process.status.value,
+        "output": process.output,
+        "error": process.error,
+        "created_at": process.created_at.isoformat(),
+        "completed_at": process.completed_at.isoformat() if process.completed_at else None,
+    }
+
+
+def publish_process(uow: UnitOfWork, process: Process, **extra: Any) -> None:
+    uow.publish(
+        "process.updated",
+        process.workspace_id,
+        process_id=str(process.id),
+        workflow_id=str(process.workflow_id) if process.workflow_id else None,
+        scenario_id=str(process.scenario_id) if process.scenario_id else None,
+        status=process.status.value,
+        state=process.state,
+        **extra,
+    )
+
+
+async def _entry_agents(
+    uow: UnitOfWork, workflow: Workflow, trigger: Trigger | None
+) -> list[Agent]:
+    agents = list(
+        (
+            await uow.session.exec(
+                select(Agent).where(Agent.workflow_id == workflow.id).order_by(col(Agent.number))
+            )
+        ).all()
+    )
+    if trigger is not None:
+        return [a for a in agents if a.id == trigger.agent_id and not a.disabled]
+    manual = [a for a in agents if a.type == TriggerType.MANUAL and not a.disabled]
+    if manual:
+        return manual[:1]
+    ids = [a.id for a in agents]
+    receivers = set(
+        (
+            await uow.session.exec(
+                select(AgentSource.receiver_id).where(col(AgentSource.receiver_id).in_(ids))
+            )
+        ).all()
+    )
+    return [
+        a
+        for a in agents
+        if a.id not in receivers and not a.disabled and a.type not in {t.value for t in TriggerType}
+    ]
+
+
+async def find_idempotent(uow: UnitOfWork, workspace_id: uuid.UUID, key: str) -> Process | None:
+    stmt = (
+        select(Process)
+        .where(Process.workspace_id == workspace_id)
+        .where(Process.idempotency_key == key)
+        .where(col(Process.created_at) >= utcnow() - IDEMPOTENCY_WINDOW)
+        .order_by(col(Process.number).desc())
+    )
+    return (await uow.session.exec(stmt)).first()
+
+
+async def start_process(
+    uow: UnitOfWork, runtime: Runtime, request: StartRequest
+) -> tuple[Process, bool]:
+    """Store the process (PENDING) and its event; hand it to the dispatcher after commit.
+
+    Returns (process, created); an idempotency key seen within 24 h returns the earlier process.
+    """
+    workflow = request.workflow
+    if request.idempotency_key:
+        if len(request.idempotency_key) > 200:
+            raise ValidationFailed.one("idempotencyKey", "must be at most 200 characters")
+        earlier = await find_idempotent(uow, workflow.workspace_id, request.idempotency_key)
+        if earlier is not None:
+            return earlier, False
+    trigger = request.trigger
+    event = Event(
+        workspace_id=workflow.workspace_id,
+        trigger_id=trigger.id if trigger else None,
+        trigger_type=trigger.type.value if trigger else TriggerType.MANUAL.value,
+        data=request.event_data if request.event_data is not None else request.input,
+        meta=request.event_meta,
+    )
+    uow.session.add(event)
+    now = utcnow()
+    process = Process(
+        workspace_id=workflow.workspace_id,
+        workflow_id=workflow.id,
+        trigger_id=trigger.id if trigger else None,
+        event_id=event.id,
+        user_id=request.user_id,
+        title=request.title or workflow.name,
+        input=request.input,
+        idempotency_key=request.idempotency_key,
+        last_activity_at=now,
+    )
+    uow.session.add(process)
+    await uow.session.flush()
+    for agent in await _entry_agents(uow, workflow, trigger):
+        uow.session.add(
+            ProcessStep(
+                workspace_id=workflow.workspace_id, process_id=process.id, agent_id=agent.id
+            )
+        )
+    workflow.last_run_at = now
+    uow.session.add(workflow)
+    if trigger is not None:
+        trigger.last_fired_at = now
+        uow.session.add(trigger)
+    await outbox.enqueue(
+        uow.session,
+        workflow.workspace_id,
+        "workflow.executed",
+        {"workflow_id": str(workflow.id), "process": process_summary(process)},
+    )
+    await uow.session.flush()
+    publish_process(uow, process)
+    process_id = process.id
+
+    async def submit() -> None:
+        await runtime.dispatcher.submit(process_id)
+
+    uow.after_commit.append(submit)
+    return process, True
+
+
+async def execute_workflow(
+    uow: UnitOfWork,
+    runtime: Runtime,
+    principal: Principal,
+    workflow_ident: uuid.UUID | int,
+    input: dict[str, Any] | None,
+    idempotency_key: str | None = None,
+) -> tuple[Process, bool]:
+    workflow = await get_workflow(uow.session, principal, workflow_ident, "workflow:read")
+    principal.require(workflow.workspace_id, "process:run", "Workflow")
+    if input is not None and not isinstance(input, dict):
+        raise ValidationFailed.one("input", "must be a JSON object")
+    return await start_process(
+        uow,
+        runtime,
+        StartRequest(
+            workflow=workflow,
+            input=dict(input or {}),
+            idempotency_key=idempotency_key,
+            user_id=principal.user_id,
+        ),
+    )
+
+
+async def cancel_process(
+    uow: UnitOfWork, runtime: Runtime, principal: Principal, ident: uuid.UUID | int
+) -> Process:
+    process = await get_process(uow.session, principal, ident, "process:read")
+    principal.require(process.workspace_id, "process:run", "Process")
+    if process.status in TERMINAL_STATUSES:
+        raise ValidationFailed.one("id", f"process already ended ({process.status.value})")
+    now = utcnow()
+    process.status = ProcessStatus.CANCELLED
+    process.completed_at = now
+    process.last_activity_at = now
+    process.wake_at = None
+    uow.session.add(process)
+    await uow.session.exec(
+        update(ProcessStep)
+        .where(col(ProcessStep.process_id) == process.id)
+        .where(
+            col(ProcessStep.status).in_(
+                [StepStatus.PENDING, StepStatus.RUNNING, StepStatus.WAITING]
+            )
+        )
+        .values(status=StepStatus.CANCELLED, finished_at=now)
+    )
+    await uow.session.flush()
+    publish_process(uow, process)
+    process_id = process.id
+
+    async def stop() -> None:
+        await runtime.dispatcher.cancel(process_id)
+
+    uow.after_commit.append(stop)
+    return process
+
+
+async def retry_process(
+    uow: UnitOfWork, runtime: Runtime, principal: Principal, ident: uuid.UUID | int
+) -> Process:
+    """Resume a failed or cancelled process from where it stopped; finished steps stay finished."""
+    process = await get_process(uow.session, principal, ident, "process:read")
+    principal.require(process.workspace_id, "process:run", "Process")
+    if process.status not in (ProcessStatus.FAILED, ProcessStatus.CANCELLED):
+        raise ValidationFailed.one(
+            "id", f"only failed or cancelled processes can be retried ({process.status.value})"
+        )
+    await uow.session.exec(
+        update(ProcessStep)
+        .where(col(ProcessStep.process_id) == process.id)
+        .where(col(ProcessStep.status).in_([StepStatus.FAILED, StepStatus.CANCELLED]))
+        .values(
+            status=StepStatus.PENDING, attempt=0, error=None, next_attempt_at=None, finished_at=None
+        )
+    )
+    process.status = ProcessStatus.PENDING
+    process.error = None
+    process.completed_at = None
+    process.attempt += 1
+    process.last_activity_at = utcnow()
+    uow.session.add(process)
+    await uow.session.flush()
+    publish_process(uow, process)
+    process_id = process.id
+
+    async def submit() -> None:
+        await runtime.dispatcher.submit(process_id)
+
+    uow.after_commit.append(submit)
+    return process
