@@ -35,7 +35,8 @@ from flowql.settings import Settings
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 POSTGRES_URL = os.environ.get("FLOWQL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
-TEMPLATE_DB = "flowql_test_template"
+# One template per pytest run, so parallel runs on one machine never drop each other's.
+TEMPLATE_DB = f"flowql_test_template_{os.getpid()}"
 PASSWORD = "correct-horse-battery"
 
 
@@ -66,17 +67,15 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_template() -> str:
+def postgres_template() -> Iterator[str]:
     require_postgres()
     with psycopg.connect(f"{POSTGRES_URL}/postgres", autocommit=True) as conn:
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-            (TEMPLATE_DB,),
-        )
         conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}"')
         conn.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
     upgrade(Settings(database_url=f"{POSTGRES_URL}/{TEMPLATE_DB}"))
-    return TEMPLATE_DB
+    yield TEMPLATE_DB
+    with psycopg.connect(f"{POSTGRES_URL}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

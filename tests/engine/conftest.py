@@ -51,7 +51,9 @@ async def target() -> AsyncIterator[Target]:
             return JSONResponse({"error": "flaky"}, status_code=503)
         return JSONResponse({"ok": True, "path": path, "n": len(state.hits(path))})
 
-    app = Starlette(routes=[Route("/{path:path}", handle, methods=["GET", "POST", "PUT", "DELETE"])])
+    app = Starlette(
+        routes=[Route("/{path:path}", handle, methods=["GET", "POST", "PUT", "DELETE"])]
+    )
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -78,15 +80,21 @@ query($id: UUID!) {
 """
 
 
-async def create_workflow(server: LiveServer, token: str, name: str, agents: list[dict[str, Any]]) -> dict[str, Any]:
+async def create_workflow(
+    server: LiveServer, token: str, name: str, agents: list[dict[str, Any]]
+) -> dict[str, Any]:
     body = await server.gql(CREATE, {"input": {"name": name, "agents": agents}}, token=token)
     workflow: dict[str, Any] = body["data"]["createWorkflow"]
     return workflow
 
 
 async def execute(
-    server: LiveServer, token: str, workflow_id: str, input: dict[str, Any] | None = None,
-    wait: bool = True, key: str | None = None,
+    server: LiveServer,
+    token: str,
+    workflow_id: str,
+    input: dict[str, Any] | None = None,
+    wait: bool = True,
+    key: str | None = None,
 ) -> dict[str, Any]:
     body = await server.gql(
         """mutation($id: UUID!, $input: JSON, $wait: Boolean!, $key: String) {
