@@ -18,6 +18,7 @@ DOMAINS = (
     "auth",
     "workspaces",
     "workflows",
+    "messages",
     "processes",
     "scenarios",
     "integrations",

@@ -11,6 +11,7 @@ import strawberry
 from flowql import models
 from flowql.resolvers import workflows as resolve
 from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args
+from flowql.schema.messages import Message
 from flowql.services.workflows import AgentSpec, WorkflowFilter, redact_options
 
 if TYPE_CHECKING:
@@ -24,23 +25,6 @@ TriggerType = models.TriggerType
 
 ProcessConn = Annotated["Process", strawberry.lazy("flowql.schema.processes")]
 WorkspaceRef = Annotated["Workspace", strawberry.lazy("flowql.schema.workspaces")]
-
-
-@strawberry.type
-class Message(FromRow):
-    id: uuid.UUID
-    number: int
-    workspace_id: uuid.UUID
-    agent_id: uuid.UUID
-    workflow_id: uuid.UUID
-    process_id: uuid.UUID | None
-    payload: JSON
-    created_at: datetime
-    expires_at: datetime | None
-
-    @strawberry.field
-    async def agent(self, info: Info) -> Agent | None:
-        return Agent.maybe(await info.context.loaders.by_id(models.Agent).load(self.agent_id))
 
 
 @strawberry.type

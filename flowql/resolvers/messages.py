@@ -1,0 +1,30 @@
+"""Agent and message listings."""
+
+from __future__ import annotations
+
+import uuid
+
+from flowql.models import Agent, Message
+from flowql.resolvers.context import Context
+from flowql.resolvers.pagination import Page, PageArgs, paginate
+from flowql.services import messages as service
+from flowql.services.messages import AgentFilter, MessageFilter
+
+
+async def list_agents(ctx: Context, filters: AgentFilter, page: PageArgs) -> Page[Agent]:
+    async with ctx.db.read() as session:
+        return await paginate(
+            session, Agent, service.agents_statement(ctx.principal, filters), page
+        )
+
+
+async def list_messages(ctx: Context, filters: MessageFilter, page: PageArgs) -> Page[Message]:
+    async with ctx.db.read() as session:
+        return await paginate(
+            session, Message, service.messages_statement(ctx.principal, filters), page
+        )
+
+
+async def message(ctx: Context, ident: uuid.UUID | int) -> Message:
+    async with ctx.db.read() as session:
+        return await service.get_message(session, ctx.principal, ident)

@@ -1,0 +1,105 @@
+"""Messages agents emit, and listings of agents and messages across workflows."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from flowql import models
+from flowql.resolvers import messages as resolve
+from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args
+from flowql.services.messages import AgentFilter, MessageFilter
+
+if TYPE_CHECKING:
+    from flowql.schema.workflows import Agent
+
+AgentRef = Annotated["Agent", strawberry.lazy("flowql.schema.workflows")]
+
+
+@strawberry.type
+class Message(FromRow):
+    id: uuid.UUID
+    number: int
+    workspace_id: uuid.UUID
+    agent_id: uuid.UUID
+    workflow_id: uuid.UUID
+    process_id: uuid.UUID | None
+    payload: JSON
+    created_at: datetime
+    expires_at: datetime | None
+
+    @strawberry.field
+    async def agent(self, info: Info) -> AgentRef | None:
+        from flowql.schema.workflows import Agent
+
+        return Agent.maybe(await info.context.loaders.by_id(models.Agent).load(self.agent_id))
+
+
+@strawberry.input
+class AgentFilterInput:
+    workspace_id: uuid.UUID | None = None
+    workflow_id: uuid.UUID | None = None
+    type: str | None = None
+    search: str | None = None
+
+
+@strawberry.input
+class MessageFilterInput:
+    workspace_id: uuid.UUID | None = None
+    agent_id: uuid.UUID | None = None
+    workflow_id: uuid.UUID | None = None
+    process_id: uuid.UUID | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="Agents of every workflow the caller can read.")
+    async def agents(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        offset: int | None = None,
+        filter: AgentFilterInput | None = None,
+        descending: bool = False,
+    ) -> Connection[AgentRef]:
+        from flowql.schema.workflows import Agent
+
+        f = filter or AgentFilterInput()
+        filters = AgentFilter(f.workspace_id, f.workflow_id, f.type, f.search)
+        page = await resolve.list_agents(
+            info.context, filters, page_args(first, after, offset, descending)
+        )
+        return Connection.of(page, Agent.from_row)
+
+    @strawberry.field(description="Messages, newest first.")
+    async def messages(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        offset: int | None = None,
+        filter: MessageFilterInput | None = None,
+    ) -> Connection[Message]:
+        f = filter or MessageFilterInput()
+        filters = MessageFilter(
+            f.workspace_id,
+            f.agent_id,
+            f.workflow_id,
+            f.process_id,
+            f.created_after,
+            f.created_before,
+        )
+        page = await resolve.list_messages(info.context, filters, page_args(first, after, offset))
+        return Connection.of(page, Message.from_row)
+
+    @strawberry.field
+    async def message(
+        self, info: Info, id: uuid.UUID | None = None, number: int | None = None
+    ) -> Message:
+        return Message.from_row(await resolve.message(info.context, ident(id, number)))
