@@ -8,41 +8,29 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import HTTPConnection, Request
+from starlette.middleware import Middleware
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
-from flowql.auth.principal import ANONYMOUS, Principal
+from flowql.auth.principal import ANONYMOUS
+from flowql.auth.ratelimit import RateLimiter
 from flowql.auth.secrets_box import SecretBox
 from flowql.db import create_database
 from flowql.engine.dispatch import InlineDispatcher
 from flowql.engine.hooks import hook_routes
 from flowql.errors import DomainError
+from flowql.middleware import Identify, RateLimit, graphql_error
 from flowql.resolvers.context import Context
+from flowql.rest_compat import ERROR_FORMATS, QUERY_KEY_PATHS
 from flowql.schema import build_schema
-from flowql.services.auth import authenticate
 from flowql.services.runtime import NullDispatcher, Runtime
 from flowql.settings import Dispatcher, Settings
 
 logger = logging.getLogger("flowql")
-
-
-def bearer_token(conn: HTTPConnection) -> str | None:
-    header = conn.headers.get("authorization")
-    if not header:
-        return None
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return "\x00invalid"  # present but not a bearer credential: refused like a bad token
-    return token.strip()
-
-
-async def principal_for(runtime: Runtime, token: str | None) -> Principal:
-    async with runtime.db.read() as session:
-        return await authenticate(session, runtime.settings, token)
 
 
 class FlowqlGraphQL(GraphQL[Context, None]):
@@ -57,33 +45,21 @@ class FlowqlGraphQL(GraphQL[Context, None]):
         )
 
 
-class Authenticate:
-    """Turns the bearer credential into a Principal on scope state; a bad one is answered 401."""
+class RequirePrincipal:
+    """GraphQL over HTTP and WebSocket: a refused credential is answered 401 (or closes 4401)."""
 
-    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.runtime = runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        error: DomainError | None = scope.get("state", {}).get("auth_error")
+        if error is None:
             await self.app(scope, receive, send)
-            return
-        conn = HTTPConnection(scope)
-        try:
-            principal = await principal_for(self.runtime, bearer_token(conn))
-        except DomainError as exc:
-            if scope["type"] == "websocket":
-                await WebSocket(scope, receive, send).close(code=4401, reason=exc.message)
-                return
-            body = {
-                "data": None,
-                "errors": [{"message": exc.message, "extensions": exc.extensions()}],
-            }
-            response = JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        elif scope["type"] == "websocket":
+            await WebSocket(scope, receive, send).close(code=4401, reason=error.message)
+        else:
+            response = graphql_error(401, error.code, error.message, error.details)
             await response(scope, receive, send)
-            return
-        scope.setdefault("state", {})["principal"] = principal
-        await self.app(scope, receive, send)
 
 
 async def healthz(request: Request) -> Response:
@@ -123,8 +99,17 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/healthz", healthz),
-            Route("/graphql", Authenticate(graphql, runtime), methods=["GET", "POST"]),
+            Route("/graphql", RequirePrincipal(graphql), methods=["GET", "POST"]),
             *hook_routes(runtime),
+        ],
+        middleware=[
+            Middleware(Identify, runtime=runtime, query_key_paths=QUERY_KEY_PATHS),
+            Middleware(
+                RateLimit,
+                limiter=RateLimiter(runtime.settings.redis_url),
+                formats=ERROR_FORMATS,
+                settings=runtime.settings,
+            ),
         ],
         lifespan=lifespan,
     )

@@ -114,6 +114,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         retry_backoff_seconds=0.05,
         webhook_backoff_seconds=0.05,
         scheduler_interval=0.1,
+        # Tests poll freely; tests/api/test_rate_limits.py turns the limits on.
+        rate_limits_enabled=False,
     )
 
 

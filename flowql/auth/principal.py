@@ -29,6 +29,8 @@ class Principal:
     # LetsFlow-style process scopes of an API key: [{"scenario", "actors", "actions"}].
     process_scopes: tuple[dict[str, Any], ...] = ()
     roles: dict[uuid.UUID, str] = field(default_factory=dict)
+    # The plan that sets the caller's rate limits (the best among its workspaces).
+    plan: str = "free"
 
     @property
     def is_authenticated(self) -> bool:

@@ -1,0 +1,124 @@
+"""Cross-cutting HTTP concerns for every mount: who is calling (Identify) and per-plan rate
+limits (RateLimit). Each mount turns a refusal into its own error format (see `ErrorFormat`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.datastructures import MutableHeaders
+from starlette.requests import HTTPConnection
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from flowql.auth.principal import ANONYMOUS, Principal
+from flowql.auth.ratelimit import RateLimiter
+from flowql.errors import DomainError, ErrorCode
+from flowql.rest_compat.errors import ErrorFormat
+from flowql.services.auth import authenticate
+from flowql.services.runtime import Runtime
+
+UNLIMITED_PATHS = ("/healthz", "/readyz")
+
+
+def bearer_token(conn: HTTPConnection, query_key_paths: tuple[str, ...] = ()) -> str | None:
+    header = conn.headers.get("authorization")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return "\x00invalid"  # present but not a bearer credential: refused like a bad token
+        return token.strip()
+    if conn.url.path.startswith(query_key_paths):
+        return conn.query_params.get("api_key") or None
+    return None
+
+
+async def principal_for(runtime: Runtime, token: str | None) -> Principal:
+    async with runtime.db.read() as session:
+        return await authenticate(session, runtime.settings, token)
+
+
+def graphql_error(status: int, code: ErrorCode, message: str, details: dict[str, Any]) -> Response:
+    body = {
+        "data": None,
+        "errors": [{"message": message, "extensions": {"code": code.value, **details}}],
+    }
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class Identify:
+    """Authenticates the bearer (or a mount's query-string key) once per request: the principal,
+    or the reason it was refused, is left on scope state for the mount to act on."""
+
+    def __init__(
+        self, app: ASGIApp, runtime: Runtime, query_key_paths: tuple[str, ...] = ()
+    ) -> None:
+        self.app = app
+        self.runtime = runtime
+        self.query_key_paths = query_key_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and not scope["path"].startswith(UNLIMITED_PATHS):
+            state = scope.setdefault("state", {})
+            try:
+                token = bearer_token(HTTPConnection(scope), self.query_key_paths)
+                state["principal"] = await principal_for(self.runtime, token)
+            except DomainError as exc:
+                state["principal"] = ANONYMOUS
+                state["auth_error"] = exc
+        await self.app(scope, receive, send)
+
+
+class RateLimit:
+    """Counts every HTTP request against the caller's plan; adds X-RateLimit-* headers; 429 past it."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        limiter: RateLimiter,
+        formats: dict[str, ErrorFormat],
+        settings: Settings,
+    ) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.formats = formats
+        self.settings = settings
+
+    def format_for(self, path: str) -> ErrorFormat:
+        for prefix, fmt in self.formats.items():
+            if path.startswith(prefix):
+                return fmt
+        return graphql_error
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            not self.settings.rate_limits_enabled
+            or scope["type"] != "http"
+            or scope["path"].startswith(UNLIMITED_PATHS)
+        ):
+            await self.app(scope, receive, send)
+            return
+        principal: Principal = scope.get("state", {}).get("principal", ANONYMOUS)
+        key = str(principal.api_key_id or principal.process_id or principal.user_id or "")
+        if not key:
+            client = scope.get("client")
+            key = f"ip:{client[0] if client else 'unknown'}"
+        decision = await self.limiter.hit(key, principal.plan)
+        headers = decision.headers()
+        if not decision.allowed:
+            response = self.format_for(scope["path"])(
+                429,
+                ErrorCode.RATE_LIMITED,
+                "Too many requests: rate limit exceeded",
+                {"retryAfter": decision.retry_after},
+            )
+            response.headers.update(headers)
+            await response(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).update(headers)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

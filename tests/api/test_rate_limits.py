@@ -1,0 +1,81 @@
+"""Per-plan rate limits on every HTTP request, with X-RateLimit-* headers and 429 past the limit."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlmodel import col, update
+
+from flowql.models import Plan, Workspace
+from flowql.settings import Settings
+from tests.conftest import Factory, LiveServer
+
+
+@pytest.fixture(autouse=True)
+def limits_on(settings: Settings) -> None:
+    settings.rate_limits_enabled = True
+
+
+VIEWER = {"query": "{ viewer { kind } }"}
+
+
+async def set_plan(server: LiveServer, workspace_id: uuid.UUID, plan: Plan) -> None:
+    async with server.runtime.db.transaction() as session:
+        await session.exec(
+            update(Workspace).where(col(Workspace.id) == workspace_id).values(plan=plan)
+        )
+
+
+async def test_free_plan_allows_60_per_minute_then_429_with_retry_after(
+    server: LiveServer, factory: Factory
+) -> None:
+    account = await factory.account()
+    headers = {"Authorization": f"Bearer {account.token}"}
+    first = await server.client.post("/graphql", json=VIEWER, headers=headers)
+    assert first.headers["x-ratelimit-limit"] == "60"
+    assert first.headers["x-ratelimit-remaining"] == "59"
+    assert int(first.headers["x-ratelimit-reset"]) > 0
+    for _ in range(59):
+        ok = await server.client.post("/graphql", json=VIEWER, headers=headers)
+        assert ok.status_code == 200
+    limited = await server.client.post("/graphql", json=VIEWER, headers=headers)
+    assert limited.status_code == 429
+    assert limited.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+    assert int(limited.headers["retry-after"]) >= 1
+    assert limited.headers["x-ratelimit-remaining"] == "0"
+    # Another caller has a budget of its own.
+    other = await factory.account()
+    fresh = await server.client.post(
+        "/graphql", json=VIEWER, headers={"Authorization": f"Bearer {other.token}"}
+    )
+    assert fresh.status_code == 200
+
+
+async def test_limits_follow_the_workspace_plan(server: LiveServer, factory: Factory) -> None:
+    account = await factory.account()
+    await set_plan(server, account.workspace_id, Plan.PRO)
+    response = await server.client.post(
+        "/graphql", json=VIEWER, headers={"Authorization": f"Bearer {account.token}"}
+    )
+    assert response.headers["x-ratelimit-limit"] == "300"
+
+
+async def test_rest_mounts_answer_429_in_their_own_format(
+    server: LiveServer, factory: Factory
+) -> None:
+    account = await factory.account()
+    key = await factory.api_key(account)
+    headers = {"Authorization": f"Bearer {key}"}
+    last = None
+    for _ in range(61):
+        last = await server.client.get("/v1/workflows", headers=headers)
+    assert last is not None and last.status_code == 429
+    assert last.json() == {
+        "success": False,
+        "error": {
+            "code": "RATE_LIMITED",
+            "message": "Too many requests: rate limit exceeded",
+            "details": {"retryAfter": int(last.headers["retry-after"])},
+        },
+    }
