@@ -16,6 +16,7 @@ from flowql.errors import DomainError, ErrorCode
 from flowql.rest_compat.errors import ErrorFormat
 from flowql.services.auth import authenticate
 from flowql.services.runtime import Runtime
+from flowql.settings import Settings
 
 UNLIMITED_PATHS = ("/healthz", "/readyz")
 
