@@ -26,6 +26,7 @@ from flowql.errors import DomainError
 from flowql.middleware import Identify, RateLimit, graphql_error
 from flowql.resolvers.context import Context
 from flowql.rest_compat import ERROR_FORMATS, QUERY_KEY_PATHS
+from flowql.rest_compat import mounts as rest_mounts
 from flowql.schema import build_schema
 from flowql.services.runtime import NullDispatcher, Runtime
 from flowql.settings import Dispatcher, Settings
@@ -42,6 +43,19 @@ class FlowqlGraphQL(GraphQL[Context, None]):
         principal = getattr(request.state, "principal", None) or ANONYMOUS
         return Context(
             runtime=self.runtime, principal=principal, request=request, response=response
+        )
+
+
+class SchemaExecutor:
+    """Runs REST compatibility operations against the schema in process, as the caller."""
+
+    def __init__(self, graphql: FlowqlGraphQL) -> None:
+        self.graphql = graphql
+
+    async def execute(self, document: str, variables: dict[str, Any], request: Request) -> Any:
+        context = await self.graphql.get_context(request, None)
+        return await self.graphql.schema.execute(
+            document, variable_values=variables, context_value=context
         )
 
 
@@ -101,6 +115,7 @@ def create_app(
             Route("/healthz", healthz),
             Route("/graphql", RequirePrincipal(graphql), methods=["GET", "POST"]),
             *hook_routes(runtime),
+            *rest_mounts(SchemaExecutor(graphql)),
         ],
         middleware=[
             Middleware(Identify, runtime=runtime, query_key_paths=QUERY_KEY_PATHS),

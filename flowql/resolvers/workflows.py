@@ -8,6 +8,7 @@ from typing import Any
 from flowql.models import Agent, Workflow
 from flowql.resolvers.context import Context
 from flowql.resolvers.pagination import Page, PageArgs, paginate
+from flowql.services import workflow_export
 from flowql.services import workflows as service
 from flowql.services.uow import unit_of_work
 from flowql.services.workflows import AgentSpec, WorkflowFilter
@@ -67,3 +68,18 @@ async def update_agent(ctx: Context, ident: uuid.UUID, **fields: Any) -> Agent:
 async def delete_agent(ctx: Context, ident: uuid.UUID) -> Agent:
     async with unit_of_work(ctx.runtime) as uow:
         return await service.delete_agent(uow.session, ctx.principal, ident)
+
+
+async def export_workflow(ctx: Context, workflow_id: uuid.UUID) -> dict[str, Any]:
+    async with ctx.db.read() as session:
+        workflow = await service.get_workflow(session, ctx.principal, workflow_id)
+        return await workflow_export.export_workflow(session, workflow)
+
+
+async def import_workflow(
+    ctx: Context, workspace_id: uuid.UUID | None, definition: Any
+) -> Workflow:
+    async with unit_of_work(ctx.runtime) as uow:
+        return await workflow_export.import_workflow(
+            uow.session, ctx.principal, ctx.box, workspace_id, definition
+        )

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from flowql import models
+from flowql.formats.huginn import export_filename
 from flowql.resolvers import workflows as resolve
 from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args
 from flowql.schema.messages import Message
@@ -155,6 +156,17 @@ class Workflow(FromRow):
         last = max(0, min(last, 100))
         loader = info.context.loaders.latest(models.Process, "workflow_id")
         return Process.from_rows(await loader.load((self.id, last)))
+
+    @strawberry.field(
+        description="The workflow in Huginn's scenario export format (ActiveWorkflow's export); "
+        "secret options are left out. `importWorkflow` takes it back."
+    )
+    async def export_definition(self, info: Info) -> JSON:
+        return await resolve.export_workflow(info.context, self.id)
+
+    @strawberry.field(description="The file name an export is downloaded as.")
+    def export_filename(self) -> str:
+        return export_filename(self.name)
 
     @strawberry.field
     async def workspace(self, info: Info) -> WorkspaceRef | None:
@@ -313,6 +325,13 @@ class Mutation:
             status=input.status,
             variables=input.variables,
         )
+        return Workflow.from_row(row)
+
+    @strawberry.mutation(description="Create a workflow from an export (Huginn scenario format).")
+    async def import_workflow(
+        self, info: Info, definition: JSON, workspace_id: uuid.UUID | None = None
+    ) -> Workflow:
+        row = await resolve.import_workflow(info.context, workspace_id, definition)
         return Workflow.from_row(row)
 
     @strawberry.mutation

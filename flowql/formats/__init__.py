@@ -1,0 +1,1 @@
+"""Pure translations of public formats, shared by services and the REST compatibility mounts."""

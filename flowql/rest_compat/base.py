@@ -1,0 +1,184 @@
+"""The shape of a compatibility route: method and path -> GraphQL document + variables built from
+the request -> a shaper that turns the GraphQL result into the documented response.
+
+Routes run their operation against the one schema in process (no HTTP hop) with the caller's
+principal, so permissions, validation and dataloaders are GraphQL's. This package imports no
+models, services or database: it speaks GraphQL only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from flowql.auth.principal import ANONYMOUS, Principal
+from flowql.errors import DomainError, ErrorCode, ValidationFailed
+from flowql.rest_compat.errors import ErrorFormat
+
+STATUS_FOR_CODE = {
+    ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.VALIDATION_ERROR: 400,
+    ErrorCode.CONFLICT: 409,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.INTERNAL_ERROR: 500,
+}
+
+
+class ExecutionResultLike(Protocol):
+    data: dict[str, Any] | None
+    errors: list[Any] | None
+
+
+class GraphQLExecutor(Protocol):
+    """Runs a GraphQL operation in process as the request's caller (provided by the app)."""
+
+    async def execute(
+        self, document: str, variables: dict[str, Any], request: Request
+    ) -> ExecutionResultLike: ...
+
+
+class OperationFailed(Exception):
+    """A GraphQL operation answered with an error; carries its stable code and details."""
+
+    def __init__(self, code: ErrorCode, message: str, details: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+
+    @property
+    def status(self) -> int:
+        return STATUS_FOR_CODE.get(self.code, 500)
+
+
+@dataclass
+class Call:
+    """One REST request on its way through a route."""
+
+    request: Request
+    executor: GraphQLExecutor
+    _body: Any = field(default=None)
+
+    @property
+    def principal(self) -> Principal:
+        principal: Principal = getattr(self.request.state, "principal", ANONYMOUS)
+        return principal
+
+    @property
+    def path(self) -> Mapping[str, Any]:
+        return self.request.path_params
+
+    @property
+    def query(self) -> Any:
+        return self.request.query_params
+
+    @property
+    def body(self) -> Any:
+        return self._body
+
+    async def run(self, document: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        result = await self.executor.execute(document, variables or {}, self.request)
+        if result.errors:
+            error = result.errors[0]
+            extensions = dict(getattr(error, "extensions", None) or {})
+            code_name = extensions.pop("code", ErrorCode.INTERNAL_ERROR.value)
+            code = (
+                ErrorCode(code_name)
+                if code_name in ErrorCode.__members__
+                else ErrorCode.INTERNAL_ERROR
+            )
+            raise OperationFailed(code, getattr(error, "message", str(error)), extensions)
+        return result.data or {}
+
+
+Shaper = Callable[[Call, dict[str, Any]], Response | Awaitable[Response]]
+Variables = Callable[[Call], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A documented route. Either `document` (+ `variables`, `shape`) or a custom `handler`."""
+
+    method: str
+    path: str
+    summary: str
+    document: str | None = None
+    variables: Variables | None = None
+    shape: Shaper | None = None
+    handler: Callable[[Call], Awaitable[Response]] | None = None
+    public: bool = False
+    json_body: bool = False
+    openapi: dict[str, Any] = field(default_factory=dict)
+
+
+async def _parse_body(request: Request) -> Any:
+    raw = await request.body()
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationFailed.one("body", "must be valid JSON") from None
+
+
+def build_routes(
+    endpoints: list[Endpoint], executor: GraphQLExecutor, error_format: ErrorFormat
+) -> list[BaseRoute]:
+    def make(endpoint: Endpoint) -> Route:
+        async def handle(request: Request) -> Response:
+            auth_error: DomainError | None = getattr(request.state, "auth_error", None)
+            if not endpoint.public and auth_error is not None:
+                return error_format(401, auth_error.code, auth_error.message, auth_error.details)
+            call = Call(request=request, executor=executor)
+            if not endpoint.public and not call.principal.is_authenticated:
+                return error_format(401, ErrorCode.UNAUTHORIZED, "authentication required", {})
+            try:
+                if endpoint.json_body:
+                    call._body = await _parse_body(request)
+                if endpoint.handler is not None:
+                    return await endpoint.handler(call)
+                assert endpoint.document is not None and endpoint.shape is not None
+                variables = endpoint.variables(call) if endpoint.variables else {}
+                data = await call.run(endpoint.document, variables)
+                shaped = endpoint.shape(call, data)
+                return shaped if isinstance(shaped, Response) else await shaped
+            except OperationFailed as failed:
+                return error_format(failed.status, failed.code, failed.message, failed.details)
+            except DomainError as exc:
+                status = STATUS_FOR_CODE.get(exc.code, 400)
+                return error_format(status, exc.code, exc.message, exc.details)
+
+        return Route(endpoint.path, handle, methods=[endpoint.method], name=endpoint.summary)
+
+    return [make(e) for e in endpoints]
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def int_param(
+    value: str | None,
+    name: str,
+    default: int | None = None,
+    minimum: int = 0,
+    maximum: int | None = None,
+) -> int | None:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValidationFailed.one(name, "must be an integer") from None
+    if number < minimum or (maximum is not None and number > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise ValidationFailed.one(name, f"must be {bound}")
+    return number
