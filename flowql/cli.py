@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
 from sqlmodel import select
 
 from flowql.errors import DomainError
@@ -15,7 +16,15 @@ from flowql.settings import Settings, SettingsError
 
 
 def _settings() -> Settings:
-    return Settings().with_generated_keys()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"FLOWQL_{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise SettingsError(f"invalid settings: {problems}") from None
+    return settings.with_generated_keys()
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -70,6 +79,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 async def _user_create(args: argparse.Namespace) -> str:
     from flowql.db import create_database, upgrade
+    from flowql.errors import ValidationFailed
     from flowql.models import Role
     from flowql.services.auth import create_user
     from flowql.services.workspaces import add_member, create_workspace, workspace_by_name
@@ -83,9 +93,14 @@ async def _user_create(args: argparse.Namespace) -> str:
             role = Role(args.role)
             workspace = await workspace_by_name(session, args.workspace) if args.workspace else None
             if args.workspace and workspace is None:
-                workspace = await create_workspace(session, user, args.workspace)
                 if role is not Role.OWNER:
-                    await add_member(session, workspace, user, role)
+                    # Creating it would leave a workspace without an owner.
+                    raise ValidationFailed.one(
+                        "role",
+                        f"workspace {args.workspace!r} does not exist; the user creating it "
+                        "becomes its owner (use --role owner)",
+                    )
+                workspace = await create_workspace(session, user, args.workspace)
             elif workspace is not None:
                 await add_member(session, workspace, user, role)
             return str(user.id)

@@ -9,6 +9,7 @@ import strawberry
 
 from flowql import models
 from flowql.resolvers import auth as resolve_auth
+from flowql.resolvers import workspaces as resolve
 from flowql.schema.base import FromRow, Info
 
 strawberry.enum(models.Plan, name="Plan")
@@ -50,6 +51,13 @@ class Group(FromRow):
     owner_id: uuid.UUID | None
     system_managed: bool
     created_at: datetime
+
+    @strawberry.field
+    async def members(self, info: Info) -> list[User]:
+        info.context.principal.require(self.workspace_id, "member:read", "Workspace")
+        links = await info.context.loaders.children(models.GroupMember, "group_id").load(self.id)
+        users = await info.context.loaders.by_id(models.User).load_many([m.user_id for m in links])
+        return [User.from_row(u) for u in users if u is not None]
 
 
 @strawberry.type
@@ -102,7 +110,75 @@ class Query:
             kind=info.context.principal.kind.value,
         )
 
+    @strawberry.field
+    async def workspace(self, info: Info, id: uuid.UUID) -> Workspace:
+        return Workspace.from_row(await resolve.workspace(info.context, id))
+
+
+@strawberry.input
+class UpdateWorkspaceInput:
+    name: str | None = None
+    plan: Plan | None = None
+    cron_timezone: str | None = strawberry.field(
+        default=None, description="IANA name, e.g. Europe/Amsterdam; schedules run in it."
+    )
+
 
 @strawberry.type
 class Mutation:
-    pass
+    @strawberry.mutation(description="Create a workspace; you become its owner.")
+    async def create_workspace(
+        self,
+        info: Info,
+        name: str,
+        plan: Plan | None = None,
+        cron_timezone: str | None = None,
+    ) -> Workspace:
+        row = await resolve.create_workspace(info.context, name, plan, cron_timezone)
+        return Workspace.from_row(row)
+
+    @strawberry.mutation
+    async def update_workspace(
+        self, info: Info, id: uuid.UUID, input: UpdateWorkspaceInput
+    ) -> Workspace:
+        row = await resolve.update_workspace(
+            info.context, id, name=input.name, plan=input.plan, cron_timezone=input.cron_timezone
+        )
+        return Workspace.from_row(row)
+
+    @strawberry.mutation(description="Add a registered user, by email, to a workspace.")
+    async def add_member(
+        self, info: Info, workspace_id: uuid.UUID, email: str, role: Role = models.Role.MEMBER
+    ) -> Member:
+        return Member.from_row(await resolve.add_member(info.context, workspace_id, email, role))
+
+    @strawberry.mutation
+    async def update_member_role(
+        self, info: Info, workspace_id: uuid.UUID, user_id: uuid.UUID, role: Role
+    ) -> Member:
+        row = await resolve.update_member_role(info.context, workspace_id, user_id, role)
+        return Member.from_row(row)
+
+    @strawberry.mutation(description="Remove a member; your own user id leaves the workspace.")
+    async def remove_member(
+        self, info: Info, workspace_id: uuid.UUID, user_id: uuid.UUID
+    ) -> Member:
+        return Member.from_row(await resolve.remove_member(info.context, workspace_id, user_id))
+
+    @strawberry.mutation
+    async def create_group(self, info: Info, workspace_id: uuid.UUID, name: str) -> Group:
+        return Group.from_row(await resolve.create_group(info.context, workspace_id, name))
+
+    @strawberry.mutation
+    async def add_group_member(self, info: Info, group_id: uuid.UUID, user_id: uuid.UUID) -> Group:
+        return Group.from_row(await resolve.add_group_member(info.context, group_id, user_id))
+
+    @strawberry.mutation
+    async def remove_group_member(
+        self, info: Info, group_id: uuid.UUID, user_id: uuid.UUID
+    ) -> Group:
+        return Group.from_row(await resolve.remove_group_member(info.context, group_id, user_id))
+
+    @strawberry.mutation(description="Delete a group; system-managed groups cannot be deleted.")
+    async def delete_group(self, info: Info, id: uuid.UUID) -> Group:
+        return Group.from_row(await resolve.delete_group(info.context, id))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import uuid
 from collections.abc import Awaitable, Callable
@@ -19,7 +20,17 @@ from flowql.auth.privileges import ALL_PRIVILEGES, ROLE_PRIVILEGES, unknown_priv
 from flowql.auth.tokens import TokenIssuer, hash_token, looks_like_jwt, new_opaque_token
 from flowql.db import Database
 from flowql.errors import Unauthorized, ValidationFailed
-from flowql.models import ApiKey, Membership, Process, RefreshToken, Role, User, utcnow
+from flowql.models import (
+    ApiKey,
+    Membership,
+    Plan,
+    Process,
+    RefreshToken,
+    Role,
+    User,
+    Workspace,
+    utcnow,
+)
 from flowql.settings import Settings
 
 API_KEY_PREFIX = "fql"
@@ -276,11 +287,26 @@ async def authenticate(session: AsyncSession, settings: Settings, bearer: str | 
         return ANONYMOUS
     token = bearer.strip()
     if looks_like_jwt(token):
-        return await _jwt_principal(session, settings, token)
-    prefix = _api_key_prefix(token)
-    if prefix is None:
-        raise Unauthorized("invalid credentials")
-    return await _api_key_principal(session, token, prefix)
+        principal = await _jwt_principal(session, settings, token)
+    else:
+        prefix = _api_key_prefix(token)
+        if prefix is None:
+            raise Unauthorized("invalid credentials")
+        principal = await _api_key_principal(session, token, prefix)
+    return await _with_plan(session, principal)
+
+
+PLAN_ORDER = [Plan.FREE, Plan.STARTER, Plan.PRO, Plan.BUSINESS]
+
+
+async def _with_plan(session: AsyncSession, principal: Principal) -> Principal:
+    """The most generous plan among the caller's workspaces sets its rate limits."""
+    if not principal.grants:
+        return principal
+    stmt = select(Workspace.plan).where(col(Workspace.id).in_(principal.workspace_ids))
+    plans = [Plan(p) for p in (await session.exec(stmt)).all()]
+    best = max(plans, key=PLAN_ORDER.index, default=Plan.FREE)
+    return dataclasses.replace(principal, plan=best.value)
 
 
 async def _jwt_principal(session: AsyncSession, settings: Settings, token: str) -> Principal:
@@ -337,13 +363,11 @@ async def _api_key_principal(session: AsyncSession, token: str, prefix: str) -> 
         raise Unauthorized("API key revoked")
     if key.expires_at is not None and key.expires_at <= now:
         raise Unauthorized("API key expired")
-    await session.exec(
-        update(ApiKey).where(col(ApiKey.number) == key.number).values(last_used_at=now)
-    )
-    await session.commit()
     privileges = frozenset(key.privileges)
     if key.user_id is not None:
-        # A key never grants more than its creator still holds in that workspace.
+        # A key never grants more than its creator still holds in that workspace, and dies
+        # with the creator's account or membership.
+        owner = (await session.exec(select(User).where(User.id == key.user_id))).first()
         membership = (
             await session.exec(
                 select(Membership)
@@ -351,8 +375,13 @@ async def _api_key_principal(session: AsyncSession, token: str, prefix: str) -> 
                 .where(Membership.workspace_id == key.workspace_id)
             )
         ).first()
-        held = ROLE_PRIVILEGES[Role(membership.role)] if membership else frozenset()
-        privileges = privileges & held
+        if owner is None or not owner.is_active or membership is None:
+            raise Unauthorized("API key owner is no longer a member of the workspace")
+        privileges = privileges & ROLE_PRIVILEGES[Role(membership.role)]
+    await session.exec(
+        update(ApiKey).where(col(ApiKey.number) == key.number).values(last_used_at=now)
+    )
+    await session.commit()
     return Principal(
         kind=PrincipalKind.API_KEY,
         user_id=key.user_id,

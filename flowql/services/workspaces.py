@@ -1,17 +1,26 @@
-"""Workspaces and their members."""
+"""Workspaces, their members and groups.
+
+Who may do what: `workspace:write` edits a workspace, `member:write` manages members and groups.
+Owner-level changes (adding, promoting, demoting or removing an owner) also need
+`workspace:write`, which only owners hold, so an admin cannot hand out or take away ownership.
+A workspace always keeps at least one owner. Anyone may leave a workspace, unless they are its
+last owner.
+"""
 
 from __future__ import annotations
 
 import uuid
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlmodel import col, select
+from sqlmodel import col, delete, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from flowql.auth.principal import Principal
-from flowql.errors import NotFound, ValidationFailed
+from flowql.auth.principal import Principal, PrincipalKind
+from flowql.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from flowql.models import Group, GroupMember, Membership, Plan, Role, User, Workspace
-from flowql.services.common import require_name
+from flowql.services.apikeys import revoke_user_keys
+from flowql.services.auth import normalise_email
+from flowql.services.common import get_visible, require_name
 
 
 def check_timezone(timezone: str, field: str = "cronTimezone") -> str:
@@ -95,3 +104,262 @@ async def get_workspace(
     if workspace is None:
         raise NotFound("Workspace")
     return workspace
+
+
+# -- workspaces --------------------------------------------------------------------------------
+
+
+async def create_owned_workspace(
+    session: AsyncSession,
+    principal: Principal,
+    name: str,
+    plan: Plan | None = None,
+    cron_timezone: str | None = None,
+) -> Workspace:
+    """A workspace created by a signed-in user, who becomes its owner (API keys cannot)."""
+    principal.ensure_authenticated()
+    if principal.kind is not PrincipalKind.USER or principal.user_id is None:
+        raise Forbidden("only users can create workspaces")
+    user = (await session.exec(select(User).where(User.id == principal.user_id))).first()
+    if user is None or not user.is_active:
+        raise Unauthorized("account disabled")
+    return await create_workspace(session, user, name, plan or Plan.FREE, cron_timezone or "UTC")
+
+
+async def update_workspace(
+    session: AsyncSession,
+    principal: Principal,
+    workspace_id: uuid.UUID,
+    *,
+    name: str | None = None,
+    plan: Plan | None = None,
+    cron_timezone: str | None = None,
+) -> Workspace:
+    workspace = await get_workspace(session, principal, workspace_id, "workspace:write")
+    new_name = require_name(name) if name is not None else None
+    if cron_timezone is not None:
+        check_timezone(cron_timezone)
+    if new_name is not None:
+        workspace.name = new_name
+    if plan is not None:
+        workspace.plan = plan
+    if cron_timezone is not None:
+        workspace.cron_timezone = cron_timezone
+    session.add(workspace)
+    await session.flush()
+    return workspace
+
+
+# -- members -----------------------------------------------------------------------------------
+
+
+async def _locked_workspace(session: AsyncSession, workspace_id: uuid.UUID) -> Workspace:
+    """The workspace row, locked (PostgreSQL) so concurrent membership changes take turns."""
+    stmt = select(Workspace).where(Workspace.id == workspace_id).with_for_update(key_share=True)
+    workspace = (await session.exec(stmt)).first()
+    if workspace is None:
+        raise NotFound("Workspace")
+    return workspace
+
+
+async def membership_of(
+    session: AsyncSession, workspace_id: uuid.UUID, user_id: uuid.UUID
+) -> Membership | None:
+    stmt = (
+        select(Membership)
+        .where(Membership.workspace_id == workspace_id)
+        .where(Membership.user_id == user_id)
+    )
+    return (await session.exec(stmt)).first()
+
+
+def _require_owner_rights(principal: Principal, workspace_id: uuid.UUID, field: str) -> None:
+    if not principal.can(workspace_id, "workspace:write"):
+        raise Forbidden("only owners can grant, change or remove the owner role", field=field)
+
+
+async def _keep_an_owner(
+    session: AsyncSession, workspace: Workspace, leaving: Membership, field: str
+) -> None:
+    """Refuses a change that would take the owner role from the workspace's last owner."""
+    others = (
+        await session.exec(
+            select(func.count())
+            .select_from(Membership)
+            .where(Membership.workspace_id == workspace.id)
+            .where(Membership.role == Role.OWNER)
+            .where(Membership.user_id != leaving.user_id)
+        )
+    ).one()
+    if others == 0:
+        raise ValidationFailed.one(field, "a workspace must keep at least one owner")
+
+
+async def _sync_owner_id(session: AsyncSession, workspace: Workspace) -> None:
+    """`Workspace.owner_id` names an owner; when that one steps down, the longest-standing."""
+    owners = (
+        await session.exec(
+            select(Membership.user_id)
+            .where(Membership.workspace_id == workspace.id)
+            .where(Membership.role == Role.OWNER)
+            .order_by(col(Membership.number))
+        )
+    ).all()
+    if owners and workspace.owner_id not in owners:
+        workspace.owner_id = owners[0]
+        session.add(workspace)
+        await session.flush()
+
+
+async def add_member_by_email(
+    session: AsyncSession,
+    principal: Principal,
+    workspace_id: uuid.UUID,
+    email: str,
+    role: Role = Role.MEMBER,
+) -> Membership:
+    principal.require(workspace_id, "member:write", "Workspace")
+    if role == Role.OWNER:
+        _require_owner_rights(principal, workspace_id, "role")
+    workspace = await _locked_workspace(session, workspace_id)
+    user = (await session.exec(select(User).where(User.email == normalise_email(email)))).first()
+    if user is None:
+        raise ValidationFailed.one("email", "no user is registered with this email")
+    if await membership_of(session, workspace_id, user.id) is not None:
+        raise Conflict("already a member of this workspace", field="email")
+    return await add_member(session, workspace, user, role)
+
+
+async def update_member_role(
+    session: AsyncSession,
+    principal: Principal,
+    workspace_id: uuid.UUID,
+    user_id: uuid.UUID,
+    role: Role,
+) -> Membership:
+    principal.require(workspace_id, "member:write", "Workspace")
+    workspace = await _locked_workspace(session, workspace_id)
+    membership = await membership_of(session, workspace_id, user_id)
+    if membership is None:
+        raise NotFound("Member")
+    if Role.OWNER in (membership.role, role):
+        _require_owner_rights(principal, workspace_id, "role")
+    if membership.role == Role.OWNER and role != Role.OWNER:
+        await _keep_an_owner(session, workspace, membership, "role")
+    membership.role = role
+    session.add(membership)
+    await session.flush()
+    await _sync_owner_id(session, workspace)
+    return membership
+
+
+async def remove_member(
+    session: AsyncSession, principal: Principal, workspace_id: uuid.UUID, user_id: uuid.UUID
+) -> Membership:
+    """Removes a member (or lets a user leave), with their group places and API keys there."""
+    leaving = principal.kind is PrincipalKind.USER and principal.user_id == user_id
+    principal.require(workspace_id, "workspace:read" if leaving else "member:write", "Workspace")
+    workspace = await _locked_workspace(session, workspace_id)
+    membership = await membership_of(session, workspace_id, user_id)
+    if membership is None:
+        raise NotFound("Member")
+    if membership.role == Role.OWNER:
+        if not leaving:
+            _require_owner_rights(principal, workspace_id, "userId")
+        await _keep_an_owner(session, workspace, membership, "userId")
+    groups = select(Group.id).where(Group.workspace_id == workspace_id)
+    await session.exec(
+        delete(GroupMember)
+        .where(col(GroupMember.user_id) == user_id)
+        .where(col(GroupMember.group_id).in_(groups))
+    )
+    await revoke_user_keys(session, workspace_id, user_id)
+    await session.delete(membership)
+    await session.flush()
+    await _sync_owner_id(session, workspace)
+    return membership
+
+
+# -- groups ------------------------------------------------------------------------------------
+
+
+async def get_group(
+    session: AsyncSession,
+    principal: Principal,
+    ident: uuid.UUID | int,
+    privilege: str = "member:read",
+) -> Group:
+    return await get_visible(session, principal, Group, ident, privilege, "Group")
+
+
+async def create_group(
+    session: AsyncSession, principal: Principal, workspace_id: uuid.UUID, name: str
+) -> Group:
+    principal.require(workspace_id, "member:write", "Workspace")
+    name = require_name(name)
+    taken = (
+        await session.exec(
+            select(Group).where(Group.workspace_id == workspace_id).where(Group.name == name)
+        )
+    ).first()
+    if taken is not None:
+        raise ValidationFailed.one("name", "a group with this name already exists")
+    group = Group(workspace_id=workspace_id, name=name, owner_id=principal.user_id)
+    session.add(group)
+    await session.flush()
+    return group
+
+
+def _editable(group: Group) -> None:
+    if group.system_managed:
+        raise ValidationFailed.one(
+            "groupId", "a system-managed group follows the workspace membership"
+        )
+
+
+async def add_group_member(
+    session: AsyncSession, principal: Principal, group_id: uuid.UUID, user_id: uuid.UUID
+) -> Group:
+    group = await get_group(session, principal, group_id, "member:write")
+    _editable(group)
+    if await membership_of(session, group.workspace_id, user_id) is None:
+        raise ValidationFailed.one("userId", "not a member of this workspace")
+    existing = await _group_member(session, group.id, user_id)
+    if existing is None:
+        session.add(GroupMember(group_id=group.id, user_id=user_id))
+        await session.flush()
+    return group
+
+
+async def remove_group_member(
+    session: AsyncSession, principal: Principal, group_id: uuid.UUID, user_id: uuid.UUID
+) -> Group:
+    group = await get_group(session, principal, group_id, "member:write")
+    _editable(group)
+    existing = await _group_member(session, group.id, user_id)
+    if existing is None:
+        raise NotFound("GroupMember")
+    await session.delete(existing)
+    await session.flush()
+    return group
+
+
+async def delete_group(session: AsyncSession, principal: Principal, group_id: uuid.UUID) -> Group:
+    group = await get_group(session, principal, group_id, "member:write")
+    if group.system_managed:
+        raise ValidationFailed.one("id", "a system-managed group cannot be deleted")
+    await session.exec(delete(GroupMember).where(col(GroupMember.group_id) == group.id))
+    await session.delete(group)
+    await session.flush()
+    return group
+
+
+async def _group_member(
+    session: AsyncSession, group_id: uuid.UUID, user_id: uuid.UUID
+) -> GroupMember | None:
+    stmt = (
+        select(GroupMember)
+        .where(GroupMember.group_id == group_id)
+        .where(GroupMember.user_id == user_id)
+    )
+    return (await session.exec(stmt)).first()

@@ -1,0 +1,199 @@
+"""API keys as workspace objects: issue (the token is shown once), list, revoke.
+
+Hashing, the token format and authentication of a presented key live in `services/auth.py`;
+this module adds the rules a caller meets: who may issue a key, which privileges and LetsFlow
+process scopes it may carry, and who sees which keys.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import col, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
+
+from flowql.auth.principal import Principal
+from flowql.errors import Forbidden, ValidationFailed
+from flowql.models import ApiKey, utcnow
+from flowql.services.auth import IssuedApiKey, create_api_key, validate_privileges
+from flowql.services.common import check_length, get_visible, require_name, visible
+
+MAX_EXPIRATION_DAYS = 3650
+SCOPE_KEYS = frozenset({"scenario", "actors", "actions"})
+
+
+@dataclass
+class ApiKeyFilter:
+    workspace_id: uuid.UUID | None = None
+    include_revoked: bool = False
+
+
+@dataclass
+class ApiKeySpec:
+    """What a caller asks for; `privileges=None` means every privilege the caller holds."""
+
+    name: str
+    workspace_id: uuid.UUID | None = None
+    description: str = ""
+    privileges: list[str] | None = None
+    process_scopes: list[dict[str, Any]] | None = None
+    expires_at: datetime | None = None
+    expiration_days: int | None = None
+
+
+def list_statement(principal: Principal, filters: ApiKeyFilter) -> SelectOfScalar[ApiKey]:
+    stmt = visible(principal, ApiKey, "apikey:read", filters.workspace_id)
+    if not filters.include_revoked:
+        stmt = stmt.where(col(ApiKey.revoked_at).is_(None))
+    return stmt
+
+
+async def get_api_key(
+    session: AsyncSession,
+    principal: Principal,
+    ident: uuid.UUID | int,
+    privilege: str = "apikey:read",
+) -> ApiKey:
+    return await get_visible(session, principal, ApiKey, ident, privilege, "ApiKey")
+
+
+def validate_process_scopes(scopes: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """LetsFlow process scopes: `[{scenario: uuid | null, actors: [str], actions: [str]}]`."""
+    if scopes is None:
+        return []
+    if not isinstance(scopes, list):
+        raise ValidationFailed.one("processScopes", "must be a list")
+    problems: dict[str, str] = {}
+    normalised: list[dict[str, Any]] = []
+    for i, scope in enumerate(scopes):
+        path = f"processScopes.{i}"
+        if not isinstance(scope, dict):
+            problems[path] = "must be an object with scenario, actors and actions"
+            continue
+        for extra in sorted(set(scope) - SCOPE_KEYS):
+            problems[f"{path}.{extra}"] = "unknown field"
+        scenario = scope.get("scenario")
+        if scenario is not None:
+            try:
+                scenario = str(uuid.UUID(str(scenario)))
+            except ValueError:
+                problems[f"{path}.scenario"] = "must be a UUID or null"
+        entry: dict[str, Any] = {"scenario": scenario}
+        for field in ("actors", "actions"):
+            values = scope.get(field) or []
+            if not isinstance(values, list) or not all(
+                isinstance(v, str) and v.strip() for v in values
+            ):
+                problems[f"{path}.{field}"] = "must be a list of non-empty strings"
+                continue
+            entry[field] = sorted({v.strip() for v in values})
+        normalised.append(entry)
+    if problems:
+        raise ValidationFailed(problems)
+    return normalised
+
+
+def _expiry(spec: ApiKeySpec) -> datetime | None:
+    if spec.expires_at is not None and spec.expiration_days is not None:
+        raise ValidationFailed.one("expirationDays", "give either expiresAt or expirationDays")
+    if spec.expiration_days is None:
+        return spec.expires_at
+    if not 1 <= spec.expiration_days <= MAX_EXPIRATION_DAYS:
+        raise ValidationFailed.one("expirationDays", f"must be between 1 and {MAX_EXPIRATION_DAYS}")
+    return utcnow() + timedelta(days=spec.expiration_days)
+
+
+def _granted_privileges(
+    principal: Principal, workspace_id: uuid.UUID, requested: list[str] | None
+) -> list[str]:
+    """A key never carries a privilege its creator does not hold in that workspace."""
+    held = principal.grants.get(workspace_id, frozenset())
+    if requested is None:
+        return sorted(held)
+    validate_privileges(requested)
+    excess = sorted(set(requested) - held)
+    if excess:
+        raise Forbidden(
+            f"cannot grant privileges you do not hold: {', '.join(excess)}",
+            field="privileges",
+            privileges=excess,
+        )
+    return sorted(set(requested))
+
+
+def _covers(parent: dict[str, Any], child: dict[str, Any]) -> bool:
+    """Whether `child` allows nothing that `parent` does not (an empty list allows all)."""
+    if parent.get("scenario") is not None and parent["scenario"] != child.get("scenario"):
+        return False
+    for field in ("actors", "actions"):
+        allowed = parent.get(field) or []
+        wanted = child.get(field) or []
+        if allowed and (not wanted or not set(wanted) <= set(allowed)):
+            return False
+    return True
+
+
+def _scopes_within(
+    principal: Principal, requested: list[dict[str, Any]] | None
+) -> list[dict[str, Any]]:
+    """A scope-limited key issues keys inside its own scopes (none given: the same scopes)."""
+    held = [dict(scope) for scope in principal.process_scopes]
+    scopes = validate_process_scopes(requested)
+    if not held:
+        return scopes
+    if requested is None:
+        return held
+    wider = [str(i) for i, scope in enumerate(scopes) if not any(_covers(p, scope) for p in held)]
+    if not scopes or wider:
+        raise Forbidden("cannot grant process scopes wider than your own", field="processScopes")
+    return scopes
+
+
+async def issue_api_key(
+    session: AsyncSession, principal: Principal, spec: ApiKeySpec
+) -> IssuedApiKey:
+    workspace_id = spec.workspace_id or principal.default_workspace("apikey:write")
+    principal.require(workspace_id, "apikey:write", "Workspace")
+    name = require_name(spec.name)
+    check_length(spec.description, "description", 2000)
+    privileges = _granted_privileges(principal, workspace_id, spec.privileges)
+    scopes = _scopes_within(principal, spec.process_scopes)
+    return await create_api_key(
+        session,
+        workspace_id,
+        name,
+        user_id=principal.user_id,
+        description=spec.description or "",
+        privileges=privileges,
+        process_scopes=scopes,
+        expires_at=_expiry(spec),
+    )
+
+
+async def revoke_api_key(
+    session: AsyncSession, principal: Principal, ident: uuid.UUID | int
+) -> ApiKey:
+    """Revoking twice keeps the first revocation time."""
+    key = await get_api_key(session, principal, ident, "apikey:write")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        session.add(key)
+        await session.flush()
+    return key
+
+
+async def revoke_user_keys(
+    session: AsyncSession, workspace_id: uuid.UUID, user_id: uuid.UUID
+) -> None:
+    """A member leaving a workspace takes the keys they issued there with them."""
+    await session.exec(
+        update(ApiKey)
+        .where(col(ApiKey.workspace_id) == workspace_id)
+        .where(col(ApiKey.user_id) == user_id)
+        .where(col(ApiKey.revoked_at).is_(None))
+        .values(revoked_at=utcnow())
+    )
