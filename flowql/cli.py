@@ -5,14 +5,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from flowql.errors import DomainError
 from flowql.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
+    from flowql.models import Workspace
 
 
 def _settings() -> Settings:
@@ -31,7 +38,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from flowql.app import create_app
-    from flowql.db import create_database, upgrade
+    from flowql.db import create_database
+    from flowql.engine.queue import prepare_database
     from flowql.services.demo import ensure_demo_account
 
     settings = _settings()
@@ -39,7 +47,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         update={"host": args.host or settings.host, "port": args.port or settings.port}
     )
     settings.check_startable()
-    upgrade(settings)
+    prepare_database(settings)
     if settings.demo_accounts:
 
         async def seed() -> None:
@@ -70,11 +78,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from flowql.db import upgrade
+    from flowql.engine.queue import prepare_database
 
-    upgrade(_settings())
+    prepare_database(_settings())
     print("database is at the newest migration")
     return 0
+
+
+async def _find_workspace(session: AsyncSession, ref: str) -> Workspace | None:
+    """The workspace with this id, or else with this name. Names are not unique across tenants,
+    so a name that several workspaces share is refused rather than guessed."""
+    from flowql.errors import NotFound, ValidationFailed
+    from flowql.models import Workspace
+
+    try:
+        workspace_id: uuid.UUID | None = uuid.UUID(ref)
+    except ValueError:
+        workspace_id = None
+    if workspace_id is not None:
+        found = (await session.exec(select(Workspace).where(Workspace.id == workspace_id))).first()
+        if found is None:
+            raise NotFound("Workspace")
+        return found
+    stmt = select(Workspace).where(Workspace.name == ref).order_by(col(Workspace.number)).limit(2)
+    matches = (await session.exec(stmt)).all()
+    if len(matches) > 1:
+        raise ValidationFailed.one(
+            "workspace", f"several workspaces are named {ref!r}; give the workspace id instead"
+        )
+    return matches[0] if matches else None
 
 
 async def _user_create(args: argparse.Namespace) -> str:
@@ -82,7 +114,7 @@ async def _user_create(args: argparse.Namespace) -> str:
     from flowql.errors import ValidationFailed
     from flowql.models import Role
     from flowql.services.auth import create_user
-    from flowql.services.workspaces import add_member, create_workspace, workspace_by_name
+    from flowql.services.workspaces import add_member, create_workspace
 
     settings = _settings()
     upgrade(settings)
@@ -91,7 +123,7 @@ async def _user_create(args: argparse.Namespace) -> str:
         async with db.transaction() as session:
             user = await create_user(session, args.email, args.password)
             role = Role(args.role)
-            workspace = await workspace_by_name(session, args.workspace) if args.workspace else None
+            workspace = await _find_workspace(session, args.workspace) if args.workspace else None
             if args.workspace and workspace is None:
                 if role is not Role.OWNER:
                     # Creating it would leave a workspace without an owner.
@@ -119,14 +151,13 @@ async def _apikey_create(args: argparse.Namespace) -> str:
     from flowql.errors import NotFound
     from flowql.models import Membership, Role
     from flowql.services.auth import create_api_key
-    from flowql.services.workspaces import workspace_by_name
 
     settings = _settings()
     upgrade(settings)
     db = create_database(settings)
     try:
         async with db.transaction() as session:
-            workspace = await workspace_by_name(session, args.workspace)
+            workspace = await _find_workspace(session, args.workspace)
             if workspace is None:
                 raise NotFound("Workspace")
             owner = (
@@ -134,6 +165,7 @@ async def _apikey_create(args: argparse.Namespace) -> str:
                     select(Membership)
                     .where(Membership.workspace_id == workspace.id)
                     .where(Membership.role == Role.OWNER)
+                    .order_by(col(Membership.number))
                 )
             ).first()
             issued = await create_api_key(
@@ -170,7 +202,13 @@ def cmd_schema_print(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from flowql.engine.worker import run_worker
 
-    code: int = run_worker(_settings(), concurrency=args.concurrency, queues=args.queues)
+    code: int = run_worker(
+        _settings(),
+        concurrency=args.concurrency,
+        queues=args.queues,
+        health_port=args.health_port,
+        log_level=args.log_level,
+    )
     return code
 
 
@@ -187,7 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="run procrastinate workers (PostgreSQL)")
     worker.add_argument("--concurrency", type=int, default=4)
-    worker.add_argument("--queues", nargs="*", default=None)
+    worker.add_argument(
+        "--queues", nargs="*", default=None, help="processes and/or periodic (default: both)"
+    )
+    worker.add_argument("--health-port", type=int, default=None, help="serve /healthz, /readyz")
+    worker.add_argument("--log-level", default="info")
     worker.set_defaults(func=cmd_worker)
 
     db = sub.add_parser("db", help="database commands").add_subparsers(
@@ -201,7 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     create = user.add_parser("create", help="create a user")
     create.add_argument("--email", required=True)
     create.add_argument("--password", required=True)
-    create.add_argument("--workspace", help="join (or create, as owner) this workspace")
+    create.add_argument(
+        "--workspace", help="join (or create, as owner) this workspace: its name or id"
+    )
     create.add_argument("--role", default="owner", choices=["owner", "admin", "member"])
     create.set_defaults(func=cmd_user_create)
 
@@ -209,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="apikey_command", required=True
     )
     key = apikey.add_parser("create", help="issue an API key; the key is the last line of stdout")
-    key.add_argument("--workspace", required=True)
+    key.add_argument("--workspace", required=True, help="the workspace's name or id")
     key.add_argument("--name", required=True)
     key.add_argument("--description", default="")
     key.add_argument("--privilege", action="append", help="repeatable; none given: all privileges")
