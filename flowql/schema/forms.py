@@ -1,0 +1,199 @@
+"""Forms and their submissions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import strawberry
+
+from flowql import models
+from flowql.resolvers import forms as resolve
+from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args
+from flowql.services.form_fields import FieldType
+from flowql.services.forms import FormFilter
+
+FIELD_TYPES = ", ".join(FieldType)
+
+
+@strawberry.type
+class FormField:
+    name: str
+    type: str = strawberry.field(description=f"One of: {FIELD_TYPES}.")
+    required: bool
+    label: str | None
+    options: list[str] | None = strawberry.field(description="The choices of a select field.")
+
+    @classmethod
+    def from_dict(cls, spec: dict[str, Any]) -> FormField:
+        return cls(
+            name=spec["name"],
+            type=spec["type"],
+            required=bool(spec.get("required")),
+            label=spec.get("label"),
+            options=spec.get("options"),
+        )
+
+
+@strawberry.type
+class FormSubmission(FromRow):
+    id: uuid.UUID
+    number: int
+    form_id: uuid.UUID
+    data: JSON
+    process_id: uuid.UUID | None
+    created_at: datetime
+
+
+@strawberry.type
+class Form(FromRow):
+    id: uuid.UUID
+    number: int
+    workspace_id: uuid.UUID
+    workflow_id: uuid.UUID | None
+    name: str
+    description: str
+    fields: list[FormField]
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> Form:
+        return cls(
+            id=row.id,
+            number=row.number or 0,
+            workspace_id=row.workspace_id,
+            workflow_id=row.workflow_id,
+            name=row.name,
+            description=row.description,
+            fields=[FormField.from_dict(f) for f in row.fields],
+            created_at=row.created_at,
+        )
+
+    @strawberry.field
+    async def submissions_count(self, info: Info) -> int:
+        loader = info.context.loaders.count(models.FormSubmission, "form_id")
+        count: int = await loader.load(self.id)
+        return count
+
+    @strawberry.field(description="Submissions, newest first.")
+    async def submissions(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[FormSubmission]:
+        page = await resolve.list_submissions(info.context, self.id, page_args(first, after))
+        return Connection.of(page, FormSubmission.from_row)
+
+
+# -- inputs ------------------------------------------------------------------------------------
+
+
+@strawberry.input
+class FormFieldInput:
+    name: str
+    type: str = strawberry.field(description=f"One of: {FIELD_TYPES}.")
+    required: bool = False
+    label: str | None = None
+    options: list[str] | None = None
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "required": self.required,
+            "label": self.label,
+            "options": self.options,
+        }
+
+
+@strawberry.input
+class FormFilterInput:
+    workspace_id: uuid.UUID | None = None
+    workflow_id: uuid.UUID | None = None
+    search: str | None = None
+
+
+@strawberry.input
+class CreateFormInput:
+    name: str
+    workspace_id: uuid.UUID | None = None
+    workflow_id: uuid.UUID | None = strawberry.field(
+        default=None, description="The workflow a submission starts."
+    )
+    description: str = ""
+    fields: list[FormFieldInput] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class UpdateFormInput:
+    name: str | None = None
+    workflow_id: uuid.UUID | None = None
+    description: str | None = None
+    fields: list[FormFieldInput] | None = strawberry.field(
+        default=None, description="Replaces all fields."
+    )
+
+
+def _specs(fields: list[FormFieldInput] | None) -> list[dict[str, Any]] | None:
+    return None if fields is None else [f.spec() for f in fields]
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    async def forms(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        offset: int | None = None,
+        filter: FormFilterInput | None = None,
+    ) -> Connection[Form]:
+        f = filter or FormFilterInput()
+        filters = FormFilter(
+            workspace_id=f.workspace_id, workflow_id=f.workflow_id, search=f.search
+        )
+        page = await resolve.list_forms(info.context, filters, page_args(first, after, offset))
+        return Connection.of(page, Form.from_row)
+
+    @strawberry.field
+    async def form(
+        self, info: Info, id: uuid.UUID | None = None, number: int | None = None
+    ) -> Form:
+        return Form.from_row(await resolve.form(info.context, ident(id, number)))
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    async def create_form(self, info: Info, input: CreateFormInput) -> Form:
+        row = await resolve.create_form(
+            info.context,
+            workspace_id=input.workspace_id,
+            workflow_id=input.workflow_id,
+            name=input.name,
+            description=input.description,
+            fields=_specs(input.fields),
+        )
+        return Form.from_row(row)
+
+    @strawberry.mutation
+    async def update_form(self, info: Info, id: uuid.UUID, input: UpdateFormInput) -> Form:
+        row = await resolve.update_form(
+            info.context,
+            id,
+            workflow_id=input.workflow_id,
+            name=input.name,
+            description=input.description,
+            fields=_specs(input.fields),
+        )
+        return Form.from_row(row)
+
+    @strawberry.mutation
+    async def delete_form(self, info: Info, id: uuid.UUID) -> Form:
+        return Form.from_row(await resolve.delete_form(info.context, id))
+
+    @strawberry.mutation(
+        description="Submit data checked against the form's fields; starts the form's workflow."
+    )
+    async def submit_form(self, info: Info, form_id: uuid.UUID, data: JSON) -> FormSubmission:
+        return FormSubmission.from_row(await resolve.submit_form(info.context, form_id, data))

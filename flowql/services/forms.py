@@ -1,0 +1,155 @@
+"""Forms: typed fields, submissions checked against them, and the hook that starts a workflow."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
+
+from flowql.auth.principal import Principal
+from flowql.errors import ValidationFailed
+from flowql.models import Form, FormSubmission, Workflow
+from flowql.services.common import (
+    apply_common_filters,
+    check_length,
+    get_visible,
+    require_name,
+    visible,
+)
+from flowql.services.form_fields import check_fields, check_submission
+from flowql.services.uow import UnitOfWork
+
+SubmissionHook = Callable[[UnitOfWork, Form, FormSubmission], Awaitable[None]]
+
+# The engine registers here what a submission sets off (starting the form's workflow). Hooks run
+# inside the submission's unit of work, so a failing hook rolls the submission back.
+SUBMISSION_HOOKS: list[SubmissionHook] = []
+
+
+@dataclass
+class FormFilter:
+    workspace_id: uuid.UUID | None = None
+    workflow_id: uuid.UUID | None = None
+    search: str | None = None
+
+
+def list_statement(principal: Principal, filters: FormFilter) -> SelectOfScalar[Form]:
+    stmt = visible(principal, Form, "form:read", filters.workspace_id)
+    if filters.workflow_id is not None:
+        stmt = stmt.where(col(Form.workflow_id) == filters.workflow_id)
+    return apply_common_filters(stmt, Form, search=filters.search)
+
+
+def submissions_statement(
+    principal: Principal, form_id: uuid.UUID
+) -> SelectOfScalar[FormSubmission]:
+    stmt = visible(principal, FormSubmission, "form:read")
+    return stmt.where(col(FormSubmission.form_id) == form_id)
+
+
+async def get_form(
+    session: AsyncSession,
+    principal: Principal,
+    ident: uuid.UUID | int,
+    privilege: str = "form:read",
+) -> Form:
+    return await get_visible(session, principal, Form, ident, privilege, "Form")
+
+
+async def _check_workflow(
+    session: AsyncSession, principal: Principal, workspace_id: uuid.UUID, workflow_id: uuid.UUID
+) -> None:
+    row = (await session.exec(select(Workflow).where(Workflow.id == workflow_id))).first()
+    if (
+        row is None
+        or row.workspace_id != workspace_id
+        or not principal.can(workspace_id, "workflow:read")
+    ):
+        raise ValidationFailed.one("workflowId", "no such workflow in the form's workspace")
+
+
+async def create_form(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    workspace_id: uuid.UUID | None,
+    name: str,
+    description: str = "",
+    fields: list[dict[str, Any]] | None = None,
+    workflow_id: uuid.UUID | None = None,
+) -> Form:
+    workspace_id = workspace_id or principal.default_workspace("form:write")
+    principal.require(workspace_id, "form:write", "Workspace")
+    form = Form(
+        workspace_id=workspace_id,
+        name=require_name(name),
+        description=description or "",
+        fields=check_fields(fields or []),
+    )
+    check_length(description, "description", 5000)
+    if workflow_id is not None:
+        await _check_workflow(session, principal, workspace_id, workflow_id)
+        form.workflow_id = workflow_id
+    session.add(form)
+    await session.flush()
+    return form
+
+
+async def update_form(
+    session: AsyncSession,
+    principal: Principal,
+    ident: uuid.UUID | int,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    fields: list[dict[str, Any]] | None = None,
+    workflow_id: uuid.UUID | None = None,
+) -> Form:
+    form = await get_form(session, principal, ident, "form:write")
+    check_length(description, "description", 5000)
+    checked = None if fields is None else check_fields(fields)
+    if workflow_id is not None:
+        await _check_workflow(session, principal, form.workspace_id, workflow_id)
+        form.workflow_id = workflow_id
+    if name is not None:
+        form.name = require_name(name)
+    if description is not None:
+        form.description = description
+    if checked is not None:
+        form.fields = checked
+    session.add(form)
+    await session.flush()
+    return form
+
+
+async def delete_form(session: AsyncSession, principal: Principal, ident: uuid.UUID | int) -> Form:
+    form = await get_form(session, principal, ident, "form:write")
+    await session.delete(form)
+    await session.flush()
+    return form
+
+
+async def submit_form(
+    uow: UnitOfWork, principal: Principal, ident: uuid.UUID | int, data: Any
+) -> FormSubmission:
+    """Store a submission that matches the form's fields, run the hooks, announce it."""
+    form = await get_form(uow.session, principal, ident, "form:write")
+    submission = FormSubmission(
+        workspace_id=form.workspace_id, form_id=form.id, data=check_submission(form.fields, data)
+    )
+    uow.session.add(submission)
+    await uow.session.flush()
+    for on_submission in SUBMISSION_HOOKS:
+        await on_submission(uow, form, submission)
+    uow.publish(
+        "form.submitted",
+        form.workspace_id,
+        form_id=str(form.id),
+        submission_id=str(submission.id),
+    )
+    return submission
