@@ -13,6 +13,7 @@ import time
 import uuid
 
 import httpx
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from flowql.engine.deliveries import deliver_due
 from flowql.engine.runner import Runner
@@ -52,6 +53,9 @@ class InlineDispatcher:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.http.aclose()
+
+    async def defer(self, session: AsyncSession, process_id: uuid.UUID) -> None:
+        return None  # nothing durable to queue: submit() after commit starts the task
 
     async def submit(self, process_id: uuid.UUID) -> None:
         if self._stopping:

@@ -19,6 +19,7 @@ from sqlmodel import col, select, update
 
 from flowql.engine.agents import HANDLERS, AgentRun, Outcome, StepFailed
 from flowql.engine.templating import TemplateError
+from flowql.errors import DomainError
 from flowql.models import (
     TERMINAL_STATUSES,
     Agent,
@@ -206,7 +207,7 @@ class Runner:
         except TimeoutError:
             await self._failed(process, step, agent, f"timed out after {timeout:g}s")
             return
-        except (StepFailed, TemplateError, ValueError) as exc:
+        except (StepFailed, TemplateError, ValueError, DomainError) as exc:
             await self._failed(process, step, agent, str(exc))
             return
         except Exception as exc:  # an agent's bug must fail its step, not the runner

@@ -49,4 +49,4 @@ async def delete_form(ctx: Context, ident: uuid.UUID) -> Form:
 
 async def submit_form(ctx: Context, form_id: uuid.UUID, data: Any) -> FormSubmission:
     async with unit_of_work(ctx.runtime) as uow:
-        return await service.submit_form(uow, ctx.principal, form_id, data)
+        return await service.submit_form(uow, ctx.runtime, ctx.principal, form_id, data)

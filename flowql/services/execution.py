@@ -16,6 +16,8 @@ from flowql.models import (
     Agent,
     AgentSource,
     Event,
+    Form,
+    FormSubmission,
     Process,
     ProcessStatus,
     ProcessStep,
@@ -170,6 +172,7 @@ async def start_process(
     await uow.session.flush()
     publish_process(uow, process)
     process_id = process.id
+    await runtime.dispatcher.defer(uow.session, process_id)
 
     async def submit() -> None:
         await runtime.dispatcher.submit(process_id)
@@ -263,9 +266,54 @@ async def retry_process(
     await uow.session.flush()
     publish_process(uow, process)
     process_id = process.id
+    await runtime.dispatcher.defer(uow.session, process_id)
 
     async def submit() -> None:
         await runtime.dispatcher.submit(process_id)
 
     uow.after_commit.append(submit)
+    return process
+
+
+async def start_for_submission(
+    uow: UnitOfWork,
+    runtime: Runtime,
+    form: Form,
+    submission: FormSubmission,
+    user_id: uuid.UUID | None,
+) -> Process | None:
+    """A submission of a form linked to a workflow starts it at its `form` trigger (the one
+    naming this form, else one naming none), with the submitted data as input."""
+    if form.workflow_id is None:
+        return None
+    workflow = (
+        await uow.session.exec(select(Workflow).where(Workflow.id == form.workflow_id))
+    ).first()
+    if workflow is None:
+        return None
+    triggers = (
+        await uow.session.exec(
+            select(Trigger)
+            .where(Trigger.workflow_id == workflow.id)
+            .where(Trigger.type == TriggerType.FORM)
+            .where(col(Trigger.active).is_(True))
+            .order_by(col(Trigger.number))
+        )
+    ).all()
+    trigger = next((t for t in triggers if t.path == str(form.id)), None) or next(
+        (t for t in triggers if not t.path), None
+    )
+    process, _ = await start_process(
+        uow,
+        runtime,
+        StartRequest(
+            workflow=workflow,
+            input=dict(submission.data),
+            trigger=trigger,
+            user_id=user_id,
+            event_meta={"form_id": str(form.id), "submission_id": str(submission.id)},
+        ),
+    )
+    submission.process_id = process.id
+    uow.session.add(submission)
     return process

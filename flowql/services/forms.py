@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +13,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from flowql.auth.principal import Principal
 from flowql.errors import ValidationFailed
 from flowql.models import Form, FormSubmission, Workflow
+from flowql.services import outbox
 from flowql.services.common import (
     apply_common_filters,
     check_length,
@@ -21,14 +21,10 @@ from flowql.services.common import (
     require_name,
     visible,
 )
+from flowql.services.execution import start_for_submission
 from flowql.services.form_fields import check_fields, check_submission
+from flowql.services.runtime import Runtime
 from flowql.services.uow import UnitOfWork
-
-SubmissionHook = Callable[[UnitOfWork, Form, FormSubmission], Awaitable[None]]
-
-# The engine registers here what a submission sets off (starting the form's workflow). Hooks run
-# inside the submission's unit of work, so a failing hook rolls the submission back.
-SUBMISSION_HOOKS: list[SubmissionHook] = []
 
 
 @dataclass
@@ -135,7 +131,7 @@ async def delete_form(session: AsyncSession, principal: Principal, ident: uuid.U
 
 
 async def submit_form(
-    uow: UnitOfWork, principal: Principal, ident: uuid.UUID | int, data: Any
+    uow: UnitOfWork, runtime: Runtime, principal: Principal, ident: uuid.UUID | int, data: Any
 ) -> FormSubmission:
     """Store a submission that matches the form's fields, run the hooks, announce it."""
     form = await get_form(uow.session, principal, ident, "form:write")
@@ -144,8 +140,21 @@ async def submit_form(
     )
     uow.session.add(submission)
     await uow.session.flush()
-    for on_submission in SUBMISSION_HOOKS:
-        await on_submission(uow, form, submission)
+    # The form's workflow starts in the same transaction: no submission without its process.
+    await start_for_submission(uow, runtime, form, submission, principal.user_id)
+    await outbox.enqueue(
+        uow.session,
+        form.workspace_id,
+        "form.submitted",
+        {
+            "form_id": str(form.id),
+            "submission": {
+                "id": str(submission.id),
+                "data": submission.data,
+                "process_id": str(submission.process_id) if submission.process_id else None,
+            },
+        },
+    )
     uow.publish(
         "form.submitted",
         form.workspace_id,

@@ -10,15 +10,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from flowql.models import WebhookDelivery, WebhookSubscription, utcnow
-
-EVENT_TYPES = (
-    "process.started",
-    "process.completed",
-    "process.failed",
-    "workflow.executed",
-    "form.submitted",
-    "message.created",
-)
+from flowql.services.webhooks import ALL_EVENTS
 
 
 async def enqueue(
@@ -31,7 +23,9 @@ async def enqueue(
         .where(col(WebhookSubscription.active).is_(True))
     )
     subscriptions = [
-        s for s in (await session.exec(stmt)).all() if event_type in s.events or "*" in s.events
+        s
+        for s in (await session.exec(stmt)).all()
+        if event_type in s.events or ALL_EVENTS in s.events
     ]
     now = utcnow()
     for subscription in subscriptions:

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from flowql.auth.secrets_box import SecretBox
 from flowql.db import Database
 from flowql.events.bus import Bus, MemoryBus
 from flowql.settings import Settings
 
+if TYPE_CHECKING:
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
 
 class Dispatcher(Protocol):
     """Runs processes somewhere: asyncio tasks in this server, or procrastinate workers."""
+
+    async def defer(self, session: AsyncSession, process_id: uuid.UUID) -> None:
+        """Inside the transaction that makes the process runnable: queue it durably (a
+        procrastinate job commits with the process row); in-memory dispatchers do nothing."""
+        ...
 
     async def submit(self, process_id: uuid.UUID) -> None: ...
 
@@ -22,6 +30,9 @@ class Dispatcher(Protocol):
 
 class NullDispatcher:
     """Used where nothing runs processes (CLI commands): they stay PENDING for a server to resume."""
+
+    async def defer(self, session: AsyncSession, process_id: uuid.UUID) -> None:
+        return None
 
     async def submit(self, process_id: uuid.UUID) -> None:
         return None

@@ -10,9 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from flowql.events.bus import BusEvent
-from flowql.models import Form, FormSubmission, Role
-from flowql.services import forms as form_service
-from flowql.services.uow import UnitOfWork
+from flowql.models import Role
 from tests.conftest import Account, Factory, LiveServer
 
 FIELDS = """
@@ -138,49 +136,15 @@ async def test_form_crud_with_fields_and_submissions(server: LiveServer, factory
     assert await raw_rows(server, "form_submissions") == []
 
 
-async def test_a_submission_runs_the_hooks_and_announces_itself(
-    server: LiveServer, factory: Factory
-) -> None:
+async def test_a_submission_announces_itself(server: LiveServer, factory: Factory) -> None:
     owner = await factory.account()
     created = await create(server, owner)
-    seen: list[tuple[str, str]] = []
-
-    async def hook(uow: UnitOfWork, form: Form, submission: FormSubmission) -> None:
-        seen.append((str(form.id), str(submission.id)))
-
-    form_service.SUBMISSION_HOOKS.append(hook)
-    try:
-        async with server.runtime.bus.subscribe(lambda e: e.topic == "form.submitted") as feed:
-            body = await server.gql(
-                SUBMIT, {"formId": created["id"], "data": GOOD}, token=owner.token
-            )
-            event: BusEvent = await asyncio.wait_for(anext(aiter(feed)), 5)
-    finally:
-        form_service.SUBMISSION_HOOKS.remove(hook)
+    async with server.runtime.bus.subscribe(lambda e: e.topic == "form.submitted") as feed:
+        body = await server.gql(SUBMIT, {"formId": created["id"], "data": GOOD}, token=owner.token)
+        event: BusEvent = await asyncio.wait_for(anext(aiter(feed)), 5)
     submission_id = body["data"]["submitForm"]["id"]
-    assert seen == [(created["id"], submission_id)]
     assert event.workspace_id == owner.workspace_id
     assert event.data == {"form_id": created["id"], "submission_id": submission_id}
-
-
-async def test_a_failing_hook_rolls_the_submission_back(
-    server: LiveServer, factory: Factory
-) -> None:
-    owner = await factory.account()
-    created = await create(server, owner)
-
-    async def broken(uow: UnitOfWork, form: Form, submission: FormSubmission) -> None:
-        raise RuntimeError("engine down")
-
-    form_service.SUBMISSION_HOOKS.append(broken)
-    try:
-        body = await server.gql(
-            SUBMIT, {"formId": created["id"], "data": GOOD}, token=owner.token, expect_errors=True
-        )
-    finally:
-        form_service.SUBMISSION_HOOKS.remove(broken)
-    assert error_of(body)["code"] == "INTERNAL_ERROR"
-    assert await raw_rows(server, "form_submissions") == []
 
 
 INVALID_SUBMISSIONS = [
