@@ -24,10 +24,11 @@ async def execute_workflow(
     idempotency_key: str | None,
     wait: bool,
     wait_timeout: float,
+    trigger_id: uuid.UUID | None = None,
 ) -> Process:
     async with unit_of_work(ctx.runtime) as uow:
         process, _ = await service.execute_workflow(
-            uow, ctx.runtime, ctx.principal, workflow_id, input, idempotency_key
+            uow, ctx.runtime, ctx.principal, workflow_id, input, idempotency_key, trigger_id
         )
     if wait:
         return await wait_for_process(
@@ -51,3 +52,16 @@ async def issue_execution_token(ctx: Context, ident: uuid.UUID | int) -> TokenPa
         process = await get_process(uow.session, ctx.principal, ident, "process:read")
         ctx.principal.require(process.workspace_id, "process:run", "Process")
         return await auth_service.issue_execution_tokens(uow.session, ctx.settings, process)
+
+
+async def respond_to_http_trigger(
+    ctx: Context, ident: uuid.UUID | int, status: int, headers: dict[str, Any] | None, body: Any
+) -> Process:
+    async with unit_of_work(ctx.runtime) as uow:
+        return await service.respond_to_http_trigger(
+            uow, ctx.principal, ident, status, headers, body
+        )
+
+
+async def refresh_execution_token(ctx: Context, refresh_token: str) -> TokenPair:
+    return await auth_service.refresh_execution(ctx.db, ctx.settings, refresh_token)

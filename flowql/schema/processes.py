@@ -15,6 +15,7 @@ from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args
 from flowql.services.processes import ProcessFilter
 
 if TYPE_CHECKING:
+    from flowql.schema.scenarios import CurrentState, ProcessHistoryEvent, Scenario
     from flowql.schema.workflows import Agent, Event, Workflow
 
 strawberry.enum(models.ProcessStatus, name="ProcessStatus")
@@ -27,6 +28,9 @@ LogLevel = models.LogLevel
 WorkflowRef = Annotated["Workflow", strawberry.lazy("flowql.schema.workflows")]
 AgentRef = Annotated["Agent", strawberry.lazy("flowql.schema.workflows")]
 EventRef = Annotated["Event", strawberry.lazy("flowql.schema.workflows")]
+CurrentStateRef = Annotated["CurrentState", strawberry.lazy("flowql.schema.scenarios")]
+HistoryEventRef = Annotated["ProcessHistoryEvent", strawberry.lazy("flowql.schema.scenarios")]
+ScenarioRef = Annotated["Scenario", strawberry.lazy("flowql.schema.scenarios")]
 
 
 @strawberry.type
@@ -85,6 +89,7 @@ class Process(FromRow):
     started_at: datetime | None
     completed_at: datetime | None
     last_activity_at: datetime | None
+    actors: JSON = strawberry.field(description="Scenario processes: actor key -> actor record.")
 
     @strawberry.field
     async def workflow(self, info: Info) -> WorkflowRef | None:
@@ -113,6 +118,41 @@ class Process(FromRow):
     async def logs(self, info: Info) -> list[ProcessLog]:
         rows = await info.context.loaders.children(models.ProcessLog, "process_id").load(self.id)
         return ProcessLog.from_rows(rows)
+
+    # -- scenario processes (flowql.schema.scenarios) --
+
+    @strawberry.field(description="Scenario processes: the current state and its actions.")
+    async def current(self, info: Info) -> CurrentStateRef | None:
+        from flowql.schema.scenarios import current_state
+
+        return await current_state(info, self.id, self.scenario_id)
+
+    @strawberry.field(
+        description="Scenario processes: the whole process as LetsFlow's process JSON (id, "
+        "title, tags, scenario, actors, vars, result, current, previous, events)."
+    )
+    async def projection(self, info: Info) -> JSON | None:
+        from flowql.schema.scenarios import projection
+
+        return await projection(info, self.id, self.scenario_id)
+
+    @strawberry.field(description="Scenario processes: the log of state transitions.")
+    async def previous(self, info: Info) -> list[JSON]:
+        from flowql.schema.scenarios import previous_log
+
+        return await previous_log(info, self.id, self.scenario_id)
+
+    @strawberry.field(description="Scenario processes: every event, hash-chained, oldest first.")
+    async def history(self, info: Info) -> list[HistoryEventRef]:
+        from flowql.schema.scenarios import history
+
+        return await history(info, self.id)
+
+    @strawberry.field
+    async def scenario(self, info: Info) -> ScenarioRef | None:
+        from flowql.schema.scenarios import process_scenario
+
+        return await process_scenario(info, self.scenario_id)
 
 
 @strawberry.input
@@ -178,9 +218,10 @@ class Mutation:
         idempotency_key: str | None = None,
         wait: bool = False,
         wait_timeout: float = 30.0,
+        trigger_id: uuid.UUID | None = None,
     ) -> Process:
         row = await resolve_execution.execute_workflow(
-            info.context, id, input, idempotency_key, wait, wait_timeout
+            info.context, id, input, idempotency_key, wait, wait_timeout, trigger_id
         )
         return Process.from_row(row)
 
@@ -194,6 +235,35 @@ class Mutation:
     )
     async def retry_process(self, info: Info, id: uuid.UUID) -> Process:
         return Process.from_row(await resolve_execution.retry_process(info.context, id))
+
+    @strawberry.mutation(
+        description="Answer the caller waiting on the process's http trigger (status, headers, "
+        "body); the first answer wins."
+    )
+    async def respond_to_http_trigger(
+        self,
+        info: Info,
+        process_id: uuid.UUID,
+        status: int = 200,
+        headers: JSON | None = None,
+        body: JSON | None = None,
+    ) -> Process:
+        row = await resolve_execution.respond_to_http_trigger(
+            info.context, process_id, status, headers, body
+        )
+        return Process.from_row(row)
+
+    @strawberry.mutation(
+        description="Rotate an execution refresh token: a new access and refresh token for the "
+        "same process. Reusing a rotated refresh token revokes them all."
+    )
+    async def refresh_execution_token(self, info: Info, refresh_token: str) -> ExecutionTokens:
+        pair = await resolve_execution.refresh_execution_token(info.context, refresh_token)
+        return ExecutionTokens(
+            access_token=pair.access_token,
+            refresh_token=pair.refresh_token,
+            expires_in=pair.expires_in,
+        )
 
     @strawberry.mutation(
         description="A short-lived token scoped to the process and its workspace, with a refresh "

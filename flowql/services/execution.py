@@ -188,17 +188,33 @@ async def execute_workflow(
     workflow_ident: uuid.UUID | int,
     input: dict[str, Any] | None,
     idempotency_key: str | None = None,
+    trigger_id: uuid.UUID | None = None,
 ) -> tuple[Process, bool]:
+    """Run a workflow now: at its manual trigger (or root agents), or at the trigger given."""
     workflow = await get_workflow(uow.session, principal, workflow_ident, "workflow:read")
     principal.require(workflow.workspace_id, "process:run", "Workflow")
     if input is not None and not isinstance(input, dict):
         raise ValidationFailed.one("input", "must be a JSON object")
+    trigger = None
+    if trigger_id is not None:
+        trigger = (
+            await uow.session.exec(
+                select(Trigger)
+                .where(Trigger.id == trigger_id)
+                .where(Trigger.workflow_id == workflow.id)
+            )
+        ).first()
+        if trigger is None:
+            raise ValidationFailed.one("triggerId", "not a trigger of this workflow")
+        if not trigger.active:
+            raise ValidationFailed.one("triggerId", "this trigger is not active")
     return await start_process(
         uow,
         runtime,
         StartRequest(
             workflow=workflow,
             input=dict(input or {}),
+            trigger=trigger,
             idempotency_key=idempotency_key,
             user_id=principal.user_id,
         ),
@@ -316,4 +332,34 @@ async def start_for_submission(
     )
     submission.process_id = process.id
     uow.session.add(submission)
+    return process
+
+
+async def respond_to_http_trigger(
+    uow: UnitOfWork,
+    principal: Principal,
+    ident: uuid.UUID | int,
+    status: int,
+    headers: dict[str, Any] | None,
+    body: Any,
+) -> Process:
+    """What the caller waiting on the process's `http` trigger receives (WayScript's
+    http-trigger response); the first answer wins."""
+    process = await get_process(uow.session, principal, ident, "process:read")
+    principal.require(process.workspace_id, "process:write", "Process")
+    if not 100 <= status <= 599:
+        raise ValidationFailed.one("status", "must be an HTTP status between 100 and 599")
+    if headers is not None and not isinstance(headers, dict):
+        raise ValidationFailed.one("headers", "must be an object of header names to values")
+    if process.response is not None:
+        raise ValidationFailed.one("processId", "this process has already responded")
+    process.response = {
+        "status": status,
+        "headers": {str(k): str(v) for k, v in (headers or {}).items()},
+        "body": body,
+    }
+    process.last_activity_at = utcnow()
+    uow.session.add(process)
+    await uow.session.flush()
+    publish_process(uow, process)
     return process
