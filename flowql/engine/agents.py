@@ -41,6 +41,8 @@ class AgentRun:
     resolve_credential: Callable[[str], Awaitable[str]]
     http: Callable[[], httpx.AsyncClient]
     check_url: Callable[[str], Awaitable[None]]
+    # (process id, action, actor, response) -> what happened, for `scenario_action`.
+    scenario_action: Callable[[str, str, str, Any], Awaitable[dict[str, Any]]]
 
     def options(self) -> dict[str, Any]:
         rendered: dict[str, Any] = render(self.agent.options, self.context)
@@ -140,6 +142,14 @@ async def http_request(run: AgentRun) -> Outcome:
     )
 
 
+async def scenario_action(run: AgentRun) -> Outcome:
+    options = registry.ScenarioActionOptions.model_validate(run.options())
+    done = await run.scenario_action(
+        options.process_id, options.action, options.actor, options.response
+    )
+    return Outcome(emit=[done], logs=[f"performed {options.action} on {options.process_id}"])
+
+
 HANDLERS: dict[str, Handler] = {
     "webhook": trigger,
     "http": trigger,
@@ -153,6 +163,7 @@ HANDLERS: dict[str, Handler] = {
     "delay": delay,
     "respond": respond,
     "http_request": http_request,
+    "scenario_action": scenario_action,
 }
 
 assert set(HANDLERS) == set(registry.REGISTRY), "every registered agent type needs a handler"

@@ -15,6 +15,7 @@ import uuid
 import httpx
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from flowql.engine import scenario_bridge
 from flowql.engine.deliveries import deliver_due
 from flowql.engine.runner import Runner
 from flowql.engine.scheduler import (
@@ -24,6 +25,7 @@ from flowql.engine.scheduler import (
     unfinished,
 )
 from flowql.services.runtime import Runtime
+from flowql.services.scenarios.runner import fire_due_timeouts
 
 logger = logging.getLogger("flowql.dispatch")
 
@@ -40,6 +42,7 @@ class InlineDispatcher:
         self._stopping = False
 
     async def start(self) -> None:
+        scenario_bridge.install(self.runtime)
         for process_id in await unfinished(self.runtime):
             await self.submit(process_id)
         self._loop_task = asyncio.create_task(self._loop(), name="flowql-scheduler")
@@ -109,4 +112,5 @@ class InlineDispatcher:
         for process_id in await due_wakeups(self.runtime):
             await self.submit(process_id)
         await fire_due_schedules(self.runtime)
+        await fire_due_timeouts(self.runtime)
         await deliver_due(self.runtime, self.http)

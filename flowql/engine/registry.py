@@ -103,6 +103,13 @@ class RespondOptions(Options):
     body: Any = None
 
 
+class ScenarioActionOptions(Options):
+    process_id: str = Field(min_length=1, description="The scenario process (a template)")
+    action: str = Field(min_length=1)
+    actor: str = Field(default="service:flowql", min_length=1)
+    response: Any = None
+
+
 class MessageOptions(Options):
     payload: dict[str, Any] | None = None
 
@@ -132,6 +139,12 @@ REGISTRY: dict[str, AgentType] = {
         AgentType("delay", Kind.ACTION, DelayOptions, "A durable wait"),
         AgentType("respond", Kind.ACTION, RespondOptions, "The response of an http trigger"),
         AgentType("message", Kind.ACTION, MessageOptions, "Emit what it is given"),
+        AgentType(
+            "scenario_action",
+            Kind.ACTION,
+            ScenarioActionOptions,
+            "Perform an action on a scenario process as a service actor",
+        ),
     )
 }
 

@@ -277,6 +277,15 @@ class Runner:
 
             await check_public_url(url, self.runtime.settings.allow_private_networks)
 
+        async def scenario_action(
+            target: str, action: str, actor: str, response: Any
+        ) -> dict[str, Any]:
+            from flowql.engine.scenario_bridge import perform_scenario_action
+
+            return await perform_scenario_action(
+                self.runtime, process.workspace_id, target, action, actor, response
+            )
+
         return AgentRun(
             agent=agent,
             process=process,
@@ -285,6 +294,7 @@ class Runner:
             resolve_credential=resolve_credential,
             http=lambda: self.http,
             check_url=check_url,
+            scenario_action=scenario_action,
         )
 
     async def _set_step(

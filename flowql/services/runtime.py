@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flowql.auth.secrets_box import SecretBox
 from flowql.db import Database
@@ -48,3 +48,6 @@ class Runtime:
     box: SecretBox
     bus: Bus = field(default_factory=MemoryBus)
     dispatcher: Dispatcher = field(default_factory=NullDispatcher)
+    # Coroutines run after a scenario process entered a state (services/scenarios/hooks.py);
+    # the engine registers the bridge that starts notified workflows.
+    state_entered_hooks: list[Any] = field(default_factory=list)

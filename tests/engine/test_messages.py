@@ -17,14 +17,23 @@ query($agent: UUID!) {
 """
 
 
-async def test_expired_messages_are_deleted_and_others_kept(server: LiveServer, factory: Factory) -> None:
+async def test_expired_messages_are_deleted_and_others_kept(
+    server: LiveServer, factory: Factory
+) -> None:
     account = await factory.account()
-    workflow = await create_workflow(server, account.token, "ephemeral", [
-        {"name": "short", "type": "message", "keepMessagesFor": 60},
-        {"name": "forever", "type": "message", "sources": ["short"]},
-    ])
+    workflow = await create_workflow(
+        server,
+        account.token,
+        "ephemeral",
+        [
+            {"name": "short", "type": "message", "keepMessagesFor": 60},
+            {"name": "forever", "type": "message", "sources": ["short"]},
+        ],
+    )
     for n in range(3):
-        assert (await execute(server, account.token, workflow["id"], {"n": n}))["status"] == "COMPLETED"
+        assert (await execute(server, account.token, workflow["id"], {"n": n}))[
+            "status"
+        ] == "COMPLETED"
     short, forever = (a["id"] for a in workflow["agents"])
     listed = (await server.gql(MESSAGES, {"agent": short}, token=account.token))["data"]["messages"]
     assert listed["totalCount"] == 3
@@ -41,14 +50,20 @@ async def test_expired_messages_are_deleted_and_others_kept(server: LiveServer, 
 
 async def test_disabled_agents_receive_nothing(server: LiveServer, factory: Factory) -> None:
     account = await factory.account()
-    workflow = await create_workflow(server, account.token, "partly-off", [
-        {"name": "start", "type": "message"},
-        {"name": "on", "type": "message", "sources": ["start"]},
-        {"name": "off", "type": "message", "sources": ["start"], "disabled": True},
-    ])
+    workflow = await create_workflow(
+        server,
+        account.token,
+        "partly-off",
+        [
+            {"name": "start", "type": "message"},
+            {"name": "on", "type": "message", "sources": ["start"]},
+            {"name": "off", "type": "message", "sources": ["start"], "disabled": True},
+        ],
+    )
     process = await execute(server, account.token, workflow["id"], {"x": 1})
     detail = await server.gql(
         "query($id: UUID!) { process(id: $id) { steps { agent { name } } } }",
-        {"id": process["id"]}, token=account.token,
+        {"id": process["id"]},
+        token=account.token,
     )
     assert [s["agent"]["name"] for s in detail["data"]["process"]["steps"]] == ["start", "on"]

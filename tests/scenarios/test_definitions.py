@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from flowql.services.runtime import Runtime
-from flowql.services.scenarios import STATE_ENTERED_HOOKS, StateEntered
+from flowql.services.scenarios import StateEntered
 from tests.conftest import Factory, LiveServer
 from tests.scenarios.conftest import DATA, ScenarioClient, error_of, scenario_text
 
@@ -217,7 +217,8 @@ async def test_state_entered_hooks_run_after_commit_with_the_notifications(
     async def broken(runtime: Runtime, event: StateEntered) -> None:
         raise RuntimeError("a failing hook does not undo the transition")
 
-    STATE_ENTERED_HOOKS.extend([broken, hook])
+    hooks = scenarios.server.runtime.state_entered_hooks
+    hooks.extend([broken, hook])
     try:
         alice = await factory.account(workspace="Hooks")
         scenario = await scenarios.store(alice.token, yaml=scenario_text("quote"))
@@ -236,8 +237,8 @@ async def test_state_entered_hooks_run_after_commit_with_the_notifications(
         await scenarios.act(alice.token, process["id"], "request", request)
         await scenarios.act(alice.token, process["id"], "create_quote", "cms:q.pdf", actor="sales")
     finally:
-        STATE_ENTERED_HOOKS.remove(hook)
-        STATE_ENTERED_HOOKS.remove(broken)
+        hooks.remove(hook)
+        hooks.remove(broken)
     assert [e.state for e in entered] == ["initial", "requested", "quoted"]
     quoted = entered[-1]
     assert [n["service"] for n in quoted.notify] == ["email"]

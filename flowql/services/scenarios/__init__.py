@@ -9,7 +9,7 @@
 """
 
 from flowql.services.scenarios.access import system_principal
-from flowql.services.scenarios.hooks import STATE_ENTERED_HOOKS, StateEntered, StateEnteredHook
+from flowql.services.scenarios.hooks import StateEntered, StateEnteredHook
 from flowql.services.scenarios.runner import (
     ActionOutcome,
     ActionSkipped,
@@ -30,7 +30,6 @@ from flowql.services.scenarios.store import (
 )
 
 __all__ = [
-    "STATE_ENTERED_HOOKS",
     "ActionOutcome",
     "ActionSkipped",
     "ScenarioFilter",

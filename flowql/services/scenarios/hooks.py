@@ -1,7 +1,7 @@
 """Triggers between worlds: code that reacts when a scenario process enters a state.
 
-The engine registers coroutines in `STATE_ENTERED_HOOKS` (for example: start the flowql
-workflow named by a `notify` instruction's service). They run after the transaction that
+The engine registers coroutines in `runtime.state_entered_hooks` (for example: start the
+flowql workflow named by a `notify` instruction's service). They run after the transaction that
 entered the state has committed, in registration order; a failing hook is logged and does not
 undo the transition (the history already holds it).
 """
@@ -40,14 +40,13 @@ class StateEntered:
 
 StateEnteredHook = Callable[[Runtime, StateEntered], Awaitable[None]]
 
-STATE_ENTERED_HOOKS: list[StateEnteredHook] = []
-
 
 def after_commit(uow: UnitOfWork, runtime: Runtime, entered: StateEntered) -> None:
     """Run the registered hooks once `uow` has committed."""
 
     async def run() -> None:
-        for hook in list(STATE_ENTERED_HOOKS):
+        hooks: list[StateEnteredHook] = list(runtime.state_entered_hooks)
+        for hook in hooks:
             try:
                 await hook(runtime, entered)
             except Exception:

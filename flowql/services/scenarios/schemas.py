@@ -13,8 +13,8 @@ import functools
 import json
 from typing import Any
 
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
-from jsonschema.exceptions import SchemaError  # type: ignore[import-untyped]
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
 
 from flowql.services.scenarios.expressions import canonical_json, is_fn
 
