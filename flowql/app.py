@@ -1,28 +1,33 @@
-"""create_app(settings) -> Starlette: /graphql, /healthz (and the mounts later issues add)."""
+"""create_app(settings) -> Starlette: /graphql, /healthz, /readyz (and the mounts later issues add)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.types.unset import UnsetType
 
+from flowql import graphiql, transport
 from flowql.auth.principal import ANONYMOUS
 from flowql.auth.ratelimit import RateLimiter
 from flowql.auth.secrets_box import SecretBox
 from flowql.db import create_database
 from flowql.engine.dispatch import InlineDispatcher
 from flowql.engine.hooks import hook_routes
+from flowql.engine.queue import ProcrastinateDispatcher
+from flowql.engine.worker import WorkerService, readyz_response
 from flowql.errors import DomainError
+from flowql.events.postgres import PostgresBus, make_bus
 from flowql.middleware import Identify, RateLimit, graphql_error
 from flowql.resolvers.context import Context
 from flowql.rest_compat import ERROR_FORMATS, QUERY_KEY_PATHS
@@ -35,9 +40,35 @@ logger = logging.getLogger("flowql")
 
 
 class FlowqlGraphQL(GraphQL[Context, None]):
+    graphql_ws_handler_class = transport.LegacyWSHandler
+
     def __init__(self, runtime: Runtime, **kwargs: Any) -> None:
-        super().__init__(build_schema(production=runtime.settings.is_production), **kwargs)
+        options = {**transport.view_options(runtime.settings), **kwargs}
+        super().__init__(build_schema(production=runtime.settings.is_production), **options)
         self.runtime = runtime
+        self.credentials = transport.CredentialWatch()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with self.credentials.connection(scope):
+            await super().__call__(scope, receive, send)
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        token = await transport.authenticate_connection(self.runtime, context)
+        self.credentials.watch(self.runtime, context, token)
+        return UnsetType()
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return HTMLResponse(graphiql.page(self.runtime.settings))
+
+    async def create_streaming_response(
+        self,
+        request: Request | WebSocket,
+        stream: Callable[[], AsyncIterator[str]],
+        sub_response: Response,
+        headers: Mapping[str, str],
+    ) -> Response:
+        stream = transport.until_expiry(request, stream, headers)
+        return await super().create_streaming_response(request, stream, sub_response, headers)
 
     async def get_context(self, request: Any, response: Any) -> Context:
         principal = getattr(request.state, "principal", None) or ANONYMOUS
@@ -84,8 +115,12 @@ def build_runtime(settings: Settings) -> Runtime:
     settings = settings.with_generated_keys()
     settings.check_startable()
     assert settings.encryption_keys
+    db = create_database(settings)
     return Runtime(
-        settings=settings, db=create_database(settings), box=SecretBox(settings.encryption_keys)
+        settings=settings,
+        db=db,
+        box=SecretBox(settings.encryption_keys),
+        bus=make_bus(settings, db),
     )
 
 
@@ -95,26 +130,47 @@ def create_app(
     runtime = runtime or build_runtime(settings)
     graphql = FlowqlGraphQL(runtime, graphql_ide="graphiql")
 
+    workers: list[WorkerService] = []
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         dispatcher = None
+        if isinstance(runtime.bus, PostgresBus):
+            await runtime.bus.start()
         if run_worker and runtime.settings.dispatcher is Dispatcher.INLINE:
             dispatcher = InlineDispatcher(runtime)
             runtime.dispatcher = dispatcher
             await dispatcher.start()
+        elif runtime.settings.dispatcher is Dispatcher.PROCRASTINATE:
+            # API replicas only queue jobs; without --no-worker this server also runs one.
+            runtime.dispatcher = ProcrastinateDispatcher(runtime)
+            if run_worker:
+                workers.append(WorkerService(runtime, runtime.settings.max_concurrent_processes))
+                await workers[0].start()
         try:
             yield
         finally:
             if dispatcher is not None:
                 await dispatcher.stop()
                 runtime.dispatcher = NullDispatcher()
+            for worker in workers:
+                await worker.stop()
+            workers.clear()
+            if isinstance(runtime.bus, PostgresBus):
+                await runtime.bus.stop()
             await runtime.db.dispose()
+
+    async def readyz(request: Request) -> Response:
+        return await readyz_response(runtime, workers[0] if workers else None)
 
     app = Starlette(
         routes=[
             Route("/healthz", healthz),
+            Route("/readyz", readyz),
             Route("/graphql", RequirePrincipal(graphql), methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", RequirePrincipal(graphql)),
             *hook_routes(runtime),
+            *graphiql.routes(runtime.settings),
             *rest_mounts(SchemaExecutor(graphql)),
         ],
         middleware=[

@@ -61,6 +61,20 @@ class Settings(BaseSettings):
     webhook_backoff_seconds: float = Field(default=2.0, ge=0)
     message_expiry_interval: float = Field(default=60.0, gt=0)
     rate_limits_enabled: bool = True
+    # Subscriptions: seconds a websocket may take to send connection_init; graphql-ws "ka"
+    # keep-alive interval; how often an open websocket's credential is checked again (revoked,
+    # disabled or narrowed: closed); events one subscription may have undelivered before it is
+    # dropped as too slow (close code 4008); where GraphiQL's files are served from (unset:
+    # data_dir / "graphiql" when it holds them, else the page loads them from the CDN).
+    ws_connection_init_timeout: float = Field(default=10.0, gt=0)
+    ws_keep_alive_interval: float = Field(default=15.0, gt=0)
+    ws_revalidate_interval: float = Field(default=60.0, gt=0)
+    subscription_queue_size: int = Field(default=256, ge=1)
+    graphiql_assets_dir: Path | None = None
+    # procrastinate workers (FLOWQL_DISPATCHER=procrastinate): how often a worker proves it is
+    # alive, and after how long without that proof its jobs are handed to another worker.
+    worker_heartbeat_interval: float = Field(default=10.0, gt=0)
+    worker_stalled_timeout: float = Field(default=30.0, gt=0)
     sql_echo: bool = False
 
     @model_validator(mode="after")
@@ -78,7 +92,18 @@ class Settings(BaseSettings):
         url = self.database_url or f"sqlite:///{(self.data_dir / 'flowql.db').resolve()}"
         return async_database_url(url)
 
+    @property
+    def is_postgres(self) -> bool:
+        return self.resolved_database_url().startswith("postgresql")
+
     def check_startable(self) -> None:
+        if not self.is_postgres:
+            for name, value in (("DISPATCHER", self.dispatcher), ("BUS", self.bus)):
+                if value in (Dispatcher.PROCRASTINATE, Bus.POSTGRES):
+                    raise SettingsError(
+                        f"FLOWQL_{name}={value.value} needs PostgreSQL: set FLOWQL_DATABASE_URL "
+                        "to a postgresql:// URL"
+                    )
         if self.is_production:
             if not self.secret_key:
                 raise SettingsError("FLOWQL_SECRET_KEY must be set in production")
@@ -112,6 +137,14 @@ def async_database_url(url: str) -> str:
     for prefix in ("postgresql:", "postgres:", "postgresql+psycopg2:"):
         if url.startswith(prefix):
             return "postgresql+psycopg:" + url[len(prefix) :]
+    return url
+
+
+def libpq_database_url(url: str) -> str:
+    """A plain postgresql:// conninfo for psycopg connections outside SQLAlchemy."""
+    for prefix in ("postgresql+psycopg:", "postgresql+psycopg2:", "postgres:"):
+        if url.startswith(prefix):
+            return "postgresql:" + url[len(prefix) :]
     return url
 
 

@@ -7,6 +7,7 @@ subscriber is handed only events of workspaces it may read (filtering happens se
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from flowql.models import utcnow
+
+logger = logging.getLogger("flowql.events")
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,15 @@ class Subscription:
         self.accept = accept
         self.queue: asyncio.Queue[BusEvent | None] = asyncio.Queue(maxsize=maxsize)
         self.dropped = False
+        self._drop_callbacks: list[Callable[[], None]] = []
+
+    def on_drop(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (synchronously, from the publisher) when this subscriber is dropped.
+
+        A reader stuck downstream (a client that stopped reading its socket) never comes back to
+        the queue to see the drop; this lets its owner act on it (close the connection) at once.
+        """
+        self._drop_callbacks.append(callback)
 
     def offer(self, event: BusEvent) -> None:
         if self.dropped or not self.accept(event):
@@ -46,6 +58,11 @@ class Subscription:
             while not self.queue.empty():
                 self.queue.get_nowait()
             self.queue.put_nowait(None)
+            for callback in self._drop_callbacks:
+                try:
+                    callback()
+                except Exception:  # one subscriber's hook must not break publishing
+                    logger.exception("subscriber drop callback failed")
 
     async def __aiter__(self) -> AsyncIterator[BusEvent]:
         while True:

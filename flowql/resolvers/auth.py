@@ -8,6 +8,7 @@ from flowql.models import User, Workspace
 from flowql.resolvers.context import Context
 from flowql.services import auth as service
 from flowql.services.auth import TokenPair
+from flowql.services.demo import DemoToken, demo_tokens
 
 
 async def login(ctx: Context, email: str, password: str) -> TokenPair:
@@ -33,3 +34,7 @@ async def viewer(ctx: Context) -> tuple[User | None, list[Workspace]]:
         if w is not None
     ]
     return user, sorted(workspaces, key=lambda w: w.number or 0)
+
+
+async def demo_accounts(ctx: Context) -> list[DemoToken]:
+    return await demo_tokens(ctx.db, ctx.settings)

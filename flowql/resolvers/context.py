@@ -19,6 +19,8 @@ class Context:
     principal: Principal
     request: Any = None
     response: Any = None
+    # WebSocket connections: the connection_init payload (Strawberry sets it).
+    connection_params: dict[str, Any] | None = None
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

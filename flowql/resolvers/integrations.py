@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from flowql.auth.principal import PrincipalKind
 from flowql.models import Integration
 from flowql.resolvers.context import Context
 from flowql.resolvers.pagination import Page, PageArgs, paginate
@@ -50,3 +51,13 @@ async def test_integration(ctx: Context, ident: uuid.UUID) -> Integration:
     result = await service.run_test(row, ctx.box, ctx.settings.allow_private_networks)
     async with unit_of_work(ctx.runtime) as uow:
         return await service.record_test(uow.session, ctx.principal, row.id, result)
+
+
+async def credentials_for_process(ctx: Context, ident: uuid.UUID) -> dict[str, Any] | None:
+    """Decrypted credentials for the caller's own running process; None for anyone else."""
+    if ctx.principal.kind is not PrincipalKind.EXECUTION:
+        return None
+    async with ctx.db.read() as session:
+        return await service.integration_credentials_for_process(
+            session, ctx.principal, ctx.box, ident
+        )

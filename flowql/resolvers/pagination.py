@@ -49,9 +49,11 @@ def decode_cursor(cursor: str) -> int:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         kind, _, value = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
-        if kind != "n":
+        number = int(value)
+        # `number` is a 32-bit INTEGER column: a larger one would fail in SQL, not here.
+        if kind != "n" or not 0 <= number <= 2**31 - 1:
             raise ValueError(cursor)
-        return int(value)
+        return number
     except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
         raise ValidationFailed.one("after", "not a valid cursor") from exc
 

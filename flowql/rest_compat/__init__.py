@@ -7,19 +7,22 @@
 
 from __future__ import annotations
 
+import re
 from types import ModuleType
+from typing import TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Mount, Route
 
 from flowql.errors import ErrorCode
-from flowql.rest_compat import activeworkflow
+from flowql.rest_compat import activeworkflow, letsflow, platform_v1, wayscript
 from flowql.rest_compat.base import GraphQLExecutor, build_routes
 from flowql.rest_compat.errors import ERROR_FORMATS, QUERY_KEY_PATHS, ErrorFormat
 from flowql.rest_compat.openapi import document, openapi_route
 
-FAMILIES: tuple[ModuleType, ...] = (activeworkflow,)
+R = TypeVar("R", Mount, Route)
+FAMILIES: tuple[ModuleType, ...] = (activeworkflow, wayscript, platform_v1, letsflow)
 
 
 def mounts(executor: GraphQLExecutor) -> list[Mount]:
@@ -30,7 +33,7 @@ def mounts(executor: GraphQLExecutor) -> list[Mount]:
         )
         routes = [*build_routes(family.ENDPOINTS, executor, family.FORMAT), openapi_route(spec)]
         routes.append(fallback(routes, family.FORMAT))
-        result.append(Mount(family.PREFIX, routes=routes))
+        result.append(dotall(Mount(family.PREFIX, routes=routes)))
     return result
 
 
@@ -42,7 +45,16 @@ def fallback(routes: list[BaseRoute], error_format: ErrorFormat) -> Route:
             return error_format(405, ErrorCode.VALIDATION_ERROR, "method not allowed", {})
         return error_format(404, ErrorCode.NOT_FOUND, "not found", {})
 
-    return Route("/{path:path}", unmatched, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    return dotall(
+        Route("/{path:path}", unmatched, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    )
+
+
+def dotall(route: R) -> R:
+    """Starlette's `{path:path}` stops at a newline: an encoded one (%0A) in a path must still
+    reach the family's own 404, not Starlette's plain-text one."""
+    route.path_regex = re.compile(route.path_regex.pattern, re.DOTALL)
+    return route
 
 
 __all__ = ["ERROR_FORMATS", "QUERY_KEY_PATHS", "mounts"]

@@ -117,6 +117,8 @@ class Endpoint:
     public: bool = False
     json_body: bool = False
     openapi: dict[str, Any] = field(default_factory=dict)
+    # Sent with every response of the route, e.g. `Deprecation` and `Sunset` (document 004).
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 async def _parse_body(request: Request) -> Any:
@@ -134,6 +136,11 @@ def build_routes(
 ) -> list[BaseRoute]:
     def make(endpoint: Endpoint) -> Route:
         async def handle(request: Request) -> Response:
+            response = await respond(request)
+            response.headers.update(endpoint.headers)
+            return response
+
+        async def respond(request: Request) -> Response:
             auth_error: DomainError | None = getattr(request.state, "auth_error", None)
             if not endpoint.public and auth_error is not None:
                 return error_format(401, auth_error.code, auth_error.message, auth_error.details)

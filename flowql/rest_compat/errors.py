@@ -34,15 +34,30 @@ def activeworkflow(status: int, code: ErrorCode, message: str, details: dict[str
 
 
 def plain(status: int, code: ErrorCode, message: str, details: dict[str, Any]) -> Response:
-    """Documents 000, 001 and 003 give bare statuses; a short JSON reason helps scripts log it."""
+    """Documents 000 and 001 give bare statuses; a short JSON reason helps scripts log it."""
     return JSONResponse({"error": message, "code": code.value}, status_code=status)
+
+
+def letsflow(status: int, code: ErrorCode, message: str, details: dict[str, Any]) -> Response:
+    """Document 003, as LetsFlow's engine answers a refused step: {"error": {"message",
+    "reason": [...]}}, plus flowql's `code`, the invalid `fields` and a skipped `eventId`."""
+    fields = details.get("fields")
+    reasons = details.get("reasons")
+    if reasons is None:
+        reasons = [f"{k}: {v}" for k, v in fields.items()] if isinstance(fields, dict) else []
+    error: dict[str, Any] = {"message": message, "code": code.value, "reason": list(reasons)}
+    if isinstance(fields, dict) and fields:
+        error["fields"] = fields
+    if details.get("eventId"):
+        error["eventId"] = details["eventId"]
+    return JSONResponse({"error": error}, status_code=status)
 
 
 ERROR_FORMATS: dict[str, ErrorFormat] = {
     "/v1": platform_v1,
     "/compat/activeworkflow": activeworkflow,
     "/compat/wayscript": plain,
-    "/compat/letsflow": plain,
+    "/compat/letsflow": letsflow,
 }
 
 # Document 001 authenticates with `?api_key=…`.

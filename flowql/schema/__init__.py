@@ -25,6 +25,7 @@ DOMAINS = (
     "forms",
     "webhooks",
     "apikeys",
+    "subscriptions",
 )
 
 

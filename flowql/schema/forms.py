@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
@@ -14,6 +14,12 @@ from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args
 from flowql.services.form_fields import FieldType
 from flowql.services.forms import FormFilter
 
+if TYPE_CHECKING:
+    from flowql.schema.processes import Process
+    from flowql.schema.workflows import Workflow
+
+ProcessRef = Annotated["Process", strawberry.lazy("flowql.schema.processes")]
+WorkflowRef = Annotated["Workflow", strawberry.lazy("flowql.schema.workflows")]
 FIELD_TYPES = ", ".join(FieldType)
 
 
@@ -44,6 +50,17 @@ class FormSubmission(FromRow):
     data: JSON
     process_id: uuid.UUID | None
     created_at: datetime
+
+    @strawberry.field(description="The process the submission started (null without process:read).")
+    async def process(self, info: Info) -> ProcessRef | None:
+        from flowql.schema.processes import Process
+
+        if self.process_id is None:
+            return None
+        row = await info.context.loaders.by_id(models.Process).load(self.process_id)
+        if row is None or not info.context.principal.can(row.workspace_id, "process:read"):
+            return None
+        return Process.from_row(row)
 
 
 @strawberry.type
@@ -76,11 +93,28 @@ class Form(FromRow):
         count: int = await loader.load(self.id)
         return count
 
+    @strawberry.field(description="The workflow a submission starts (null without workflow:read).")
+    async def workflow(self, info: Info) -> WorkflowRef | None:
+        from flowql.schema.workflows import Workflow
+
+        if self.workflow_id is None:
+            return None
+        row = await info.context.loaders.by_id(models.Workflow).load(self.workflow_id)
+        if row is None or not info.context.principal.can(row.workspace_id, "workflow:read"):
+            return None
+        return Workflow.from_row(row)
+
     @strawberry.field(description="Submissions, newest first.")
     async def submissions(
-        self, info: Info, first: int | None = None, after: str | None = None
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        offset: int | None = None,
     ) -> Connection[FormSubmission]:
-        page = await resolve.list_submissions(info.context, self.id, page_args(first, after))
+        page = await resolve.list_submissions(
+            info.context, self.id, page_args(first, after, offset)
+        )
         return Connection.of(page, FormSubmission.from_row)
 
 

@@ -51,6 +51,13 @@ class Integration(FromRow):
             has_credentials=row.credentials_encrypted is not None,
         )
 
+    @strawberry.field(
+        description="The decrypted credentials, handed only to a running process of this "
+        "workspace (its execution token, as WayScript does); null for every other caller."
+    )
+    async def credentials(self, info: Info) -> JSON | None:
+        return await resolve.credentials_for_process(info.context, self.id)
+
 
 @strawberry.type(
     description="A named secret for a workspace or one workflow; its value is write-only."

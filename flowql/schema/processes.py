@@ -164,6 +164,14 @@ class ProcessFilterInput:
     search: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    scenario_processes: bool | None = strawberry.field(
+        default=None, description="true: only scenario processes; false: only workflow ones."
+    )
+    involving_me: bool = strawberry.field(
+        default=False,
+        description="Only scenario processes where your user is an actor (an actor record's "
+        "`id` or `userId`); a scope-limited API key sees its scenarios' processes.",
+    )
 
 
 @strawberry.type
@@ -186,6 +194,8 @@ class Query:
             search=f.search,
             created_after=f.created_after,
             created_before=f.created_before,
+            scenario_processes=f.scenario_processes,
+            involving_me=f.involving_me,
         )
         page = await resolve.list_processes(info.context, filters, page_args(first, after, offset))
         return Connection.of(page, Process.from_row)

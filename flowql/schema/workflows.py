@@ -107,6 +107,24 @@ class Trigger(FromRow):
     next_run_at: datetime | None
     last_fired_at: datetime | None
     created_at: datetime
+    test_event: str = strawberry.field(description="A sample event to test the trigger with.")
+    command: str = strawberry.field(description="The command the trigger runs (WayScript).")
+    integration_id: uuid.UUID | None = strawberry.field(
+        description="The integration the trigger listens through, if any."
+    )
+    archived_at: datetime | None
+
+    @strawberry.field(
+        description="What the trigger routes by and hands on: {name, type, path, outputs, active}."
+    )
+    def data(self) -> JSON:
+        return {
+            "name": self.name,
+            "type": self.type.value,
+            "path": self.path,
+            "outputs": list(self.outputs),
+            "active": self.active,
+        }
 
 
 @strawberry.type

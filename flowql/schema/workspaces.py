@@ -16,6 +16,8 @@ strawberry.enum(models.Plan, name="Plan")
 strawberry.enum(models.Role, name="Role")
 Plan = models.Plan
 Role = models.Role
+# Namespace of the stable per-plan ids served as WayScript's `account_tier_id`.
+ACCOUNT_TIER_NAMESPACE = uuid.UUID("5d0b1c2e-8f3a-4b6e-9c1d-7a2f4e6b8c90")
 
 
 @strawberry.type
@@ -70,6 +72,27 @@ class Workspace(FromRow):
     owner_id: uuid.UUID | None
     created_at: datetime
 
+    @strawberry.field(
+        description="A stable id of the workspace's plan (WayScript's account tier): the same "
+        "for every workspace on that plan."
+    )
+    def account_tier_id(self) -> uuid.UUID:
+        return uuid.uuid5(ACCOUNT_TIER_NAMESPACE, f"flowql:plan:{self.plan.value}")
+
+    @strawberry.field(
+        description="The groups of this workspace the caller's user belongs to (the API key's "
+        "issuer, the process's user); empty without a user."
+    )
+    async def viewer_groups(self, info: Info) -> list[Group]:
+        user_id = info.context.principal.user_id
+        if user_id is None:
+            return []
+        links = await info.context.loaders.children(models.GroupMember, "user_id").load(user_id)
+        groups = await info.context.loaders.by_id(models.Group).load_many(
+            [link.group_id for link in links]
+        )
+        return [Group.from_row(g) for g in groups if g is not None and g.workspace_id == self.id]
+
     @strawberry.field(description="The caller's role here (None for API keys and processes).")
     def viewer_role(self, info: Info) -> Role | None:
         role = info.context.principal.roles.get(self.id)
@@ -97,6 +120,16 @@ class Viewer:
     user: User | None
     workspaces: list[Workspace]
     kind: str
+
+    @strawberry.field(
+        description="The user the credential acts for: the logged-in user, an API key's issuer, "
+        "or the user who started the process of an execution token."
+    )
+    async def acting_user(self, info: Info) -> User | None:
+        user_id = info.context.principal.user_id
+        if user_id is None:
+            return None
+        return User.maybe(await info.context.loaders.by_id(models.User).load(user_id))
 
 
 @strawberry.type

@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
 from tests.conftest import free_port
 
 FLOWQL = str(Path(sys.executable).parent / "flowql")
-MOUNTS = ["/compat/activeworkflow"]
+MOUNTS = ["/compat/activeworkflow", "/v1", "/compat/wayscript", "/compat/letsflow"]
 
 pytestmark = pytest.mark.slow
 

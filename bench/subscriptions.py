@@ -1,0 +1,331 @@
+"""Subscriptions benchmark: N subscribers on one flowql server vs a bare Starlette WebSocket fan-out.
+
+One server (uvicorn in this process) and N WebSocket subscribers (default 1,000, in a child
+process so the server's memory is its own) on `processEvents(workflowId)`; the bench runs a few
+processes of a two-step workflow. Prints the p50/p99 latency from each status change's commit (the
+bus publish that follows it) to its delivery at every subscriber, the server's memory per
+subscriber, and the ratio to a ceiling measured in the same run: a bare Starlette WebSocket
+endpoint on the same bus that sends each event's id and status as JSON (no GraphQL, no
+authentication, no row load). Times are CLOCK_MONOTONIC, shared by both processes.
+
+    .venv/bin/python bench/subscriptions.py [--subscribers 1000] [--processes 3] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from cryptography.fernet import Fernet
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
+
+from flowql.app import build_runtime, create_app
+from flowql.db import upgrade
+from flowql.events.bus import BusEvent, MemoryBus
+from flowql.services.auth import create_user, login
+from flowql.services.runtime import Runtime
+from flowql.services.workspaces import create_workspace
+from flowql.settings import Settings
+
+WORKFLOW = [
+    {"name": "first", "type": "transform", "options": {"payload": {"step": 1}}},
+    {"name": "second", "type": "transform", "sources": ["first"], "options": {"payload": {"n": 2}}},
+]
+SUBSCRIPTION = "subscription($wf: UUID) { processEvents(workflowId: $wf) { id status } }"
+PASSWORD = "bench-password"  # noqa: S105
+
+
+class TimedBus(MemoryBus):
+    """The memory bus, noting when each process.updated event is published (just after commit)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.published: list[tuple[str, float]] = []
+
+    async def publish(self, events: list[BusEvent]) -> None:
+        now = time.monotonic()
+        for event in events:
+            if event.topic == "process.updated":
+                self.published.append((str(event.data.get("workflow_id")), now))
+        await super().publish(events)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def serve(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
+    port = free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        ws="websockets-sansio",
+        timeout_graceful_shutdown=5,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    return server, task, f"127.0.0.1:{port}"
+
+
+def bare_app(bus: MemoryBus) -> Starlette:
+    """The ceiling: accept, subscribe to the bus, send each status change as it comes."""
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        async with bus.subscribe(lambda e: e.topic == "process.updated", 1000) as subscription:
+
+            async def pump() -> None:
+                async for event in subscription:
+                    data = {"id": event.data["process_id"], "status": event.data["status"]}
+                    await websocket.send_text(json.dumps(data))
+
+            task = asyncio.create_task(pump())
+            try:
+                while (await websocket.receive())["type"] != "websocket.disconnect":
+                    pass
+            finally:
+                task.cancel()
+
+    return Starlette(routes=[WebSocketRoute("/bare", endpoint)])
+
+
+def rss_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+async def account(runtime: Runtime) -> str:
+    email = f"bench-{uuid.uuid4().hex[:6]}@example.com"
+    async with runtime.db.transaction() as session:
+        user = await create_user(session, email, PASSWORD)
+        await create_workspace(session, user, "bench")
+    async with runtime.db.transaction() as session:
+        return (await login(session, runtime.settings, email, PASSWORD)).access_token
+
+
+async def gql(client: httpx.AsyncClient, token: str, query: str, **variables: Any) -> Any:
+    response = await client.post(
+        "/graphql",
+        json={"query": query, "variables": variables},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    body = response.json()
+    assert not body.get("errors"), body
+    return body["data"]
+
+
+async def measure(
+    args: argparse.Namespace,
+    runtime: Runtime,
+    bus: TimedBus,
+    client: httpx.AsyncClient,
+    token: str,
+    workflow_id: str,
+    url: str,
+) -> dict[str, Any]:
+    """Subscribers connect (memory measured), processes run, deliveries are timed."""
+    expect = args.processes * (2 + 2 * len(WORKFLOW) + 1)
+    while bus.subscriber_count:  # the previous run's subscribers are still being let go
+        await asyncio.sleep(0.05)
+    rss_before = rss_kb()
+    tracemalloc.start()
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--client",
+        url,
+        "--token",
+        token,
+        "--workflow",
+        workflow_id,
+        "--subscribers",
+        str(args.subscribers),
+        "--expect",
+        str(expect),
+        stdout=subprocess.PIPE,
+    )
+    assert child.stdout is not None
+    ready = await asyncio.wait_for(child.stdout.readline(), 300)
+    assert ready.strip() == b"ready", ready
+    while bus.subscriber_count < args.subscribers:
+        await asyncio.sleep(0.05)
+    traced, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    rss_after = rss_kb()
+    bus.published.clear()
+    for _ in range(args.processes):
+        await gql(
+            client,
+            token,
+            "mutation($id: UUID!) { executeWorkflow(id: $id, wait: true) { status } }",
+            id=workflow_id,
+        )
+    published = [t for wf, t in bus.published if wf == workflow_id]
+    output, _ = await asyncio.wait_for(child.communicate(), 600)
+    received: list[list[float]] = json.loads(output)
+    latencies = [
+        got - sent for times in received for got, sent in zip(times, published, strict=False)
+    ]
+    return {
+        "latencies": latencies,
+        "delivered": sum(len(times) for times in received),
+        "expected": expect * args.subscribers,
+        "published": len(published),
+        "rss_kb": (rss_after - rss_before) / args.subscribers,
+        "heap_kb": traced / 1024 / args.subscribers,
+    }
+
+
+async def main(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
+        settings = Settings(
+            database_url=url,
+            data_dir=Path(tmp),
+            secret_key="bench" * 8,
+            encryption_keys=Fernet.generate_key().decode(),
+            demo_accounts=False,
+            rate_limits_enabled=False,
+        )
+        upgrade(settings)
+        runtime = build_runtime(settings)
+        bus = TimedBus()
+        runtime.bus = bus
+        token = await account(runtime)
+        flowql, flowql_task, flowql_addr = await serve(create_app(settings, runtime))
+        bare, bare_task, bare_addr = await serve(bare_app(bus))
+        async with httpx.AsyncClient(base_url=f"http://{flowql_addr}", timeout=120) as client:
+            data = await gql(
+                client,
+                token,
+                "mutation($input: CreateWorkflowInput!) { createWorkflow(input: $input) { id } }",
+                input={"name": "bench", "agents": WORKFLOW},
+            )
+            workflow_id = data["createWorkflow"]["id"]
+            ours = await measure(
+                args, runtime, bus, client, token, workflow_id, f"ws://{flowql_addr}/graphql"
+            )
+            ceiling = await measure(
+                args, runtime, bus, client, token, workflow_id, f"ws://{bare_addr}/bare"
+            )
+        for server in (flowql, bare):
+            server.should_exit = True
+        await asyncio.gather(flowql_task, bare_task)
+        await runtime.db.dispose()
+    backend = "postgresql" if url.startswith("postgres") else "sqlite"
+    changes = ours["published"] // args.processes
+    print(
+        f"subscriptions benchmark ({backend}, {args.subscribers} subscribers, "
+        f"{args.processes} processes x {changes} status changes)"
+    )
+    for label, q in (("p50", 0.5), ("p99", 0.99)):
+        a, b = pct(ours["latencies"], q), pct(ceiling["latencies"], q)
+        print(
+            f"  commit->delivery {label}: flowql {a:.1f} ms, ceiling {b:.1f} ms -> ratio {a / b:.2f}x"
+        )
+    print(
+        f"  server memory per subscriber: flowql {ours['rss_kb']:.1f} kB RSS, "
+        f"{ours['heap_kb']:.1f} kB Python heap; ceiling {ceiling['heap_kb']:.1f} kB Python heap"
+        f" -> ratio {ours['heap_kb'] / max(ceiling['heap_kb'], 0.001):.2f}x"
+    )
+    print(
+        f"  delivered: flowql {ours['delivered']} of {ours['expected']}, "
+        f"ceiling {ceiling['delivered']} of {ceiling['expected']}"
+    )
+    if ours["latencies"]:
+        print(f"  mean: flowql {statistics.fmean(ours['latencies']) * 1000:.1f} ms")
+
+
+# -- the subscribers (a child process) ----------------------------------------------------------
+
+
+async def subscriber(
+    url: str, token: str, workflow_id: str, expect: int, gate: asyncio.Semaphore, ready: Any
+) -> list[float]:
+    from websockets.asyncio.client import connect
+    from websockets.typing import Subprotocol
+
+    graphql = url.endswith("/graphql")
+    protocols = [Subprotocol("graphql-transport-ws")] if graphql else None
+    async with gate:
+        conn = await connect(url, subprotocols=protocols, open_timeout=120, max_queue=None)
+        if graphql:
+            init = {"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}
+            await conn.send(json.dumps(init))
+            assert json.loads(await conn.recv())["type"] == "connection_ack"
+            payload = {"query": SUBSCRIPTION, "variables": {"wf": workflow_id}}
+            await conn.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+    ready()
+    times: list[float] = []
+    try:
+        while len(times) < expect:
+            message = await asyncio.wait_for(conn.recv(), 300)
+            arrived = time.monotonic()
+            if not graphql or json.loads(message)["type"] == "next":
+                times.append(arrived)
+    finally:
+        await conn.close()
+    return times
+
+
+async def clients(args: argparse.Namespace) -> None:
+    gate = asyncio.Semaphore(50)
+    pending = args.subscribers
+
+    def ready() -> None:
+        nonlocal pending
+        pending -= 1
+        if pending == 0:
+            sys.stdout.write("ready\n")
+            sys.stdout.flush()
+
+    results = await asyncio.gather(
+        *(
+            subscriber(args.client, args.token, args.workflow, args.expect, gate, ready)
+            for _ in range(args.subscribers)
+        ),
+        return_exceptions=True,
+    )
+    sys.stdout.write(json.dumps([r if isinstance(r, list) else [] for r in results]) + "\n")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--subscribers", type=int, default=1000)
+    parser.add_argument("--processes", type=int, default=3)
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--client", help=argparse.SUPPRESS)
+    parser.add_argument("--token", help=argparse.SUPPRESS)
+    parser.add_argument("--workflow", help=argparse.SUPPRESS)
+    parser.add_argument("--expect", type=int, help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    asyncio.run(clients(arguments) if arguments.client else main(arguments))

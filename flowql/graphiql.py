@@ -1,0 +1,141 @@
+"""GraphiQL without the CDN: Strawberry's page, its files served from a local directory.
+
+Strawberry's GraphiQL page loads React, GraphiQL and its explorer plugin from unpkg.com, each
+with a Subresource Integrity hash. `fetch_assets(dir)` takes those exact files from the npm
+registry (`npm pack`), checks them against the page's hashes and stores them in `dir`; when
+`dir` holds them all, the page is served with the CDN prefix pointing at /graphiql-assets/ and
+the browser still verifies every file against the same hashes. Without them the page is
+Strawberry's own (CDN). See docs/decisions/001-graphiql-assets-offline.md.
+
+    python -m flowql.graphiql fetch [DIR]     # DIR defaults to $FLOWQL_DATA_DIR/graphiql
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from functools import cache
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Route
+from strawberry.http.ides import get_graphql_ide_html
+
+from flowql.settings import Settings
+
+CDN = "https://unpkg.com/"
+PREFIX = "/graphiql-assets/"
+_ASSET = re.compile(r'(?:src|href)="https://unpkg\.com/([^"]+)"\s+integrity="([^"]+)"')
+_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+
+
+@cache
+def strawberry_page() -> str:
+    return get_graphql_ide_html("graphiql")
+
+
+@cache
+def assets() -> dict[str, str]:
+    """Path below the CDN (e.g. `react@18.2.0/umd/react.production.min.js`) -> its SRI hash."""
+    return dict(_ASSET.findall(strawberry_page()))
+
+
+def package_of(path: str) -> tuple[str, str]:
+    """`@scope/name@1.0/dist/x.js` -> (`@scope/name@1.0`, `dist/x.js`)."""
+    parts = path.split("/")
+    cut = 2 if path.startswith("@") else 1
+    return "/".join(parts[:cut]), "/".join(parts[cut:])
+
+
+def assets_dir(settings: Settings) -> Path:
+    return settings.graphiql_assets_dir or settings.data_dir / "graphiql"
+
+
+def local_assets(settings: Settings) -> Path | None:
+    """The directory to serve GraphiQL's files from, if it holds all of them."""
+    directory = assets_dir(settings)
+    if all((directory / path).is_file() for path in assets()):
+        return directory
+    return None
+
+
+def page(settings: Settings) -> str:
+    html = strawberry_page()
+    return html.replace(CDN, PREFIX) if local_assets(settings) else html
+
+
+def integrity(data: bytes, expected: str) -> bool:
+    algorithm, _, digest = expected.partition("-")
+    actual = base64.b64encode(hashlib.new(algorithm, data).digest()).decode()
+    return actual == digest
+
+
+def fetch_assets(target: Path, npm: str = "npm") -> list[Path]:
+    """Fetch every file the page loads from the npm registry into `target`; verify each."""
+    executable = shutil.which(npm)
+    if executable is None:
+        raise RuntimeError(f"{npm} not found: it is needed to fetch GraphiQL's files")
+    by_package: dict[str, list[str]] = {}
+    for path in assets():
+        package, _ = package_of(path)
+        by_package.setdefault(package, []).append(path)
+    written = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for package, paths in by_package.items():
+            done = subprocess.run(  # noqa: S603 - fixed arguments, no shell
+                [executable, "pack", package, "--pack-destination", tmp, "--silent"],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"npm pack {package} failed: {done.stderr.strip()[-500:]}")
+            tarball = Path(tmp) / done.stdout.strip().splitlines()[-1]
+            with tarfile.open(tarball) as archive:
+                for path in paths:
+                    member = archive.extractfile(f"package/{package_of(path)[1]}")
+                    if member is None:
+                        raise RuntimeError(f"{path} is not in {package}")
+                    data = member.read()
+                    if not integrity(data, assets()[path]):
+                        raise RuntimeError(f"{path} does not match the page's integrity hash")
+                    destination = target / path
+                    destination.parent.mkdir(parents=True, exist_ok=True)
+                    destination.write_bytes(data)
+                    written.append(destination)
+    return written
+
+
+def routes(settings: Settings) -> list[Route]:
+    async def serve(request: Request) -> Response:
+        path = request.path_params["path"]
+        directory = local_assets(settings)
+        if directory is None or path not in assets():
+            return Response(status_code=404)
+        headers = {"Cache-Control": "public, max-age=31536000, immutable"}
+        media_type = _TYPES.get(Path(path).suffix, "application/octet-stream")
+        return FileResponse(directory / path, media_type=media_type, headers=headers)
+
+    return [Route(PREFIX + "{path:path}", serve, methods=["GET", "HEAD"])]
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] != "fetch":
+        print(__doc__)
+        return 2
+    target = Path(argv[1]) if len(argv) > 1 else assets_dir(Settings())
+    for path in fetch_assets(target):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

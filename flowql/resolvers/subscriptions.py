@@ -1,0 +1,361 @@
+"""Subscription resolvers: bus events (which carry ids) in, rows the caller may read out.
+
+Every feed subscribes to the bus *before* it reads the database, so nothing committed between
+the read and the subscription is missed. Events are filtered in the bus's `accept` callback by
+the caller's grants, so another workspace's events never reach a subscriber's queue. Rows are
+loaded by id per event; the subscribers woken by one event share one load (`shared_load`).
+
+A subscriber that falls `settings.subscription_queue_size` events behind is dropped by the bus:
+its operation ends with a SUBSCRIBER_DROPPED error and, over a WebSocket, the connection is closed
+with code 4008 (SLOW_SUBSCRIBER_CLOSE_CODE).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import uuid
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar, cast
+
+from graphql import GraphQLError
+from sqlalchemy import func
+from sqlmodel import col, select
+from starlette.websockets import WebSocket, WebSocketState
+
+from flowql.auth.principal import Principal
+from flowql.errors import DomainError
+from flowql.events.bus import BusEvent, SubscriberDropped, Subscription
+from flowql.models import TERMINAL_STATUSES, Message, Process, ProcessLog, ProcessStatus, Row
+from flowql.resolvers.context import Context
+from flowql.services.processes import get_process
+
+logger = logging.getLogger("flowql.subscriptions")
+
+PROCESS_UPDATED = "process.updated"
+PROCESS_LOG = "process.log"
+MESSAGE_CREATED = "message.created"
+
+SLOW_SUBSCRIBER_CLOSE_CODE = 4008
+SLOW_SUBSCRIBER_REASON = "subscriber too slow: dropped"
+DROPPED_CODE = "SUBSCRIBER_DROPPED"
+# How long a dropped subscriber's operation may take to deliver its error before the connection
+# is closed regardless (a client that stopped reading never takes it).
+DROP_GRACE_SECONDS = 10.0
+# How long a row loaded for one event stays shared with the other subscribers of that event.
+SHARED_LOAD_SECONDS = 5.0
+BACKLOG_CHUNK = 500
+TERMINAL_VALUES = frozenset(s.value for s in TERMINAL_STATUSES)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+R = TypeVar("R", bound=Row)
+
+
+@dataclass(frozen=True)
+class ProcessChange:
+    """A process as of one change: status and state are the event's (what was committed then);
+    the other columns are as loaded when the event was handled."""
+
+    row: Process
+    status: ProcessStatus
+    state: str | None
+
+
+# -- plumbing -----------------------------------------------------------------------------------
+
+
+def coded(fn: Callable[P, AsyncGenerator[T, None]]) -> Callable[P, AsyncGenerator[T, None]]:
+    """Errors of a feed leave with `extensions.code`, like those of queries and mutations."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> AsyncGenerator[T, None]:
+        try:
+            async with contextlib.aclosing(fn(*args, **kwargs)) as inner:
+                async for item in inner:
+                    yield item
+        except SubscriberDropped as exc:
+            raise GraphQLError(
+                f"{SLOW_SUBSCRIBER_REASON}: more than the allowed undelivered events queued",
+                extensions={"code": DROPPED_CODE},
+            ) from exc
+        except DomainError as exc:
+            raise GraphQLError(
+                exc.message, extensions=exc.extensions(), original_error=exc
+            ) from exc
+
+    return wrapper
+
+
+_closers: set[asyncio.Task[None]] = set()
+
+
+async def _close_slow(websocket: WebSocket, operation: asyncio.Task[Any] | None) -> None:
+    """Let the operation deliver its SUBSCRIBER_DROPPED error, then close the connection."""
+    if operation is not None and not operation.done():
+        await asyncio.wait({operation}, timeout=DROP_GRACE_SECONDS)
+    if websocket.application_state is WebSocketState.CONNECTED:
+        with contextlib.suppress(Exception):
+            await websocket.close(code=SLOW_SUBSCRIBER_CLOSE_CODE, reason=SLOW_SUBSCRIBER_REASON)
+
+
+def _on_drop(ctx: Context, operation: asyncio.Task[Any] | None) -> Callable[[], None]:
+    def dropped() -> None:
+        logger.warning("subscriber dropped: it fell too far behind")
+        if isinstance(ctx.request, WebSocket):
+            task = asyncio.get_running_loop().create_task(_close_slow(ctx.request, operation))
+            _closers.add(task)
+            task.add_done_callback(_closers.discard)
+
+    return dropped
+
+
+@contextlib.asynccontextmanager
+async def feed(ctx: Context, accept: Callable[[BusEvent], bool]) -> AsyncIterator[Subscription]:
+    maxsize = ctx.settings.subscription_queue_size
+    async with ctx.runtime.bus.subscribe(accept, maxsize=maxsize) as subscription:
+        subscription.on_drop(_on_drop(ctx, asyncio.current_task()))
+        yield subscription
+
+
+class SharedLoads:
+    """One load per key however many subscribers ask: the first starts it, the others await the
+    same task. Results are kept SHARED_LOAD_SECONDS, then forgotten."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[Hashable, asyncio.Task[Any]] = {}
+
+    async def get(self, key: Hashable, load: Callable[[], Awaitable[T]]) -> T:
+        task = self._tasks.get(key)
+        if task is None:
+            task = asyncio.ensure_future(load())
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            self._tasks[key] = task
+            asyncio.get_running_loop().call_later(SHARED_LOAD_SECONDS, self._tasks.pop, key, None)
+        return cast(T, await asyncio.shield(task))
+
+
+_shared: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SharedLoads] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def shared_load(ctx: Context, model: type[R], id: uuid.UUID, event: BusEvent) -> R | None:
+    """The row `id` as committed when `event` was published (loaded once per event), if the caller
+    may read its workspace."""
+    loads = _shared.setdefault(asyncio.get_running_loop(), SharedLoads())
+
+    async def load() -> R | None:
+        async with ctx.db.read() as session:
+            return (await session.exec(select(model).where(col(model.id) == id))).first()
+
+    row = await loads.get((event.id, model.__name__, id), load)
+    if row is None or getattr(row, "workspace_id", None) not in ctx.principal.grants:
+        return None
+    return row
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def _readable(principal: Principal, privilege: str) -> Callable[[BusEvent], bool]:
+    return lambda event: principal.can(event.workspace_id, privilege)
+
+
+def _matches(data: dict[str, Any], key: str, wanted: uuid.UUID | None) -> bool:
+    """An event that names `key` must name `wanted`; one that does not is checked on its row."""
+    return wanted is None or key not in data or data[key] == str(wanted)
+
+
+# -- feeds --------------------------------------------------------------------------------------
+
+
+@coded
+async def process_updated(
+    ctx: Context, process_id: uuid.UUID
+) -> AsyncGenerator[ProcessChange, None]:
+    """The process now, then each change of its status, state or steps; ends after a terminal
+    status."""
+    principal = ctx.principal
+    principal.ensure_authenticated()
+    key = str(process_id)
+    can_read = _readable(principal, "process:read")
+
+    def accept(event: BusEvent) -> bool:
+        return (
+            event.topic == PROCESS_UPDATED
+            and event.data.get("process_id") == key
+            and can_read(event)
+        )
+
+    async with feed(ctx, accept) as subscription:
+        async with ctx.db.read() as session:
+            row = await get_process(session, principal, process_id)
+        yield ProcessChange(row, row.status, row.state)
+        last = (row.status, row.state)
+        if row.status in TERMINAL_STATUSES:
+            return
+        async for event in subscription:
+            status = ProcessStatus(event.data["status"])
+            state = event.data.get("state")
+            if "step_id" not in event.data and (status, state) == last:
+                continue  # nothing changed (e.g. committed before the first read)
+            loaded = await shared_load(ctx, Process, process_id, event)
+            if loaded is None:
+                return
+            last = (status, state)
+            ctx.loaders.clear()  # a long-lived connection must not serve stale relations
+            yield ProcessChange(loaded, status, state)
+            if status in TERMINAL_STATUSES:
+                return
+
+
+@coded
+async def process_events(
+    ctx: Context,
+    workflow_id: uuid.UUID | None,
+    scenario_id: uuid.UUID | None,
+    statuses: list[ProcessStatus] | None,
+) -> AsyncGenerator[ProcessChange, None]:
+    """Every change of every process the caller may read, filtered server-side."""
+    principal = ctx.principal
+    principal.ensure_authenticated()
+    wanted = {s.value for s in statuses or []}
+    can_read = _readable(principal, "process:read")
+
+    def accept(event: BusEvent) -> bool:
+        data = event.data
+        return (
+            event.topic == PROCESS_UPDATED
+            and can_read(event)
+            and (not wanted or data.get("status") in wanted)
+            and _matches(data, "workflow_id", workflow_id)
+            and _matches(data, "scenario_id", scenario_id)
+        )
+
+    async with feed(ctx, accept) as subscription:
+        async for event in subscription:
+            process_id = _uuid(event.data.get("process_id"))
+            if process_id is None:
+                continue
+            row = await shared_load(ctx, Process, process_id, event)
+            if row is None:
+                continue
+            if workflow_id is not None and row.workflow_id != workflow_id:
+                continue
+            if scenario_id is not None and row.scenario_id != scenario_id:
+                continue
+            ctx.loaders.clear()
+            yield ProcessChange(row, ProcessStatus(event.data["status"]), event.data.get("state"))
+
+
+async def _backlog(
+    ctx: Context, process_id: uuid.UUID, after: int
+) -> AsyncGenerator[ProcessLog, None]:
+    while True:
+        async with ctx.db.read() as session:
+            stmt = (
+                select(ProcessLog)
+                .where(ProcessLog.process_id == process_id)
+                .where(col(ProcessLog.number) > after)
+                .order_by(col(ProcessLog.number))
+                .limit(BACKLOG_CHUNK)
+            )
+            rows = list((await session.exec(stmt)).all())
+        for row in rows:
+            yield row
+        if len(rows) < BACKLOG_CHUNK:
+            return
+        after = rows[-1].number or after
+
+
+@coded
+async def process_logs(
+    ctx: Context, process_id: uuid.UUID, from_start: bool
+) -> AsyncGenerator[ProcessLog, None]:
+    """Log lines in the order written: with `from_start` those already written first, then live
+    ones, with no gap and no duplicate at the seam. Ends once the process has ended."""
+    principal = ctx.principal
+    principal.ensure_authenticated()
+    key = str(process_id)
+    can_read = _readable(principal, "process:read")
+
+    def accept(event: BusEvent) -> bool:
+        return (
+            event.topic in (PROCESS_LOG, PROCESS_UPDATED)
+            and event.data.get("process_id") == key
+            and can_read(event)
+        )
+
+    async with feed(ctx, accept) as subscription:
+        # Read after subscribing: whatever the read misses is in the queue, and the queue's
+        # lines the read already had are skipped by number.
+        async with ctx.db.read() as session:
+            process = await get_process(session, principal, process_id)
+            newest = (
+                await session.exec(
+                    select(func.max(ProcessLog.number)).where(ProcessLog.process_id == process_id)
+                )
+            ).one()
+        last: int = 0 if from_start else (newest or 0)
+        if from_start:
+            async for line in _backlog(ctx, process_id, 0):
+                last = line.number or last
+                yield line
+        if process.status in TERMINAL_STATUSES:
+            return
+        async for event in subscription:
+            if event.topic == PROCESS_UPDATED:
+                if event.data.get("status") in TERMINAL_VALUES:
+                    return
+                continue
+            log_id = _uuid(event.data.get("log_id"))
+            if log_id is None:
+                continue
+            live = await shared_load(ctx, ProcessLog, log_id, event)
+            if live is None or (live.number or 0) <= last:
+                continue
+            last = live.number or last
+            yield live
+
+
+@coded
+async def message_created(
+    ctx: Context, agent_id: uuid.UUID | None, workflow_id: uuid.UUID | None
+) -> AsyncGenerator[Message, None]:
+    """Messages as agents emit them, in workflows the caller may read."""
+    principal = ctx.principal
+    principal.ensure_authenticated()
+    can_read = _readable(principal, "workflow:read")
+
+    def accept(event: BusEvent) -> bool:
+        data = event.data
+        return (
+            event.topic == MESSAGE_CREATED
+            and can_read(event)
+            and _matches(data, "agent_id", agent_id)
+            and _matches(data, "workflow_id", workflow_id)
+        )
+
+    async with feed(ctx, accept) as subscription:
+        async for event in subscription:
+            message_id = _uuid(event.data.get("message_id"))
+            if message_id is None:
+                continue
+            row = await shared_load(ctx, Message, message_id, event)
+            if row is None:
+                continue
+            if agent_id is not None and row.agent_id != agent_id:
+                continue
+            if workflow_id is not None and row.workflow_id != workflow_id:
+                continue
+            ctx.loaders.clear()
+            yield row

@@ -1,0 +1,276 @@
+"""Document 003 (LetsFlow's engine API): content negotiation, bodies and OpenAPI schemas."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import yaml
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from flowql.errors import ValidationFailed
+from flowql.rest_compat.base import Call
+
+PREFIX = "/compat/letsflow"
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+JSON_TYPE = "application/json"
+
+
+# -- content negotiation ------------------------------------------------------------------------
+
+
+def _preference(accept: str, media: str) -> tuple[float, int]:
+    """(q, specificity) of the most specific range of `accept` matching `media`."""
+    kind = media.split("/", 1)[0]
+    best: tuple[int, float] = (-1, 0.0)
+    for part in accept.split(","):
+        pieces = [p.strip() for p in part.split(";")]
+        ranged = pieces[0].lower()
+        specificity = {media: 2, f"{kind}/*": 1, "*/*": 0}.get(ranged)
+        if specificity is None or specificity <= best[0]:
+            continue
+        q = 1.0
+        for param in pieces[1:]:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        best = (specificity, q)
+    return (best[1], best[0])
+
+
+def wants_yaml(request: Request) -> bool:
+    """Accept negotiation between JSON and YAML, as LetsFlow's engine does; JSON by default."""
+    accept = request.headers.get("accept", "")
+    if not accept.strip():
+        return False
+    as_yaml = max(_preference(accept, media) for media in YAML_TYPES)
+    return as_yaml[0] > 0 and as_yaml > _preference(accept, JSON_TYPE)
+
+
+def respond(
+    call: Call,
+    body: Any,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    yaml_text: str | None = None,
+) -> Response:
+    """JSON, or YAML when the caller's Accept prefers it (`yaml_text` when already rendered)."""
+    if wants_yaml(call.request):
+        text = yaml_text if yaml_text is not None else dump_yaml(body)
+        return Response(text, status_code=status, headers=headers, media_type="application/yaml")
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def dump_yaml(body: Any) -> str:
+    return yaml.safe_dump(body, sort_keys=False, allow_unicode=True)
+
+
+def no_content() -> Response:
+    return Response(status_code=204)
+
+
+# -- request bodies and parameters --------------------------------------------------------------
+
+
+def is_yaml(request: Request) -> bool:
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return media in YAML_TYPES
+
+
+async def json_body(request: Request) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationFailed.one("body", "must be valid JSON") from None
+
+
+def require_object(value: Any, name: str = "body") -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValidationFailed.one(name, "must be a JSON object")
+    return value
+
+
+def optional_text(data: dict[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    if value is not None and not isinstance(value, str):
+        raise ValidationFailed.one(name, "must be a string")
+    return value
+
+
+def uuid_text(value: Any, name: str) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise ValidationFailed.one(name, "must be a UUID") from None
+
+
+def workspace_param(call: Call) -> str | None:
+    """`?workspace=<uuid>`: where a new scenario or API key goes when the caller has several."""
+    value = call.query.get("workspace")
+    return uuid_text(value, "workspace") if value else None
+
+
+def as_actor(call: Call) -> str | None:
+    value = call.request.headers.get("as-actor", "").strip()
+    return value or None
+
+
+def location(path: str) -> dict[str, str]:
+    return {"Location": f"{PREFIX}{path}"}
+
+
+# -- OpenAPI ------------------------------------------------------------------------------------
+
+UUID = {"type": "string", "format": "uuid"}
+TEXT = {"type": "string"}
+TEXTS = {"type": "array", "items": TEXT}
+TIME = {"type": "string", "format": "date-time"}
+TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
+ANY_JSON: dict[str, Any] = {}
+OBJECT = {"type": "object"}
+
+
+def obj(properties: dict[str, Any], optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": [k for k in properties if k not in optional],
+        "properties": properties,
+    }
+
+
+def ok(
+    schema: dict[str, Any], status: str = "200", description: str = "Success", yaml: bool = True
+) -> dict[str, Any]:
+    content: dict[str, Any] = {"application/json": {"schema": schema}}
+    if yaml:
+        content["application/yaml"] = {"schema": TEXT}
+    return {status: {"description": description, "content": content}}
+
+
+def empty(status: str = "204", description: str = "No Content") -> dict[str, Any]:
+    return {status: {"description": description}}
+
+
+def json_request(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
+    return {"required": required, "content": {"application/json": {"schema": schema}}}
+
+
+ACCEPT_HEADER = {
+    "name": "Accept",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "enum": ["application/json", "application/yaml"]},
+}
+AS_ACTOR_HEADER = {
+    "name": "As-Actor",
+    "in": "header",
+    "required": False,
+    "description": "The actor key to act as, when the caller could be several actors.",
+    "schema": TEXT,
+}
+WORKSPACE_QUERY = {
+    "name": "workspace",
+    "in": "query",
+    "required": False,
+    "description": "flowql: the workspace, when the caller belongs to several.",
+    "schema": UUID,
+}
+
+ERROR_SCHEMA = obj(
+    {
+        "error": obj(
+            {
+                "message": TEXT,
+                "code": TEXT,
+                "reason": TEXTS,
+                "fields": {"type": "object", "additionalProperties": TEXT},
+                "eventId": UUID,
+            },
+            optional=("fields", "eventId"),
+        )
+    }
+)
+INFO_SCHEMA = obj({"name": TEXT, "version": TEXT, "description": TEXT, "env": TEXT})
+DEMO_ACCOUNT_SCHEMA = obj({"id": UUID, "name": TEXT, "email": TEXT, "roles": TEXTS, "token": TEXT})
+SCENARIO_SUMMARY_SCHEMA = obj(
+    {"id": UUID, "name": TEXT, "title": TEXT, "description": TEXT, "tags": TEXTS},
+    optional=("tags",),
+)
+SCENARIO_SCHEMA = {
+    **obj({"actors": OBJECT, "actions": OBJECT, "states": OBJECT}),
+    "description": "The normalised scenario (schemas.letsflow.io/v1.0/scenario)",
+}
+ACTOR_SCHEMA = {
+    "type": "object",
+    "properties": {"id": TEXT, "title": TEXT},
+    "additionalProperties": True,
+}
+STATE_SCHEMA = obj(
+    {
+        "key": TEXT,
+        "title": TEXT,
+        "description": ANY_JSON,
+        "instructions": OBJECT,
+        "actions": {"type": "array", "items": {**obj({"key": TEXT}), "additionalProperties": True}},
+        "notify": {"type": "array"},
+        "timestamp": TIME,
+    }
+)
+PROCESS_SCHEMA = {
+    **obj(
+        {
+            "id": UUID,
+            "title": TEXT,
+            "tags": TEXTS,
+            "scenario": OBJECT,
+            "actors": {"type": "object", "additionalProperties": ACTOR_SCHEMA},
+            "vars": OBJECT,
+            "result": ANY_JSON,
+            "current": STATE_SCHEMA,
+            "previous": {"type": "array", "items": OBJECT},
+            "events": {"type": "array", "items": OBJECT},
+        }
+    ),
+    "description": "A process (schemas.letsflow.io/v1.0/process)",
+}
+PROCESS_SUMMARY_SCHEMA = obj(
+    {
+        "id": UUID,
+        "title": TEXT,
+        "tags": TEXTS,
+        "scenario": SCENARIO_SUMMARY_SCHEMA,
+        "actors": {"type": "array", "items": {**ACTOR_SCHEMA, "required": ["key"]}},
+        "created": TIME,
+        "lastUpdated": TIME,
+    }
+)
+SCOPE_SCHEMA = obj(
+    {"scenario": {"type": ["string", "null"], "format": "uuid"}, "actors": TEXTS, "actions": TEXTS}
+)
+APIKEY_SCHEMA = obj(
+    {
+        "id": UUID,
+        "token": TEXT,
+        "name": TEXT,
+        "description": TEXT,
+        "issued": TIME,
+        "expirationDays": {"type": ["integer", "null"]},
+        "expiration": TIME_OR_NULL,
+        "lastUsed": TIME_OR_NULL,
+        "revoked": TIME_OR_NULL,
+        "privileges": TEXTS,
+        "processes": {"type": "array", "items": SCOPE_SCHEMA},
+    }
+)
+
+
+def error_response(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": ERROR_SCHEMA}}}

@@ -1,0 +1,228 @@
+"""Live transports on /graphql: who a WebSocket connection is and until when, the connection_init
+timeout on both WebSocket protocols, and HTTP subscription streams that end with their credential.
+
+Close codes (WebSocket):
+- 4401 "token expired": the connection's credential expired while it was open; 4401 with the
+  reason when it was refused on a periodic re-check (revoked key, disabled account) or lost
+  access to a workspace (reconnecting gets the new grants);
+- 4403 "Forbidden" (graphql-transport-ws) when connection_init carries no valid credential; the
+  legacy graphql-ws protocol answers `connection_error` with the reason, then closes (1011);
+- 4408 "Connection initialisation timeout": no connection_init within the setting's seconds;
+- 4008 "subscriber too slow: dropped" (flowql.resolvers.subscriptions).
+A bad `Authorization` header on the upgrade request is refused before the handshake
+(flowql.app.RequirePrincipal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import timedelta
+from typing import Any
+
+import jwt
+from starlette.requests import HTTPConnection
+from starlette.websockets import WebSocket, WebSocketState
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.streaming import (
+    HTTPStreamTransport,
+    MultipartSubscriptionTransport,
+    SSETransport,
+)
+from strawberry.subscriptions import (
+    GRAPHQL_SSE_PROTOCOL,
+    GRAPHQL_TRANSPORT_WS_PROTOCOL,
+    GRAPHQL_WS_PROTOCOL,
+    MULTIPART_SUBSCRIPTION_PROTOCOL,
+)
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+
+from flowql.auth.principal import Principal
+from flowql.auth.tokens import looks_like_jwt
+from flowql.errors import DomainError, ErrorCode
+from flowql.middleware import bearer_token, principal_for
+from flowql.resolvers.context import Context
+from flowql.services.runtime import Runtime
+from flowql.settings import Settings
+
+PROTOCOLS = (
+    GRAPHQL_TRANSPORT_WS_PROTOCOL,
+    GRAPHQL_WS_PROTOCOL,
+    MULTIPART_SUBSCRIPTION_PROTOCOL,
+    GRAPHQL_SSE_PROTOCOL,
+)
+TOKEN_EXPIRED_CODE = 4401
+TOKEN_EXPIRED = "token expired"
+INIT_TIMEOUT_CODE = 4408
+
+
+def view_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "subscription_protocols": PROTOCOLS,
+        "keep_alive": True,  # graphql-ws "ka" messages
+        "keep_alive_interval": settings.ws_keep_alive_interval,
+        "connection_init_wait_timeout": timedelta(seconds=settings.ws_connection_init_timeout),
+    }
+
+
+def credential_expiry(token: str | None) -> float | None:
+    """When a (verified) JWT bearer stops being valid, in epoch seconds; None for API keys."""
+    if not token or not looks_like_jwt(token):
+        return None
+    try:
+        exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
+    except jwt.PyJWTError:
+        return None
+    return float(exp) if isinstance(exp, int | float) else None
+
+
+def _init_credential(params: Mapping[str, Any] | None) -> str | None:
+    """The bearer token of connection_init's `authorization` (any case), "" if malformed."""
+    for key, value in (params or {}).items():
+        if key.lower() == "authorization":
+            scheme, _, token = str(value).partition(" ")
+            return token.strip() if scheme.lower() == "bearer" and token.strip() else ""
+    return None
+
+
+def _reject(message: str, code: str) -> ConnectionRejectionError:
+    return ConnectionRejectionError({"message": message, "extensions": {"code": code}})
+
+
+async def authenticate_connection(runtime: Runtime, context: Context) -> str | None:
+    """Set the connection's principal from connection_init (else the upgrade request's header);
+    refuse the connection without a valid credential. Returns the credential in force."""
+    token = _init_credential(context.connection_params)
+    if token is not None:
+        try:
+            context.principal = await principal_for(runtime, token or "\x00invalid")
+        except DomainError as exc:
+            raise _reject(exc.message, exc.code.value) from exc
+    elif isinstance(context.request, HTTPConnection):
+        token = bearer_token(context.request)
+    if not context.principal.is_authenticated:
+        raise _reject("authentication required", ErrorCode.UNAUTHORIZED.value)
+    return token
+
+
+def _narrower(before: Principal, after: Principal) -> bool:
+    return any(
+        not privileges <= after.grants.get(ws, frozenset())
+        for ws, privileges in before.grants.items()
+    )
+
+
+class CredentialWatch:
+    """Closes a WebSocket with 4401 when its credential expires, or when a periodic re-check
+    refuses it or finds it grants less than when the connection began. Watches end with their
+    connection."""
+
+    def __init__(self) -> None:
+        self._timers: dict[int, asyncio.Task[None]] = {}
+
+    @contextlib.asynccontextmanager
+    async def connection(self, scope: Mapping[str, Any]) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            timer = self._timers.pop(id(scope), None)
+            if timer is not None:
+                timer.cancel()
+
+    def watch(self, runtime: Runtime, context: Context, token: str | None) -> None:
+        websocket = context.request
+        if token is None or not isinstance(websocket, WebSocket):
+            return
+        expires = credential_expiry(token)
+        every = runtime.settings.ws_revalidate_interval
+        granted = context.principal
+
+        async def close(reason: str) -> None:
+            if websocket.application_state is WebSocketState.CONNECTED:
+                with contextlib.suppress(Exception):
+                    await websocket.close(code=TOKEN_EXPIRED_CODE, reason=reason)
+
+        async def run() -> None:
+            while True:
+                left = every if expires is None else min(every, expires - time.time())
+                await asyncio.sleep(max(0.0, left))
+                if expires is not None and time.time() >= expires:
+                    await close(TOKEN_EXPIRED)
+                    return
+                try:
+                    now = await principal_for(runtime, token)
+                except DomainError as exc:
+                    await close(exc.message)
+                    return
+                if _narrower(granted, now):
+                    await close("access changed: reconnect")
+                    return
+
+        previous = self._timers.pop(id(websocket.scope), None)
+        if previous is not None:
+            previous.cancel()
+        self._timers[id(websocket.scope)] = asyncio.create_task(run())
+
+
+class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
+    """graphql-ws with the connection_init timeout Strawberry gives only graphql-transport-ws."""
+
+    async def handle(self) -> None:
+        timer = asyncio.create_task(self._init_timeout())
+        try:
+            await super().handle()
+        finally:
+            timer.cancel()
+
+    async def _init_timeout(self) -> None:
+        await asyncio.sleep(self.view.connection_init_wait_timeout.total_seconds())
+        if not self.connection_acknowledged:
+            with contextlib.suppress(Exception):
+                await self.websocket.close(INIT_TIMEOUT_CODE, "Connection initialisation timeout")
+
+
+def until_expiry(
+    request: Any, stream: Callable[[], AsyncIterator[str]], headers: Mapping[str, str]
+) -> Callable[[], AsyncIterator[str]]:
+    """An HTTP subscription stream that ends with an UNAUTHORIZED error when its bearer expires."""
+    expires = (
+        credential_expiry(bearer_token(request)) if isinstance(request, HTTPConnection) else None
+    )
+    content_type = headers.get("Content-Type", "")
+    transport: HTTPStreamTransport
+    if content_type.startswith("text/event-stream"):
+        transport = SSETransport()
+    elif "subscriptionSpec" in content_type:
+        transport = MultipartSubscriptionTransport()
+    else:
+        return stream  # incremental delivery of a query: short-lived
+    if expires is None:
+        return stream
+    deadline = expires
+
+    async def expiring() -> AsyncIterator[str]:
+        source = stream()
+        try:
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(
+                        anext(source), timeout=max(0.0, deadline - time.time())
+                    )
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    error = {"message": TOKEN_EXPIRED, "extensions": {"code": "UNAUTHORIZED"}}
+                    yield transport.encode_next({"data": None, "errors": [error]}, json.dumps)
+                    yield transport.encode_complete()
+                    return
+                yield chunk
+        finally:
+            aclose = getattr(source, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+
+    return expiring
