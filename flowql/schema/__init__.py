@@ -18,6 +18,7 @@ DOMAINS = (
     "auth",
     "workspaces",
     "workflows",
+    "triggers",
     "messages",
     "processes",
     "scenarios",

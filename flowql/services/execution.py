@@ -77,6 +77,8 @@ def publish_process(uow: UnitOfWork, process: Process, **extra: Any) -> None:
 async def _entry_agents(
     uow: UnitOfWork, workflow: Workflow, trigger: Trigger | None
 ) -> list[Agent]:
+    """Where a process starts: the trigger that fired; else the manual trigger; else the
+    agents nothing feeds; else the first trigger of another kind."""
     agents = list(
         (
             await uow.session.exec(
@@ -97,11 +99,16 @@ async def _entry_agents(
             )
         ).all()
     )
-    return [
+    trigger_types = {t.value for t in TriggerType}
+    roots = [
         a
         for a in agents
-        if a.id not in receivers and not a.disabled and a.type not in {t.value for t in TriggerType}
+        if a.id not in receivers and not a.disabled and a.type not in trigger_types
     ]
+    if roots:
+        return roots
+    # Only other kinds of trigger: run as if the first of them had fired with this input.
+    return [a for a in agents if a.type in trigger_types and not a.disabled][:1]
 
 
 async def find_idempotent(uow: UnitOfWork, workspace_id: uuid.UUID, key: str) -> Process | None:

@@ -1,0 +1,55 @@
+"""Triggers: how workflows start. Each is a trigger-type agent (webhook, http, schedule, manual,
+form) whose messages open processes; these mutations manage one without the agent vocabulary."""
+
+from __future__ import annotations
+
+import uuid
+
+import strawberry
+
+from flowql import models
+from flowql.resolvers import triggers as resolve
+from flowql.schema.base import JSON, Info
+from flowql.schema.workflows import Trigger
+
+
+@strawberry.input
+class CreateTriggerInput:
+    workflow_id: uuid.UUID
+    type: models.TriggerType
+    name: str
+    options: JSON = strawberry.field(default_factory=dict)
+    active: bool = True
+
+
+@strawberry.input
+class UpdateTriggerInput:
+    name: str | None = None
+    options: JSON | None = None
+    active: bool | None = None
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Add a trigger (a trigger-type agent) to a workflow.")
+    async def create_trigger(self, info: Info, input: CreateTriggerInput) -> Trigger:
+        row = await resolve.create_trigger(
+            info.context,
+            input.workflow_id,
+            input.type,
+            input.name,
+            dict(input.options or {}),
+            input.active,
+        )
+        return Trigger.from_row(row)
+
+    @strawberry.mutation
+    async def update_trigger(self, info: Info, id: uuid.UUID, input: UpdateTriggerInput) -> Trigger:
+        row = await resolve.update_trigger(
+            info.context, id, input.name, input.options, input.active
+        )
+        return Trigger.from_row(row)
+
+    @strawberry.mutation(description="Remove a trigger and its agent.")
+    async def delete_trigger(self, info: Info, id: uuid.UUID) -> Trigger:
+        return Trigger.from_row(await resolve.delete_trigger(info.context, id))
