@@ -7,7 +7,7 @@ import binascii
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import func
+from sqlalchemy import false, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
@@ -18,6 +18,7 @@ from flowql.models import Row
 R = TypeVar("R", bound=Row)
 
 DEFAULT_PAGE = 20
+INT32_MAX = 2**31 - 1
 MAX_PAGE = 100
 
 
@@ -50,8 +51,7 @@ def decode_cursor(cursor: str) -> int:
         padded = cursor + "=" * (-len(cursor) % 4)
         kind, _, value = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
         number = int(value)
-        # `number` is a 32-bit INTEGER column: a larger one would fail in SQL, not here.
-        if kind != "n" or not 0 <= number <= 2**31 - 1:
+        if kind != "n" or number < 0:
             raise ValueError(cursor)
         return number
     except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
@@ -73,7 +73,10 @@ async def paginate(
     has_previous = False
     if args.after:
         edge = decode_cursor(args.after)
-        page_stmt = page_stmt.where(number < edge if args.descending else number > edge)
+        if edge <= INT32_MAX:
+            page_stmt = page_stmt.where(number < edge if args.descending else number > edge)
+        elif not args.descending:  # `number` is a 32-bit column: nothing lies beyond
+            page_stmt = page_stmt.where(false())
         has_previous = True
     elif args.offset:
         page_stmt = page_stmt.offset(args.offset)
