@@ -22,6 +22,7 @@ from flowql.auth.principal import ANONYMOUS
 from flowql.auth.ratelimit import RateLimiter
 from flowql.auth.secrets_box import SecretBox
 from flowql.db import create_database
+from flowql.engine import scenario_bridge
 from flowql.engine.dispatch import InlineDispatcher
 from flowql.engine.hooks import hook_routes
 from flowql.engine.queue import ProcrastinateDispatcher
@@ -144,6 +145,7 @@ def create_app(
         elif runtime.settings.dispatcher is Dispatcher.PROCRASTINATE:
             # API replicas only queue jobs; without --no-worker this server also runs one.
             runtime.dispatcher = ProcrastinateDispatcher(runtime)
+            scenario_bridge.install(runtime)  # actions taken here start notified workflows
             if run_worker:
                 workers.append(WorkerService(runtime, runtime.settings.max_concurrent_processes))
                 await workers[0].start()

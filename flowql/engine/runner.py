@@ -318,6 +318,17 @@ class Runner:
         current = (await session.exec(select(Process).where(Process.id == process.id))).one()
         if current.status in TERMINAL_STATUSES:
             return  # cancelled while the agent ran: its work is discarded
+        # Still ours? If a stalled runner's job was handed to another worker, only the first to
+        # get here records the outcome; the row lock makes the second see 0 rows and write nothing.
+        still_ours = await session.exec(
+            update(ProcessStep)
+            .where(col(ProcessStep.id) == step.id)
+            .where(col(ProcessStep.status) == step.status)
+            .where(col(ProcessStep.attempt) == step.attempt)
+            .values(finished_at=utcnow())
+        )
+        if still_ours.rowcount != 1:
+            return
         assert agent is not None
         for text in outcome.logs:
             log_line(uow, process, f"{agent.name}: {text}", step)

@@ -2,8 +2,8 @@
 
 A WorkerService is one procrastinate worker (one row in procrastinate_workers, `concurrency`
 jobs at once) plus a maintenance loop every `scheduler_interval`: wake parked processes, send
-due webhook deliveries, delete expired messages, hand the jobs of dead workers to the living
-and resume processes nobody runs. Every piece of that loop claims its rows with conditional
+due webhook deliveries, fire due scenario timeouts, delete expired messages, hand the jobs of
+dead workers to the living and resume processes nobody runs. Every piece of that loop claims its rows with conditional
 UPDATEs (or an advisory lock), so any number of workers run it side by side.
 
 Dead workers: each worker refreshes its heartbeat every `worker_heartbeat_interval`; the jobs of
@@ -38,6 +38,7 @@ from starlette.routing import Route
 
 from flowql.auth.secrets_box import SecretBox
 from flowql.db import create_database
+from flowql.engine import scenario_bridge
 from flowql.engine.deliveries import deliver_due
 from flowql.engine.queue import (
     ProcrastinateDispatcher,
@@ -52,6 +53,7 @@ from flowql.engine.runner import Runner
 from flowql.engine.scheduler import delete_expired_messages
 from flowql.events.postgres import PostgresBus, make_bus
 from flowql.services.runtime import Runtime
+from flowql.services.scenarios.runner import fire_due_timeouts
 from flowql.settings import Dispatcher, Settings
 
 logger = logging.getLogger("flowql.worker")
@@ -73,6 +75,7 @@ class WorkerService:
         self.runtime = runtime
         self.dispatcher = ProcrastinateDispatcher(runtime)
         runtime.dispatcher = self.dispatcher  # schedules fired here queue their processes
+        scenario_bridge.install(runtime)  # scenario states entered here start notified workflows
         self.http = httpx.AsyncClient(follow_redirects=False)
         self.runner = Runner(runtime, self.http)
         self.app = make_app(settings, pool_size=min(10, 2 + concurrency // 2))
@@ -138,6 +141,7 @@ class WorkerService:
         while True:
             try:
                 await wake_due(self.runtime)
+                await fire_due_timeouts(self.runtime)
                 await deliver_due(self.runtime, self.http)
                 now = time.monotonic()
                 if now - last_stalled >= settings.worker_heartbeat_interval:
