@@ -46,7 +46,7 @@ WORKFLOW = [
     {"name": "second", "type": "transform", "sources": ["first"], "options": {"payload": {"n": 2}}},
 ]
 SUBSCRIPTION = "subscription($wf: UUID) { processEvents(workflowId: $wf) { id status } }"
-PASSWORD = "bench-password"  # noqa: S105
+PASSWORD = "bench-password"
 
 
 class TimedBus(MemoryBus):

@@ -7,7 +7,9 @@ loaded by id per event; the subscribers woken by one event share one load (`shar
 
 A subscriber that falls `settings.subscription_queue_size` events behind is dropped by the bus:
 its operation ends with a SUBSCRIBER_DROPPED error and, over a WebSocket, the connection is closed
-with code 4008 (SLOW_SUBSCRIBER_CLOSE_CODE).
+with code 4008 (SLOW_SUBSCRIBER_CLOSE_CODE). When the PostgreSQL bus reports a gap (its LISTEN
+connection was lost for a while), feeds that can re-read their state do so (processUpdated,
+processLogs); the others end with an EVENTS_MISSED error, for the client to subscribe again.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from starlette.websockets import WebSocket, WebSocketState
 from flowql.auth.principal import Principal
 from flowql.errors import DomainError
 from flowql.events.bus import BusEvent, SubscriberDropped, Subscription
+from flowql.events.postgres import GAP_TOPIC
 from flowql.models import TERMINAL_STATUSES, Message, Process, ProcessLog, ProcessStatus, Row
 from flowql.resolvers.context import Context
 from flowql.services.processes import get_process
@@ -43,6 +46,7 @@ MESSAGE_CREATED = "message.created"
 SLOW_SUBSCRIBER_CLOSE_CODE = 4008
 SLOW_SUBSCRIBER_REASON = "subscriber too slow: dropped"
 DROPPED_CODE = "SUBSCRIBER_DROPPED"
+MISSED_CODE = "EVENTS_MISSED"
 # How long a dropped subscriber's operation may take to deliver its error before the connection
 # is closed regardless (a client that stopped reading never takes it).
 DROP_GRACE_SECONDS = 10.0
@@ -66,6 +70,10 @@ class ProcessChange:
     state: str | None
 
 
+class EventsMissed(Exception):
+    """The bus lost events this feed cannot recover by reading the database."""
+
+
 # -- plumbing -----------------------------------------------------------------------------------
 
 
@@ -83,6 +91,8 @@ def coded(fn: Callable[P, AsyncGenerator[T, None]]) -> Callable[P, AsyncGenerato
                 f"{SLOW_SUBSCRIBER_REASON}: more than the allowed undelivered events queued",
                 extensions={"code": DROPPED_CODE},
             ) from exc
+        except EventsMissed as exc:
+            raise GraphQLError(str(exc), extensions={"code": MISSED_CODE}) from exc
         except DomainError as exc:
             raise GraphQLError(
                 exc.message, extensions=exc.extensions(), original_error=exc
@@ -170,6 +180,11 @@ def _readable(principal: Principal, privilege: str) -> Callable[[BusEvent], bool
     return lambda event: principal.can(event.workspace_id, privilege)
 
 
+def _missed(event: BusEvent) -> EventsMissed:
+    since, until = event.data.get("since"), event.data.get("until")
+    return EventsMissed(f"events between {since} and {until} may be missing: subscribe again")
+
+
 def _matches(data: dict[str, Any], key: str, wanted: uuid.UUID | None) -> bool:
     """An event that names `key` must name `wanted`; one that does not is checked on its row."""
     return wanted is None or key not in data or data[key] == str(wanted)
@@ -204,13 +219,24 @@ async def process_updated(
         if row.status in TERMINAL_STATUSES:
             return
         async for event in subscription:
+            if event.topic == GAP_TOPIC:  # events may be lost: the database has the truth
+                async with ctx.db.read() as session:
+                    row = await get_process(session, principal, process_id)
+                if (row.status, row.state) != last:
+                    last = (row.status, row.state)
+                    ctx.loaders.clear()
+                    yield ProcessChange(row, row.status, row.state)
+                if row.status in TERMINAL_STATUSES:
+                    return
+                continue
             status = ProcessStatus(event.data["status"])
-            state = event.data.get("state")
-            if "step_id" not in event.data and (status, state) == last:
+            said = "state" in event.data  # a truncated PostgreSQL bus event leaves it out
+            if "step_id" not in event.data and said and (status, event.data["state"]) == last:
                 continue  # nothing changed (e.g. committed before the first read)
             loaded = await shared_load(ctx, Process, process_id, event)
             if loaded is None:
                 return
+            state = event.data.get("state", loaded.state)
             last = (status, state)
             ctx.loaders.clear()  # a long-lived connection must not serve stale relations
             yield ProcessChange(loaded, status, state)
@@ -243,6 +269,8 @@ async def process_events(
 
     async with feed(ctx, accept) as subscription:
         async for event in subscription:
+            if event.topic == GAP_TOPIC:
+                raise _missed(event)
             process_id = _uuid(event.data.get("process_id"))
             if process_id is None:
                 continue
@@ -254,7 +282,8 @@ async def process_events(
             if scenario_id is not None and row.scenario_id != scenario_id:
                 continue
             ctx.loaders.clear()
-            yield ProcessChange(row, ProcessStatus(event.data["status"]), event.data.get("state"))
+            state = event.data.get("state", row.state)
+            yield ProcessChange(row, ProcessStatus(event.data["status"]), state)
 
 
 async def _backlog(
@@ -313,6 +342,15 @@ async def process_logs(
         if process.status in TERMINAL_STATUSES:
             return
         async for event in subscription:
+            if event.topic == GAP_TOPIC:  # catch up from the database, in order, then go on
+                async for line in _backlog(ctx, process_id, last):
+                    last = line.number or last
+                    yield line
+                async with ctx.db.read() as session:
+                    process = await get_process(session, principal, process_id)
+                if process.status in TERMINAL_STATUSES:
+                    return
+                continue
             if event.topic == PROCESS_UPDATED:
                 if event.data.get("status") in TERMINAL_VALUES:
                     return
@@ -347,6 +385,8 @@ async def message_created(
 
     async with feed(ctx, accept) as subscription:
         async for event in subscription:
+            if event.topic == GAP_TOPIC:
+                raise _missed(event)
             message_id = _uuid(event.data.get("message_id"))
             if message_id is None:
                 continue

@@ -18,7 +18,7 @@ class CreateTriggerInput:
     workflow_id: uuid.UUID
     type: models.TriggerType
     name: str
-    options: JSON = strawberry.field(default_factory=dict)
+    options: JSON | None = None
     active: bool = True
 
 

@@ -210,7 +210,7 @@ class WorkflowFilterInput:
 class WorkflowAgentInput:
     name: str
     type: str
-    options: JSON = strawberry.field(default_factory=dict)
+    options: JSON | None = None
     sources: list[str] = strawberry.field(default_factory=list)
     disabled: bool = False
     keep_messages_for: int | None = None
@@ -256,7 +256,7 @@ class CreateAgentInput:
     workflow_id: uuid.UUID
     name: str
     type: str
-    options: JSON = strawberry.field(default_factory=dict)
+    options: JSON | None = None
     source_ids: list[uuid.UUID] | None = None
     disabled: bool = False
     keep_messages_for: int | None = None
