@@ -23,6 +23,7 @@ import psycopg
 import pytest
 import uvicorn
 from cryptography.fernet import Fernet
+from sqlalchemy import text
 from sqlmodel import select
 
 from flowql.app import build_runtime, create_app
@@ -234,3 +235,17 @@ class Factory:
 @pytest.fixture
 def factory(runtime: Runtime) -> Factory:
     return Factory(runtime)
+
+
+def error_of(body: dict[str, Any]) -> dict[str, Any]:
+    """The extensions of a response's first GraphQL error."""
+    assert body.get("errors"), body
+    extensions: dict[str, Any] = body["errors"][0]["extensions"]
+    return extensions
+
+
+async def raw_rows(server: LiveServer, table: str) -> list[tuple[Any, ...]]:
+    """Every row of `table` as stored, for checks that secrets never reach the disk in clear."""
+    async with server.runtime.db.engine.connect() as conn:
+        result = await conn.execute(text(f"SELECT * FROM {table} ORDER BY number"))
+        return [tuple(row) for row in result.all()]

@@ -7,12 +7,11 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
 from flowql.errors import NotFound
 from flowql.models import Role
 from flowql.services.credentials import resolve_credential_value
-from tests.conftest import Account, Factory, LiveServer
+from tests.conftest import Account, Factory, LiveServer, error_of, raw_rows
 
 SECRET = "xoxb-very-secret-9c2e71"
 FIELDS = "id number workspaceId workflowId name type createdAt updatedAt"
@@ -33,18 +32,6 @@ query ($filter: CredentialFilterInput) {{
   credentials(filter: $filter) {{ totalCount nodes {{ {FIELDS} }} }}
 }}"""
 CREATE_WORKFLOW = "mutation ($name: String!) { createWorkflow(input: {name: $name}) { id } }"
-
-
-def error_of(body: dict[str, Any]) -> dict[str, Any]:
-    assert body.get("errors"), body
-    extensions: dict[str, Any] = body["errors"][0]["extensions"]
-    return extensions
-
-
-async def raw_rows(server: LiveServer, table: str) -> list[tuple[Any, ...]]:
-    async with server.runtime.db.engine.connect() as conn:
-        result = await conn.execute(text(f"SELECT * FROM {table} ORDER BY number"))
-        return [tuple(row) for row in result.all()]
 
 
 async def create(server: LiveServer, account: Account, **values: Any) -> dict[str, Any]:

@@ -7,11 +7,10 @@ import json
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
 from flowql.events.bus import BusEvent
 from flowql.models import Role
-from tests.conftest import Account, Factory, LiveServer
+from tests.conftest import Account, Factory, LiveServer, error_of, raw_rows
 
 FIELDS = """
   id number workspaceId workflowId name description createdAt submissionsCount
@@ -61,18 +60,6 @@ GOOD = {
     "site": "https://example.com/about",
     "phone": "+1 (555) 010-9999",
 }
-
-
-def error_of(body: dict[str, Any]) -> dict[str, Any]:
-    assert body.get("errors"), body
-    extensions: dict[str, Any] = body["errors"][0]["extensions"]
-    return extensions
-
-
-async def raw_rows(server: LiveServer, table: str) -> list[tuple[Any, ...]]:
-    async with server.runtime.db.engine.connect() as conn:
-        result = await conn.execute(text(f"SELECT * FROM {table} ORDER BY number"))
-        return [tuple(row) for row in result.all()]
 
 
 async def create(server: LiveServer, account: Account, **values: Any) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
 from flowql.auth.principal import Principal, PrincipalKind
 from flowql.errors import Forbidden, NotFound, ValidationFailed
@@ -18,7 +17,7 @@ from flowql.models import Process, Role
 from flowql.services.auth import authenticate, issue_execution_tokens
 from flowql.services.integrations import integration_credentials_for_process
 from flowql.services.netguard import check_public_url
-from tests.conftest import Account, Factory, LiveServer, free_port
+from tests.conftest import Account, Factory, LiveServer, error_of, free_port, raw_rows
 
 SECRET = "s3cr3t-token-4f1d9a"
 FIELDS = """
@@ -38,18 +37,6 @@ LIST = f"""
 query ($filter: IntegrationFilterInput) {{
   integrations(filter: $filter) {{ totalCount nodes {{ {FIELDS} }} }}
 }}"""
-
-
-def error_of(body: dict[str, Any]) -> dict[str, Any]:
-    assert body.get("errors"), body
-    extensions: dict[str, Any] = body["errors"][0]["extensions"]
-    return extensions
-
-
-async def raw_rows(server: LiveServer, table: str) -> list[tuple[Any, ...]]:
-    async with server.runtime.db.engine.connect() as conn:
-        result = await conn.execute(text(f"SELECT * FROM {table} ORDER BY number"))
-        return [tuple(row) for row in result.all()]
 
 
 async def create(server: LiveServer, account: Account, **values: Any) -> dict[str, Any]:

@@ -7,10 +7,9 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
 from flowql.models import DeliveryStatus, Role, WebhookDelivery, utcnow
-from tests.conftest import Account, Factory, LiveServer
+from tests.conftest import Account, Factory, LiveServer, error_of, raw_rows
 
 SECRET = "whsec-0a9b8c7d6e5f"
 FIELDS = "id number workspaceId url events active description createdAt hasSecret"
@@ -42,18 +41,6 @@ query ($filter: WebhookDeliveryFilterInput) {{
   webhookDeliveries(filter: $filter) {{ totalCount nodes {{ {DELIVERY} }} }}
 }}"""
 HOOK_URL = "https://hooks.example.com/flowql"
-
-
-def error_of(body: dict[str, Any]) -> dict[str, Any]:
-    assert body.get("errors"), body
-    extensions: dict[str, Any] = body["errors"][0]["extensions"]
-    return extensions
-
-
-async def raw_rows(server: LiveServer, table: str) -> list[tuple[Any, ...]]:
-    async with server.runtime.db.engine.connect() as conn:
-        result = await conn.execute(text(f"SELECT * FROM {table} ORDER BY number"))
-        return [tuple(row) for row in result.all()]
 
 
 async def create(server: LiveServer, account: Account, **values: Any) -> dict[str, Any]:
