@@ -26,6 +26,8 @@ class Principal:
     user_id: uuid.UUID | None = None
     api_key_id: uuid.UUID | None = None
     process_id: uuid.UUID | None = None
+    # An execution token sees its own process and workflow only (services/common.py).
+    workflow_id: uuid.UUID | None = None
     # LetsFlow-style process scopes of an API key: [{"scenario", "actors", "actions"}].
     process_scopes: tuple[dict[str, Any], ...] = ()
     roles: dict[uuid.UUID, str] = field(default_factory=dict)
@@ -35,6 +37,11 @@ class Principal:
     @property
     def is_authenticated(self) -> bool:
         return self.kind is not PrincipalKind.ANONYMOUS
+
+    @property
+    def is_scope_limited(self) -> bool:
+        """An API key with LetsFlow process scopes: it sees only its scenarios' processes."""
+        return self.kind is PrincipalKind.API_KEY and bool(self.process_scopes)
 
     @property
     def workspace_ids(self) -> list[uuid.UUID]:

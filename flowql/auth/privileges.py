@@ -27,6 +27,13 @@ _MEMBER = frozenset(
 )
 _ADMIN = ALL_PRIVILEGES - {"member:write", "workspace:write"}
 
+# The most a process's execution token may do, on its own process and workflow only: read them,
+# answer its http trigger (`process:write`) and read what WayScript hands a running script
+# (its workspace, its integrations). Never keys, members, credentials, runs or edits.
+EXECUTION_CEILING = frozenset(
+    {"process:read", "process:write", "workflow:read", "workspace:read", "integration:read"}
+)
+
 ROLE_PRIVILEGES: dict[Role, frozenset[str]] = {
     Role.OWNER: ALL_PRIVILEGES,
     Role.ADMIN: _ADMIN | {"member:write"},

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlmodel import Field
 
-from flowql.models.base import Row, WorkspaceRow, json_field, time_field
+from flowql.models.base import Row, WorkspaceRow, json_field, optional_json_field, time_field
 
 
 class ApiKey(WorkspaceRow, table=True):
@@ -43,3 +43,5 @@ class RefreshToken(Row, table=True):
     expires_at: datetime | None = time_field()
     rotated_at: datetime | None = time_field()
     revoked_at: datetime | None = time_field()
+    # An execution token's privileges never exceed its issuer's; rotation keeps the limit.
+    privileges: list[str] | None = optional_json_field()

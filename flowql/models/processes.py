@@ -62,6 +62,9 @@ class Process(WorkspaceRow, table=True):
     # Durable waits (delay agents, scenario `after` timeouts) wake the process at this time.
     wake_at: datetime | None = time_field(index=True)
     attempt: int = 0
+    # What the process may do: its workflow's last editor's privileges intersected with its
+    # starter's, fixed when it starts (services/delegation.py). None: recorded before this existed.
+    privileges: list[str] | None = optional_json_field()
 
 
 class StepStatus(StrEnum):

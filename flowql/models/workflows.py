@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field
 
-from flowql.models.base import Row, WorkspaceRow, json_field, time_field
+from flowql.models.base import Row, WorkspaceRow, json_field, optional_json_field, time_field
 
 
 class WorkflowStatus(StrEnum):
@@ -34,6 +34,10 @@ class Workflow(WorkspaceRow, table=True):
     updated_at: datetime | None = time_field()
     last_run_at: datetime | None = time_field()
     last_deployed_at: datetime | None = time_field()
+    # Who last changed the workflow or its agents, and the privileges they held then: a process
+    # acts with no more than these (services/delegation.py).
+    last_editor_id: uuid.UUID | None = Field(default=None)
+    editor_privileges: list[str] | None = optional_json_field()
 
 
 class Agent(WorkspaceRow, table=True):

@@ -51,7 +51,12 @@ async def issue_execution_token(ctx: Context, ident: uuid.UUID | int) -> TokenPa
     async with unit_of_work(ctx.runtime) as uow:
         process = await get_process(uow.session, ctx.principal, ident, "process:read")
         ctx.principal.require(process.workspace_id, "process:run", "Process")
-        return await auth_service.issue_execution_tokens(uow.session, ctx.settings, process)
+        return await auth_service.issue_execution_tokens(
+            uow.session,
+            ctx.settings,
+            process,
+            issuer_privileges=ctx.principal.grants[process.workspace_id],
+        )
 
 
 async def respond_to_http_trigger(

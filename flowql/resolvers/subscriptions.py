@@ -35,6 +35,7 @@ from flowql.events.bus import BusEvent, SubscriberDropped, Subscription
 from flowql.events.postgres import GAP_TOPIC
 from flowql.models import TERMINAL_STATUSES, Message, Process, ProcessLog, ProcessStatus, Row
 from flowql.resolvers.context import Context
+from flowql.services.common import sees_row
 from flowql.services.processes import get_process
 
 logger = logging.getLogger("flowql.subscriptions")
@@ -275,7 +276,7 @@ async def process_events(
             if process_id is None:
                 continue
             row = await shared_load(ctx, Process, process_id, event)
-            if row is None:
+            if row is None or not sees_row(principal, row):
                 continue
             if workflow_id is not None and row.workflow_id != workflow_id:
                 continue
@@ -391,7 +392,7 @@ async def message_created(
             if message_id is None:
                 continue
             row = await shared_load(ctx, Message, message_id, event)
-            if row is None:
+            if row is None or not sees_row(principal, row):
                 continue
             if agent_id is not None and row.agent_id != agent_id:
                 continue

@@ -11,6 +11,7 @@ import strawberry
 from flowql import models
 from flowql.resolvers import scenarios as resolve
 from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args
+from flowql.services.common import sees_row
 from flowql.services.scenarios import ActionOutcome, ScenarioFilter, scenario_notices, scenario_yaml
 from flowql.services.scenarios.history import project
 from flowql.services.scenarios.normalize import is_end_state
@@ -129,7 +130,8 @@ class Scenario(FromRow):
 
         last = max(0, min(last, 100))
         loader = info.context.loaders.latest(models.Process, "scenario_id")
-        return Process.from_rows(await loader.load((self.id, last)))
+        rows = await loader.load((self.id, last))
+        return Process.from_rows([r for r in rows if sees_row(info.context.principal, r)])
 
 
 @strawberry.type(description="An action that may be performed now, and who may perform it.")

@@ -13,6 +13,7 @@ from flowql.formats.huginn import export_filename
 from flowql.resolvers import workflows as resolve
 from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args
 from flowql.schema.messages import Message
+from flowql.services.common import sees_row
 from flowql.services.workflows import AgentSpec, WorkflowFilter, redact_options
 
 if TYPE_CHECKING:
@@ -88,7 +89,7 @@ class Agent(FromRow):
     async def messages(self, info: Info, last: int = 5) -> list[Message]:
         last = max(0, min(last, 100))
         rows = await info.context.loaders.latest(models.Message, "agent_id").load((self.id, last))
-        return Message.from_rows(rows)
+        return Message.from_rows([r for r in rows if sees_row(info.context.principal, r)])
 
 
 @strawberry.type
@@ -173,7 +174,8 @@ class Workflow(FromRow):
 
         last = max(0, min(last, 100))
         loader = info.context.loaders.latest(models.Process, "workflow_id")
-        return Process.from_rows(await loader.load((self.id, last)))
+        rows = await loader.load((self.id, last))
+        return Process.from_rows([r for r in rows if sees_row(info.context.principal, r)])
 
     @strawberry.field(
         description="The workflow in Huginn's scenario export format (ActiveWorkflow's export); "

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel import col, update
+from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -137,6 +137,13 @@ def _covers(parent: dict[str, Any], child: dict[str, Any]) -> bool:
     return True
 
 
+def _scopes_cover(held: list[dict[str, Any]], scopes: list[dict[str, Any]]) -> bool:
+    """Whether process scopes `scopes` allow nothing `held` does not (no scopes: anything)."""
+    if not held:
+        return True
+    return bool(scopes) and all(any(_covers(p, scope) for p in held) for scope in scopes)
+
+
 def _scopes_within(
     principal: Principal, requested: list[dict[str, Any]] | None
 ) -> list[dict[str, Any]]:
@@ -147,21 +154,49 @@ def _scopes_within(
         return scopes
     if requested is None:
         return held
-    wider = [str(i) for i, scope in enumerate(scopes) if not any(_covers(p, scope) for p in held)]
-    if not scopes or wider:
+    if not _scopes_cover(held, scopes):
         raise Forbidden("cannot grant process scopes wider than your own", field="processScopes")
     return scopes
+
+
+def _no_wider(principal: Principal, key: ApiKey) -> None:
+    """A caller manages only keys that allow nothing it may not do itself: privileges it holds
+    there, process scopes inside its own (a scope-limited caller never touches an unscoped key)."""
+    held = principal.grants.get(key.workspace_id, frozenset())
+    wider = sorted(set(key.privileges) - held)
+    if wider:
+        raise Forbidden(
+            f"the key holds privileges you do not: {', '.join(wider)}", privileges=wider
+        )
+    if not _scopes_cover(list(principal.process_scopes), list(key.process_scopes)):
+        raise Forbidden("the key's process scopes are wider than your own")
+
+
+async def _expiry_within(
+    session: AsyncSession, principal: Principal, expires_at: datetime | None
+) -> datetime | None:
+    """A key issued by a key expires no later than its parent."""
+    if principal.api_key_id is None:
+        return expires_at
+    parent = (await session.exec(select(ApiKey).where(ApiKey.id == principal.api_key_id))).one()
+    if parent.expires_at is None:
+        return expires_at
+    if expires_at is not None and expires_at > parent.expires_at:
+        raise Forbidden("cannot outlive the key that issues it", field="expiresAt")
+    return expires_at or parent.expires_at
 
 
 async def issue_api_key(
     session: AsyncSession, principal: Principal, spec: ApiKeySpec
 ) -> IssuedApiKey:
+    """A new key never allows more than its issuer: privileges, process scopes, lifetime."""
     workspace_id = spec.workspace_id or principal.default_workspace("apikey:write")
     principal.require(workspace_id, "apikey:write", "Workspace")
     name = require_name(spec.name)
     check_length(spec.description, "description", 2000)
     privileges = _granted_privileges(principal, workspace_id, spec.privileges)
     scopes = _scopes_within(principal, spec.process_scopes)
+    expires_at = await _expiry_within(session, principal, _expiry(spec))
     return await create_api_key(
         session,
         workspace_id,
@@ -170,7 +205,7 @@ async def issue_api_key(
         description=spec.description or "",
         privileges=privileges,
         process_scopes=scopes,
-        expires_at=_expiry(spec),
+        expires_at=expires_at,
     )
 
 
@@ -179,6 +214,7 @@ async def revoke_api_key(
 ) -> ApiKey:
     """Revoking twice keeps the first revocation time."""
     key = await get_api_key(session, principal, ident, "apikey:write")
+    _no_wider(principal, key)
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         session.add(key)

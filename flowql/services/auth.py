@@ -11,12 +11,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
+from sqlalchemy import ColumnElement, exists, false
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from flowql.auth.passwords import hash_password, verify_password
 from flowql.auth.principal import ANONYMOUS, Principal, PrincipalKind
-from flowql.auth.privileges import ALL_PRIVILEGES, ROLE_PRIVILEGES, unknown_privileges
+from flowql.auth.privileges import (
+    ALL_PRIVILEGES,
+    EXECUTION_CEILING,
+    ROLE_PRIVILEGES,
+    unknown_privileges,
+)
 from flowql.auth.tokens import TokenIssuer, hash_token, looks_like_jwt, new_opaque_token
 from flowql.db import Database
 from flowql.errors import Unauthorized, ValidationFailed
@@ -35,9 +41,6 @@ from flowql.settings import Settings
 
 API_KEY_PREFIX = "fql"
 REFRESH_PREFIX = "fqr"
-EXECUTION_READ = frozenset(
-    {"workflow:read", "process:read", "integration:read", "credential:read", "workspace:read"}
-)
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,8 @@ async def login(session: AsyncSession, settings: Settings, email: str, password:
 async def _issue_pair(
     session: AsyncSession, settings: Settings, user: User, family_id: uuid.UUID
 ) -> TokenPair:
-    access = issuer_for(settings).issue(str(user.id), settings.access_token_ttl)
+    # `fam` ties the access token to its login: revoking the family refuses it at once.
+    access = issuer_for(settings).issue(str(user.id), settings.access_token_ttl, fam=str(family_id))
     refresh = new_opaque_token(REFRESH_PREFIX)
     session.add(
         RefreshToken(
@@ -167,7 +171,7 @@ async def _rotating(db: Database, token: str, issue: IssueFn) -> TokenPair:
 
 async def refresh(db: Database, settings: Settings, token: str) -> TokenPair:
     async def issue(session: AsyncSession, row: RefreshToken) -> TokenPair:
-        if row.user_id is None:
+        if row.user_id is None or row.process_id is not None:
             raise Unauthorized("invalid refresh token")
         user = (await session.exec(select(User).where(User.id == row.user_id))).first()
         if user is None or not user.is_active:
@@ -181,27 +185,54 @@ async def refresh(db: Database, settings: Settings, token: str) -> TokenPair:
 
 
 async def issue_execution_tokens(
-    session: AsyncSession, settings: Settings, process: Process, family_id: uuid.UUID | None = None
+    session: AsyncSession,
+    settings: Settings,
+    process: Process,
+    family_id: uuid.UUID | None = None,
+    *,
+    issuer_privileges: frozenset[str] | list[str] | None = None,
 ) -> TokenPair:
+    """An execution token for `process`, never wider than whoever asked for it
+    (`issuer_privileges`: what they hold in the process's workspace; None only for the engine
+    itself). The token then holds `execution_privileges` of that."""
+    family_id = family_id or uuid.uuid4()
+    limit = None if issuer_privileges is None else sorted(issuer_privileges)
     access = issuer_for(settings).issue(
         str(process.id),
         settings.execution_token_ttl,
         typ="execution",
         ws=str(process.workspace_id),
         usr=str(process.user_id) if process.user_id else None,
+        fam=str(family_id),
+        prv=limit,
     )
     refresh_token = new_opaque_token(REFRESH_PREFIX)
     session.add(
         RefreshToken(
             process_id=process.id,
             workspace_id=process.workspace_id,
-            family_id=family_id or uuid.uuid4(),
+            family_id=family_id,
             token_hash=hash_token(refresh_token),
             expires_at=utcnow() + timedelta(seconds=settings.refresh_token_ttl),
+            privileges=limit,
         )
     )
     await session.flush()
     return TokenPair(access, refresh_token, settings.execution_token_ttl)
+
+
+def execution_privileges(process: Process, limit: list[str] | None) -> frozenset[str]:
+    """What an execution token of `process` may do: the ceiling of any execution token, within
+    the process's own privileges (services/delegation.py) and the issuer's `limit`. A process
+    hands out its integrations' decrypted credentials (WayScript), so reading integrations
+    through it needs what managing them takes."""
+    held = ALL_PRIVILEGES if process.privileges is None else frozenset(process.privileges)
+    if limit is not None:
+        held = held & frozenset(limit)
+    granted = EXECUTION_CEILING & held
+    if "integration:write" not in held:
+        granted = granted - {"integration:read"}
+    return granted
 
 
 async def refresh_execution(db: Database, settings: Settings, token: str) -> TokenPair:
@@ -211,7 +242,9 @@ async def refresh_execution(db: Database, settings: Settings, token: str) -> Tok
         process = (await session.exec(select(Process).where(Process.id == row.process_id))).first()
         if process is None:
             raise Unauthorized("invalid refresh token")
-        return await issue_execution_tokens(session, settings, process, family_id=row.family_id)
+        return await issue_execution_tokens(
+            session, settings, process, family_id=row.family_id, issuer_privileges=row.privileges
+        )
 
     return await _rotating(db, token, issue)
 
@@ -319,38 +352,62 @@ async def _jwt_principal(session: AsyncSession, settings: Settings, token: str) 
         claims = issuer.verify(token, typ="execution")
         return await _execution_principal(session, claims)
     claims = issuer.verify(token, typ="access")
-    try:
-        user_id = uuid.UUID(str(claims["sub"]))
-    except ValueError as exc:
-        raise Unauthorized("invalid token subject") from exc
-    user = (await session.exec(select(User).where(User.id == user_id))).first()
-    if user is None or not user.is_active:
+    user_id = _claim_uuid(claims, "sub")
+    found = (
+        await session.exec(select(User, _family_revoked(claims)).where(col(User.id) == user_id))
+    ).first()
+    if found is None or not found[0].is_active:
         raise Unauthorized("account disabled")
+    user, revoked = found
+    if revoked:
+        raise Unauthorized("token revoked: sign in again")
     return await user_principal(session, user)
 
 
+def _claim_uuid(claims: dict[str, Any], name: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(claims[name]))
+    except (KeyError, ValueError) as exc:
+        raise Unauthorized(f"invalid token claim {name!r}") from exc
+
+
+def _family_revoked(claims: dict[str, Any]) -> ColumnElement[bool]:
+    """Whether the token's login (refresh family) was revoked, asked in the same statement
+    that loads the token's subject: no extra round trip, and true on every replica at once."""
+    if claims.get("fam") is None:
+        return false()
+    family = _claim_uuid(claims, "fam")
+    return (
+        exists()
+        .where(col(RefreshToken.family_id) == family)
+        .where(col(RefreshToken.revoked_at).is_not(None))
+    )
+
+
 async def _execution_principal(session: AsyncSession, claims: dict[str, Any]) -> Principal:
-    process_id = uuid.UUID(str(claims["sub"]))
-    workspace_id = uuid.UUID(str(claims["ws"]))
-    process = (await session.exec(select(Process).where(Process.id == process_id))).first()
-    if process is None or process.workspace_id != workspace_id:
+    process_id = _claim_uuid(claims, "sub")
+    workspace_id = _claim_uuid(claims, "ws")
+    limit = claims.get("prv")
+    if limit is not None and not (
+        isinstance(limit, list) and all(isinstance(p, str) for p in limit)
+    ):
+        raise Unauthorized("invalid token claim 'prv'")
+    found = (
+        await session.exec(
+            select(Process, _family_revoked(claims)).where(col(Process.id) == process_id)
+        )
+    ).first()
+    if found is None or found[0].workspace_id != workspace_id:
         raise Unauthorized("process no longer exists")
-    privileges = EXECUTION_READ | {"process:write"}
-    if process.user_id is not None:
-        membership = (
-            await session.exec(
-                select(Membership)
-                .where(Membership.user_id == process.user_id)
-                .where(Membership.workspace_id == workspace_id)
-            )
-        ).first()
-        if membership is not None:
-            privileges = privileges | ROLE_PRIVILEGES[Role(membership.role)]
+    process, revoked = found
+    if revoked:
+        raise Unauthorized("token revoked")
     return Principal(
         kind=PrincipalKind.EXECUTION,
         user_id=process.user_id,
         process_id=process.id,
-        grants={workspace_id: frozenset(privileges)},
+        workflow_id=process.workflow_id,
+        grants={workspace_id: execution_privileges(process, limit)},
     )
 
 

@@ -28,6 +28,7 @@ from flowql.models import (
     utcnow,
 )
 from flowql.services import outbox
+from flowql.services.delegation import process_privileges
 from flowql.services.processes import get_process
 from flowql.services.runtime import Runtime
 from flowql.services.uow import UnitOfWork
@@ -156,6 +157,7 @@ async def start_process(
         input=request.input,
         idempotency_key=request.idempotency_key,
         last_activity_at=now,
+        privileges=await process_privileges(uow.session, workflow, request.user_id),
     )
     uow.session.add(process)
     await uow.session.flush()

@@ -6,13 +6,12 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import String, cast, or_
+from sqlalchemy import String, cast
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from flowql.auth.principal import Principal, PrincipalKind
-from flowql.errors import Forbidden
+from flowql.auth.principal import Principal
 from flowql.models import Process, ProcessStatus
 from flowql.services.common import apply_common_filters, get_visible, visible
 
@@ -32,20 +31,10 @@ class ProcessFilter:
     involving_me: bool = False
 
 
-def scoped_scenarios(principal: Principal) -> list[uuid.UUID] | None:
-    """The scenarios a scope-limited API key may see processes of; None when not limited."""
-    if principal.kind is not PrincipalKind.API_KEY or not principal.process_scopes:
-        return None
-    named = [scope.get("scenario") for scope in principal.process_scopes]
-    if any(name in (None, "*") for name in named):
-        return None
-    return [uuid.UUID(str(name)) for name in named]
-
-
 def _actor_user(principal: Principal) -> uuid.UUID | None:
     """Whose actor records `involving_me` looks for: the caller's user, except for a
     scope-limited key, which acts as its scoped actors (its scenarios limit it instead)."""
-    if principal.kind is PrincipalKind.API_KEY and principal.process_scopes:
+    if principal.is_scope_limited:
         return None
     return principal.user_id
 
@@ -58,10 +47,6 @@ def list_statement(principal: Principal, filters: ProcessFilter) -> SelectOfScal
         stmt = stmt.where(col(Process.scenario_id) == filters.scenario_id)
     if filters.statuses:
         stmt = stmt.where(col(Process.status).in_(filters.statuses))
-    scenarios = scoped_scenarios(principal)
-    if scenarios is not None:
-        column = col(Process.scenario_id)
-        stmt = stmt.where(or_(column.is_(None), column.in_(scenarios)))
     if filters.scenario_processes is not None or filters.involving_me:
         column = col(Process.scenario_id)
         only_scenarios = filters.involving_me or bool(filters.scenario_processes)
@@ -87,8 +72,6 @@ async def get_process(
     ident: uuid.UUID | int,
     privilege: str = "process:read",
 ) -> Process:
-    process = await get_visible(session, principal, Process, ident, privilege, "Process")
-    scenarios = scoped_scenarios(principal)
-    if scenarios is not None and process.scenario_id not in (None, *scenarios):
-        raise Forbidden("the API key's process scopes do not include this scenario")
-    return process
+    """A scope-limited key gets FORBIDDEN for a process of its workspace outside its scopes
+    (services/common.py confines every read of processes and what belongs to them)."""
+    return await get_visible(session, principal, Process, ident, privilege, "Process")

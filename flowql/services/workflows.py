@@ -23,6 +23,7 @@ from flowql.services.common import (
     require_name,
     visible,
 )
+from flowql.services.delegation import editor_privileges
 from flowql.services.triggers import sync_trigger
 
 
@@ -100,6 +101,8 @@ async def create_workflow(
         variables=variables or {},
         manager_id=principal.user_id,
         updated_at=utcnow(),
+        last_editor_id=principal.user_id,
+        editor_privileges=editor_privileges(principal, workspace_id),
     )
     session.add(workflow)
     await session.flush()

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 09:47:21.997397
+Create Date: 2026-11-28 19:35:29.065129
 """
 
 from collections.abc import Sequence
@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("expires_at", flowql.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("rotated_at", flowql.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("revoked_at", flowql.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("privileges", sa.JSON(), nullable=True),
         sa.PrimaryKeyConstraint("number"),
         sqlite_autoincrement=True,
     )
@@ -246,6 +247,8 @@ def upgrade() -> None:
         sa.Column("updated_at", flowql.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_run_at", flowql.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_deployed_at", flowql.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_editor_id", sa.Uuid(), nullable=True),
+        sa.Column("editor_privileges", sa.JSON(), nullable=True),
         sa.ForeignKeyConstraint(["workspace_id"], ["workspaces.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("number"),
         sqlite_autoincrement=True,
@@ -386,6 +389,7 @@ def upgrade() -> None:
         sa.Column("last_activity_at", flowql.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("wake_at", flowql.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("attempt", sa.Integer(), nullable=False),
+        sa.Column("privileges", sa.JSON(), nullable=True),
         sa.ForeignKeyConstraint(["scenario_id"], ["scenarios.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["workflow_id"], ["workflows.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["workspace_id"], ["workspaces.id"], ondelete="CASCADE"),

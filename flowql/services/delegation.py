@@ -1,0 +1,81 @@
+"""What a process may do on behalf of people.
+
+A process acts for two people: whoever last edited its workflow (they chose what it does) and
+whoever started it (they chose to run it now). It holds no more than both: the editor's
+privileges when they edited, still held today, intersected with the starter's. A trigger with
+nobody behind it (a webhook, a schedule) adds no limit of its own. The result is stored on the
+process when it starts, and every credential derived from the process (its execution token)
+starts from it.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlmodel import col, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from flowql.auth.principal import Principal
+from flowql.auth.privileges import ALL_PRIVILEGES, ROLE_PRIVILEGES
+from flowql.models import Membership, Role, User, Workflow, WorkspaceRow
+
+
+def editor_privileges(principal: Principal, workspace_id: uuid.UUID) -> list[str]:
+    return sorted(principal.grants.get(workspace_id, frozenset()))
+
+
+async def record_edit(session: AsyncSession, principal: Principal, row: WorkspaceRow) -> None:
+    """`row` (a workflow, or one of its agents or triggers) is about to change: its workflow
+    remembers who changed it and what they could do then."""
+    held = editor_privileges(principal, row.workspace_id)
+    if isinstance(row, Workflow):
+        row.last_editor_id = principal.user_id
+        row.editor_privileges = held
+        session.add(row)
+        return
+    workflow_id = getattr(row, "workflow_id", None)
+    if isinstance(workflow_id, uuid.UUID):
+        await session.exec(
+            update(Workflow)
+            .where(col(Workflow.id) == workflow_id)
+            .values(last_editor_id=principal.user_id, editor_privileges=held)
+        )
+
+
+async def _roles(
+    session: AsyncSession, workspace_id: uuid.UUID, users: set[uuid.UUID]
+) -> dict[uuid.UUID, Role]:
+    if not users:
+        return {}
+    stmt = (
+        select(Membership.user_id, Membership.role)
+        .join(User, col(User.id) == col(Membership.user_id))
+        .where(col(Membership.workspace_id) == workspace_id)
+        .where(col(Membership.user_id).in_(users))
+        .where(col(User.is_active).is_(True))
+    )
+    return {user_id: Role(role) for user_id, role in (await session.exec(stmt)).all()}
+
+
+def _held(roles: dict[uuid.UUID, Role], user_id: uuid.UUID | None) -> frozenset[str]:
+    """A named person's privileges today (none once they left); nobody named: no limit."""
+    if user_id is None:
+        return ALL_PRIVILEGES
+    role = roles.get(user_id)
+    return ROLE_PRIVILEGES[role] if role is not None else frozenset()
+
+
+async def process_privileges(
+    session: AsyncSession, workflow: Workflow, starter_id: uuid.UUID | None
+) -> list[str]:
+    """The privileges a process of `workflow` started by `starter_id` runs with (one query)."""
+    roles = await _roles(
+        session,
+        workflow.workspace_id,
+        {u for u in (workflow.last_editor_id, starter_id) if u is not None},
+    )
+    edited = (
+        ALL_PRIVILEGES if workflow.editor_privileges is None else set(workflow.editor_privileges)
+    )
+    editor = edited & _held(roles, workflow.last_editor_id)
+    return sorted(editor & _held(roles, starter_id))
