@@ -14,6 +14,7 @@ import httpx
 from flowql.engine import registry
 from flowql.engine.templating import condition, render
 from flowql.models import Agent, Process, utcnow
+from flowql.services.delegation import require_for_process
 
 
 class StepFailed(Exception):
@@ -116,6 +117,7 @@ async def http_request(run: AgentRun) -> Outcome:
     await run.check_url(options.url)
     headers = dict(options.headers)
     if options.credential:
+        require_for_process(run.process.privileges, "credential:read", "use credentials")
         value = await run.resolve_credential(options.credential)
         headers[options.credential_header] = options.credential_format.replace("{value}", value)
     kwargs: dict[str, Any] = {"headers": headers, "timeout": options.timeout_seconds}
@@ -144,6 +146,7 @@ async def http_request(run: AgentRun) -> Outcome:
 
 async def scenario_action(run: AgentRun) -> Outcome:
     options = registry.ScenarioActionOptions.model_validate(run.options())
+    require_for_process(run.process.privileges, "process:run", "perform scenario actions")
     done = await run.scenario_action(
         options.process_id, options.action, options.actor, options.response
     )

@@ -42,8 +42,8 @@ the process that needs them; for every other caller it is `null` (use `credentia
 `POST /files/lairs/{lair_id}/secrets` answer 200 with `{}`. The http-trigger response (body `{data,
 headers, status_code}`, status 200 when omitted) goes to the caller waiting at `/hooks/…` on
 that process's `http` trigger; a second answer for the same process is 400. A lair secret is
-stored encrypted as a secret of the workflow; 403 when the caller may not edit the workflow
-(a process started without a user, e.g. by a webhook, may only read).
+stored encrypted as a secret of the workflow; 403 when the caller may not edit the workflow,
+and always for an execution token (a running process never manages credentials).
 
 **Run Program (001).** `POST /api?api_key=…&program_id=<workflow number>`. The function is a
 `webhook` trigger of the workflow, by name; without `function` the only active one runs.

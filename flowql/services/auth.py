@@ -226,7 +226,9 @@ def execution_privileges(process: Process, limit: list[str] | None) -> frozenset
     the process's own privileges (services/delegation.py) and the issuer's `limit`. A process
     hands out its integrations' decrypted credentials (WayScript), so reading integrations
     through it needs what managing them takes."""
-    held = ALL_PRIVILEGES if process.privileges is None else frozenset(process.privileges)
+    # A process started before its privileges were recorded (or built without them) gets the
+    # bare ceiling, which never includes its integrations' credentials.
+    held = EXECUTION_CEILING if process.privileges is None else frozenset(process.privileges)
     if limit is not None:
         held = held & frozenset(limit)
     granted = EXECUTION_CEILING & held

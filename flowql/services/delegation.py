@@ -11,12 +11,14 @@ starts from it.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from flowql.auth.principal import Principal
 from flowql.auth.privileges import ALL_PRIVILEGES, ROLE_PRIVILEGES
+from flowql.errors import Forbidden
 from flowql.models import Membership, Role, User, Workflow, WorkspaceRow
 
 
@@ -79,3 +81,14 @@ async def process_privileges(
     )
     editor = edited & _held(roles, workflow.last_editor_id)
     return sorted(editor & _held(roles, starter_id))
+
+
+def require_for_process(privileges: Collection[str] | None, privilege: str, doing: str) -> None:
+    """Refuse what a running process does beyond its privileges (`Process.privileges`; None:
+    a process recorded before they were, which keeps its old behaviour)."""
+    if privileges is not None and privilege not in privileges:
+        raise Forbidden(
+            f"this process may not {doing}: its workflow's last editor or its starter "
+            f"lacks {privilege}",
+            privilege=privilege,
+        )

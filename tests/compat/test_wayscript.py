@@ -293,7 +293,10 @@ async def test_lair_secret_is_stored_encrypted_and_needs_edit_rights(
     tokens = await issue_token(server, owner, started_by_owner["id"])
     url = f"{BASE}/files/lairs/{greeter['id']}/secrets"
     secret = {"key": "API_TOKEN", "value": SECRET}
-    response = await server.client.post(url, json=secret, headers=headers(tokens["accessToken"]))
+    # A running process's token never manages credentials, whoever started it (issue 12).
+    process = headers(tokens["accessToken"])
+    assert (await server.client.post(url, json=secret, headers=process)).status_code == 403
+    response = await server.client.post(url, json=secret, headers=headers(owner.token))
     assert response.status_code == 200 and response.json() == {}
     async with server.runtime.db.engine.connect() as conn:
         rows = (await conn.execute(text("SELECT * FROM credentials"))).all()
@@ -304,7 +307,6 @@ async def test_lair_secret_is_stored_encrypted_and_needs_edit_rights(
         token=owner.token,
     )
     assert listed["data"]["credentials"]["nodes"] == [{"name": "API_TOKEN"}]
-    # A process started by a webhook has no user behind it: it may read the lair, not edit it.
     webhook_process = headers(world["tokens"]["accessToken"])
     assert (await server.client.post(url, json=secret, headers=webhook_process)).status_code == 403
     reader = await factory.api_key(owner, privileges=["workflow:read"])

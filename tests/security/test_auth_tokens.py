@@ -14,7 +14,7 @@ from flowql.models import Process, Role
 from flowql.services.auth import issuer_for
 from flowql.settings import Settings
 from tests.conftest import PASSWORD, Account, Factory, LiveServer, error_of
-from tests.engine.conftest import create_workflow, execute
+from tests.engine.conftest import Target, create_workflow, execute, target  # noqa: F401
 from tests.subscriptions.conftest import TRANSPORT_WS, WS
 
 SECRET_VALUE = "sk-live-credential-4b1f9c"
@@ -134,13 +134,14 @@ async def test_an_execution_token_does_only_what_its_process_needs(
             ('mutation($id: UUID!) { updateWorkflow(id: $id, input: {name: "y"}) { id } }', {"id": workflow["id"]}, None),
             ('mutation($id: UUID!) { setWorkflowSecret(workflowId: $id, key: "K", value: "v") { id } }', {"id": workflow["id"]}, None),
             ('mutation { createCredential(input: {name: "c", value: "v"}) { id } }', {}, None),
-            ("{ credentials { nodes { id } } }", {}, None),
-            ("{ apiKeys { nodes { id } } }", {}, None),
             ('mutation($ws: UUID!) { addMember(workspaceId: $ws, email: "x@example.com") { role } }', {"ws": str(owner.workspace_id)}, None),
         ]:  # fmt: skip
             body = await server.gql(document, variables, token=token, expect_errors=True)
             assert body.get("errors"), (document, body)
             assert code(body) in ({refused} if refused else {"FORBIDDEN", "NOT_FOUND"}), document
+        for listing in ("credentials", "apiKeys", "integrations"):
+            nothing = await server.gql(f"{{ {listing} {{ nodes {{ id }} }} }}", token=token)
+            assert nothing["data"][listing]["nodes"] == [], listing
     still = await server.gql(
         "query($id: UUID!) { process(id: $id) { status } }", {"id": other["id"]}, token=owner.token
     )
@@ -213,6 +214,39 @@ async def test_a_process_acts_with_its_last_editors_privileges_too(
     )
     by_member = await execute(server, member.token, workflow["id"])
     assert "integration:write" not in await stored_privileges(server, by_member["id"])
+
+
+async def test_a_process_uses_credentials_only_if_its_editor_may(
+    server: LiveServer,
+    factory: Factory,
+    target: Target,  # noqa: F811 (the fixture)
+) -> None:
+    owner = await factory.account()
+    await server.gql(
+        """mutation($v: String!) { createCredential(input: {name: "api", value: $v}) { id } }""",
+        {"v": SECRET_VALUE},
+        token=owner.token,
+    )
+    call = {"url": f"{target.url}/out", "method": "POST", "credential": "api"}
+    workflow = await create_workflow(
+        server,
+        owner.token,
+        "calls out",
+        [{"name": "call", "type": "http_request", "options": call}],
+    )
+    assert (await execute(server, owner.token, workflow["id"]))["status"] == "COMPLETED"
+    assert target.hits("/out")[0]["headers"]["authorization"] == f"Bearer {SECRET_VALUE}"
+    # An editor (here a key) that may change workflows but not read credentials: its workflow
+    # no longer hands them out, even when the owner runs it.
+    editor = await factory.api_key(owner, privileges=["workflow:read", "workflow:write"])
+    await server.gql(
+        'mutation($id: UUID!) { updateWorkflow(id: $id, input: {description: "x"}) { id } }',
+        {"id": workflow["id"]},
+        token=editor,
+    )
+    failed = await execute(server, owner.token, workflow["id"])
+    assert failed["status"] == "FAILED" and "credential:read" in failed["error"], failed
+    assert len(target.hits("/out")) == 1
 
 
 async def test_an_execution_token_is_never_wider_than_who_asked_for_it(
