@@ -27,7 +27,6 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-import httpx
 import uvicorn
 from procrastinate.worker import Worker
 from sqlalchemy import text
@@ -52,6 +51,7 @@ from flowql.engine.queue import (
 from flowql.engine.runner import Runner
 from flowql.engine.scheduler import delete_expired_messages
 from flowql.events.postgres import PostgresBus, make_bus
+from flowql.services.netguard import guarded_client
 from flowql.services.runtime import Runtime
 from flowql.services.scenarios.runner import fire_due_timeouts
 from flowql.settings import Dispatcher, Settings
@@ -76,7 +76,7 @@ class WorkerService:
         self.dispatcher = ProcrastinateDispatcher(runtime)
         runtime.dispatcher = self.dispatcher  # schedules fired here queue their processes
         scenario_bridge.install(runtime)  # scenario states entered here start notified workflows
-        self.http = httpx.AsyncClient(follow_redirects=False)
+        self.http = guarded_client(lambda: runtime.settings.allow_private_networks)
         self.runner = Runner(runtime, self.http)
         self.app = make_app(settings, pool_size=min(10, 2 + concurrency // 2))
         register_tasks(self.app, runtime, self.runner)
