@@ -27,14 +27,39 @@ from flowql.errors import DomainError
 MASK = "***"
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 
-# A parameter or field whose name says it holds a credential: api_key, apiKey, x-api-key, key,
-# token, access_token, refresh_token, id_token, secret, client_secret, password, passwd,
-# signature, sig, auth, authorization, credentials, session ...
-_SECRET_NAME = (
-    r"[A-Za-z0-9_.\-]*?(?:key|token|secret|password|passwd|pwd|signature|sig|auth"
-    r"|authorization|credentials?|session|cookie)"
+# A parameter or field whose name ends in one of these holds a credential: api_key, apiKey,
+# x-api-key, key, token, access_token, id_token, client_secret, password, signature, sig,
+# auth, authorization, credentials, session, cookie ...
+_SECRET_NAME = re.compile(
+    r"(?:key|token|secret|password|passwd|pwd|signature|sig|auth|authorization|credentials?"
+    r"|session|cookie)$",
+    re.IGNORECASE,
 )
-_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+# Cheap first test: a line with none of these (most lines) cannot hold anything we mask.
+_HINTS = (
+    "key",
+    "token",
+    "secret",
+    "pass",
+    "pwd",
+    "sig",
+    "auth",
+    "cred",
+    "session",
+    "cookie",
+    "bearer",
+    "fq",
+    "eyj",
+)
+
+
+def _mask_named(match: re.Match[str]) -> str:
+    if _SECRET_NAME.search(match["name"]) is None:
+        return match[0]
+    return f"{match['head']}{MASK}{match['tail']}"
+
+
+_PATTERNS: tuple[tuple[re.Pattern[str], Any], ...] = (
     # Header lines and reprs: "Authorization: Bearer x", "'cookie': 'a=b; c=d'".
     (
         re.compile(
@@ -45,13 +70,15 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
     # name=value in a query string, a form body or a message: value up to & # ; , whitespace.
     (
-        re.compile(rf"(?i)(?<![A-Za-z0-9])({_SECRET_NAME})=([^&#;,\s'\"]+)"),
-        rf"\1={MASK}",
+        re.compile(r"(?P<head>(?<![\w.-])(?P<name>[\w.-]+)=)[^&#;,\s'\"]+(?P<tail>)"),
+        _mask_named,
     ),
     # "name": "value" and 'name': 'value' (JSON and Python reprs).
     (
-        re.compile(rf"(?i)(['\"]{_SECRET_NAME}['\"]\s*:\s*)(['\"])(?:\\.|(?!\2).)*\2"),
-        rf"\1\2{MASK}\2",
+        re.compile(
+            r"(?P<head>(['\"])(?P<name>[\w.-]+)\2\s*:\s*(['\"]))(?:\\.|(?!\4).)*(?P<tail>\4)"
+        ),
+        _mask_named,
     ),
     # A bearer credential wherever it is (one with a digit or punctuation, not a word).
     (
@@ -75,6 +102,9 @@ EXPECTED_INPUT_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def redact(text: str) -> str:
+    lowered = text.lower()
+    if not any(hint in lowered for hint in _HINTS):
+        return text
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
@@ -108,6 +138,9 @@ class RedactSecrets(logging.Filter):
     _formatter = logging.Formatter()
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "flowql_redacted", False):
+            return True  # the logger's filter did it; this is a handler's
+        record.flowql_redacted = True
         try:
             self._redact_message(record)
             self._redact_exception(record)

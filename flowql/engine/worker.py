@@ -35,6 +35,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from flowql import logs
 from flowql.auth.secrets_box import SecretBox
 from flowql.db import create_database
 from flowql.engine import scenario_bridge
@@ -251,6 +252,7 @@ def run_worker(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logs.install()  # credentials masked in every line, as in `flowql serve`
     if log_level.lower() != "debug":
         for noisy in ("procrastinate", "httpx", "alembic"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
