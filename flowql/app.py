@@ -17,7 +17,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.types.unset import UnsetType
 
-from flowql import graphiql, transport
+from flowql import graphiql, logs, transport
 from flowql.auth.principal import ANONYMOUS
 from flowql.auth.ratelimit import RateLimiter
 from flowql.auth.secrets_box import SecretBox
@@ -29,7 +29,8 @@ from flowql.engine.queue import ProcrastinateDispatcher
 from flowql.engine.worker import WorkerService, readyz_response
 from flowql.errors import DomainError
 from flowql.events.postgres import PostgresBus, make_bus
-from flowql.middleware import Identify, RateLimit, graphql_error
+from flowql.forwarded import TrustedProxies
+from flowql.middleware import ClientAddress, Identify, RateLimit, graphql_error
 from flowql.resolvers.context import Context
 from flowql.rest_compat import ERROR_FORMATS, QUERY_KEY_PATHS
 from flowql.rest_compat import mounts as rest_mounts
@@ -130,11 +131,13 @@ def create_app(
 ) -> Starlette:
     runtime = runtime or build_runtime(settings)
     graphql = FlowqlGraphQL(runtime, graphql_ide="graphiql")
+    logs.install()
 
     workers: list[WorkerService] = []
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        logs.install()  # again: the server configured its logging after create_app
         dispatcher = None
         if isinstance(runtime.bus, PostgresBus):
             await runtime.bus.start()
@@ -176,6 +179,9 @@ def create_app(
             *rest_mounts(SchemaExecutor(graphql)),
         ],
         middleware=[
+            Middleware(
+                ClientAddress, trusted=TrustedProxies(runtime.settings.trusted_proxy_networks)
+            ),
             Middleware(Identify, runtime=runtime, query_key_paths=QUERY_KEY_PATHS),
             Middleware(
                 RateLimit,

@@ -40,6 +40,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from flowql.app import create_app
     from flowql.db import create_database
     from flowql.engine.queue import prepare_database
+    from flowql.logs import uvicorn_log_config
     from flowql.services.demo import ensure_demo_account
 
     settings = _settings()
@@ -73,6 +74,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         lifespan="on",
         ws="websockets-sansio",
+        log_config=uvicorn_log_config(),  # every line, access log included, masks credentials
+        proxy_headers=False,  # forwarded headers: flowql.middleware.ClientAddress, trusted only
     )
     return 0
 

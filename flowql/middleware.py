@@ -1,5 +1,6 @@
-"""Cross-cutting HTTP concerns for every mount: who is calling (Identify) and per-plan rate
-limits (RateLimit). Each mount turns a refusal into its own error format (see `ErrorFormat`)."""
+"""Cross-cutting HTTP concerns for every mount: the caller's address (ClientAddress), who is
+calling (Identify) and per-plan rate limits (RateLimit). Each mount turns a refusal into its own
+error format (see `ErrorFormat`)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flowql.auth.principal import ANONYMOUS, Principal
-from flowql.auth.ratelimit import RateLimiter
+from flowql.auth.ratelimit import RateLimiter, client_key
 from flowql.errors import DomainError, ErrorCode
+from flowql.forwarded import TrustedProxies
 from flowql.rest_compat.errors import ErrorFormat
 from flowql.services.auth import authenticate
 from flowql.services.runtime import Runtime
@@ -45,6 +47,30 @@ def graphql_error(status: int, code: ErrorCode, message: str, details: dict[str,
     }
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+class ClientAddress:
+    """Sets the scope's client (and scheme) from forwarded headers when, and only when, the peer
+    is a trusted proxy (FLOWQL_TRUSTED_PROXIES); everything after it (rate limits, hook records)
+    reads scope["client"]. Servers must not rewrite it first: `flowql serve` turns uvicorn's
+    own proxy_headers off, which would otherwise believe any loopback peer."""
+
+    def __init__(self, app: ASGIApp, trusted: TrustedProxies) -> None:
+        self.app = app
+        self.trusted = trusted
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        peer = scope.get("client")
+        if self.trusted and scope["type"] in ("http", "websocket") and peer:
+            client = self.trusted.client(peer[0], scope["headers"])
+            if client is not None:
+                scope["client"] = (client, 0)
+            scheme = self.trusted.scheme(peer[0], scope["headers"])
+            if scheme is not None:
+                scope["scheme"] = (
+                    scheme.replace("http", "ws", 1) if scope["type"] == "websocket" else scheme
+                )
+        await self.app(scope, receive, send)
 
 
 class Identify:
@@ -103,7 +129,7 @@ class RateLimit:
         key = str(principal.api_key_id or principal.process_id or principal.user_id or "")
         if not key:
             client = scope.get("client")
-            key = f"ip:{client[0] if client else 'unknown'}"
+            key = client_key(client[0] if client else None)
         decision = await self.limiter.hit(key, principal.plan)
         headers = decision.headers()
         if not decision.allowed:

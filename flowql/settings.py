@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from flowql.forwarded import IPNetwork, parse_networks
 
 
 class Environment(StrEnum):
@@ -47,6 +49,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     demo_accounts: bool | None = None
     allow_private_networks: bool = False
+    # Reverse proxies whose X-Forwarded-For / Forwarded / X-Real-IP headers are believed:
+    # comma-separated addresses or CIDR networks. Empty (the default): the peer is the client.
+    trusted_proxies: str = ""
     jwt_issuer: str = "flowql"
     jwt_audience: str = "flowql-api"
     access_token_ttl: int = Field(default=900, ge=10)
@@ -76,6 +81,16 @@ class Settings(BaseSettings):
     worker_heartbeat_interval: float = Field(default=10.0, gt=0)
     worker_stalled_timeout: float = Field(default=30.0, gt=0)
     sql_echo: bool = False
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        parse_networks(value)  # ValueError names the bad entry
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:
+        return parse_networks(self.trusted_proxies)
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:

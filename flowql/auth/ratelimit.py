@@ -3,6 +3,7 @@ library; counters in memory per process, or in Redis when FLOWQL_REDIS_URL is se
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from dataclasses import dataclass
@@ -17,6 +18,18 @@ PLAN_LIMITS: dict[str, tuple[int, int]] = {
     "pro": (300, 50_000),
     "business": (600, 200_000),
 }
+
+
+def client_key(address: str | None) -> str:
+    """The anonymous budget's key: the address, or for IPv6 its /64 (one subscriber's network,
+    whose addresses a caller can rotate through at will)."""
+    try:
+        parsed = ipaddress.ip_address(address or "")
+    except ValueError:
+        return f"ip:{address or 'unknown'}"
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is None:
+        return f"ip:{ipaddress.IPv6Network((parsed, 64), strict=False)}"
+    return f"ip:{parsed.ipv4_mapped if isinstance(parsed, ipaddress.IPv6Address) else parsed}"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ import logging
 import time
 import uuid
 
-import httpx
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from flowql.engine import scenario_bridge
@@ -24,6 +23,7 @@ from flowql.engine.scheduler import (
     fire_due_schedules,
     unfinished,
 )
+from flowql.services.netguard import guarded_client
 from flowql.services.runtime import Runtime
 from flowql.services.scenarios.runner import fire_due_timeouts
 
@@ -36,7 +36,7 @@ class InlineDispatcher:
         self.semaphore = asyncio.Semaphore(concurrency or runtime.settings.max_concurrent_processes)
         self.tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
         self.again: set[uuid.UUID] = set()
-        self.http = httpx.AsyncClient(follow_redirects=False)
+        self.http = guarded_client(lambda: runtime.settings.allow_private_networks)
         self.runner = Runner(runtime, self.http)
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False

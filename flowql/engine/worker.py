@@ -27,7 +27,6 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-import httpx
 import uvicorn
 from procrastinate.worker import Worker
 from sqlalchemy import text
@@ -36,6 +35,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from flowql import logs
 from flowql.auth.secrets_box import SecretBox
 from flowql.db import create_database
 from flowql.engine import scenario_bridge
@@ -52,6 +52,7 @@ from flowql.engine.queue import (
 from flowql.engine.runner import Runner
 from flowql.engine.scheduler import delete_expired_messages
 from flowql.events.postgres import PostgresBus, make_bus
+from flowql.services.netguard import guarded_client
 from flowql.services.runtime import Runtime
 from flowql.services.scenarios.runner import fire_due_timeouts
 from flowql.settings import Dispatcher, Settings
@@ -76,7 +77,7 @@ class WorkerService:
         self.dispatcher = ProcrastinateDispatcher(runtime)
         runtime.dispatcher = self.dispatcher  # schedules fired here queue their processes
         scenario_bridge.install(runtime)  # scenario states entered here start notified workflows
-        self.http = httpx.AsyncClient(follow_redirects=False)
+        self.http = guarded_client(lambda: runtime.settings.allow_private_networks)
         self.runner = Runner(runtime, self.http)
         self.app = make_app(settings, pool_size=min(10, 2 + concurrency // 2))
         register_tasks(self.app, runtime, self.runner)
@@ -251,6 +252,7 @@ def run_worker(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logs.install()  # credentials masked in every line, as in `flowql serve`
     if log_level.lower() != "debug":
         for noisy in ("procrastinate", "httpx", "alembic"):
             logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -24,7 +24,7 @@ from flowql.services.common import (
     require_name,
     visible,
 )
-from flowql.services.netguard import check_public_url, check_url_shape
+from flowql.services.netguard import check_public_url, check_url_shape, guarded_client
 
 TEST_TIMEOUT = 10.0
 MAX_JSON_BYTES = 64 * 1024
@@ -193,11 +193,11 @@ def _auth_for(credentials: dict[str, Any]) -> tuple[dict[str, str], httpx.BasicA
     return headers, auth
 
 
-async def _test_http(url: str, credentials: dict[str, Any]) -> dict[str, Any]:
+async def _test_http(url: str, credentials: dict[str, Any], allow_private: bool) -> dict[str, Any]:
     headers, auth = _auth_for(credentials)
     try:
         async with (
-            httpx.AsyncClient(timeout=TEST_TIMEOUT, follow_redirects=False) as client,
+            guarded_client(allow_private, timeout=TEST_TIMEOUT) as client,
             client.stream("GET", url, headers=headers, auth=auth) as response,
         ):
             status = response.status_code
@@ -222,7 +222,7 @@ async def run_test(integration: Integration, box: SecretBox, allow_private: bool
     if integration.type == "http":
         url = str(integration.settings.get("url") or "")
         await check_public_url(url, allow_private, field="settings.url")
-        return await _test_http(url, credentials or {})
+        return await _test_http(url, credentials or {}, allow_private)
     if credentials is None:
         return {"ok": False, "status": None, "error": "no credentials stored"}
     return {"ok": True, "status": None, "error": None}
