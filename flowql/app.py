@@ -29,6 +29,7 @@ from flowql.engine.queue import ProcrastinateDispatcher
 from flowql.engine.worker import WorkerService, readyz_response
 from flowql.errors import DomainError
 from flowql.events.postgres import PostgresBus, make_bus
+from flowql.guards import BodyGuard, SafeJSONView
 from flowql.middleware import Identify, RateLimit, graphql_error
 from flowql.resolvers.context import Context
 from flowql.rest_compat import ERROR_FORMATS, QUERY_KEY_PATHS
@@ -40,7 +41,7 @@ from flowql.settings import Dispatcher, Settings
 logger = logging.getLogger("flowql")
 
 
-class FlowqlGraphQL(GraphQL[Context, None]):
+class FlowqlGraphQL(SafeJSONView, GraphQL[Context, None]):
     graphql_ws_handler_class = transport.LegacyWSHandler
 
     def __init__(self, runtime: Runtime, **kwargs: Any) -> None:
@@ -130,6 +131,8 @@ def create_app(
 ) -> Starlette:
     runtime = runtime or build_runtime(settings)
     graphql = FlowqlGraphQL(runtime, graphql_ide="graphiql")
+    graphql.json_max_depth = runtime.settings.json_max_depth
+    graphql.json_max_bytes = runtime.settings.max_body_bytes
 
     workers: list[WorkerService] = []
 
@@ -183,6 +186,7 @@ def create_app(
                 formats=ERROR_FORMATS,
                 settings=runtime.settings,
             ),
+            Middleware(BodyGuard, settings=runtime.settings, formats=ERROR_FORMATS),
         ],
         lifespan=lifespan,
     )
