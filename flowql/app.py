@@ -172,7 +172,11 @@ def create_app(
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
-            Route("/graphql", RequirePrincipal(graphql), methods=["GET", "POST"]),
+            Route(
+                "/graphql",
+                RequirePrincipal(graphiql.Gate(graphql, runtime.settings)),
+                methods=["GET", "POST"],
+            ),
             WebSocketRoute("/graphql", RequirePrincipal(graphql)),
             *hook_routes(runtime),
             *graphiql.routes(runtime.settings),

@@ -375,14 +375,17 @@ def measure(
     return introspects
 
 
+def admits(exposure: Exposure, principal: Any) -> bool:
+    """Whether a developer feature set to `exposure` is open to `principal`: `admins` means a
+    user who owns or administers a workspace (roles come only with a user's own credential)."""
+    if exposure is Exposure.ADMINS:
+        roles = getattr(principal, "roles", None) or {}
+        return any(str(role) in ADMIN_ROLES for role in roles.values())
+    return exposure is Exposure.ON
+
+
 def may_introspect(limits: GraphQLLimits, context: Any) -> bool:
-    if limits.introspection is Exposure.ON:
-        return True
-    if limits.introspection is Exposure.OFF:
-        return False
-    principal = getattr(context, "principal", None)
-    roles = getattr(principal, "roles", None) or {}
-    return any(str(role) in ADMIN_ROLES for role in roles.values())
+    return admits(limits.introspection, getattr(context, "principal", None))
 
 
 def hide_suggestions(message: str) -> str:
