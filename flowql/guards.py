@@ -111,7 +111,7 @@ class BodyGuard:
                     400,
                     ErrorCode.VALIDATION_ERROR,
                     f"request body refused: {exc.reason}",
-                    {"fields": {"body": exc.reason}},
+                    {"fields": {"body": exc.problem}},
                 )
                 await refusal(scope, receive, send)
                 return
@@ -147,7 +147,7 @@ class BodyGuard:
                     400,
                     ErrorCode.VALIDATION_ERROR,
                     f"{name} refused: {exc.reason}",
-                    {"fields": {name: exc.reason}},
+                    {"fields": {name: exc.problem}},
                 )
         return None
 

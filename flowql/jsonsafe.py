@@ -27,17 +27,21 @@ _SQUARE = str.maketrans("{}", "[]")
 
 
 class JSONRefused(json.JSONDecodeError):
-    """The body is not JSON flowql accepts; `str(exc)` and `.reason` say why."""
+    """The body is not JSON flowql accepts; `str(exc)` and `.reason` say why, `.problem` says
+    it as a field's problem (`must be valid JSON` for a syntax error)."""
 
-    def __init__(self, reason: str, document: str = "", position: int = 0) -> None:
+    def __init__(
+        self, reason: str, document: str = "", position: int = 0, problem: str | None = None
+    ) -> None:
         super().__init__(reason, document, position)
         self.reason = reason
+        self.problem = problem or reason
 
     def __str__(self) -> str:
         return self.reason
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (JSONRefused, (self.reason, self.doc, self.pos))
+        return (JSONRefused, (self.reason, self.doc, self.pos, self.problem))
 
 
 def _refuse_constant(name: str) -> Any:
@@ -78,7 +82,9 @@ def loads(
     except RecursionError:
         raise JSONRefused(f"JSON nested deeper than {max_depth} levels") from None
     except json.JSONDecodeError as exc:
-        raise JSONRefused(f"not valid JSON: {exc.msg} (position {exc.pos})") from None
+        raise JSONRefused(
+            f"not valid JSON: {exc.msg} (position {exc.pos})", problem="must be valid JSON"
+        ) from None
     except ValueError:  # an integer with more digits than Python converts (4300)
         raise JSONRefused("a number has too many digits") from None
     if _opening_brackets(text) > max_depth and _deeper_than(text, max_depth):

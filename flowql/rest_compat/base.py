@@ -144,7 +144,9 @@ async def parse_json_body(request: Request) -> Any:
     try:
         return jsonsafe.loads(raw)
     except jsonsafe.JSONRefused as exc:
-        raise ValidationFailed.one("body", f"must be valid JSON: {exc.reason}") from None
+        raise ValidationFailed(
+            {"body": exc.problem}, f"request body refused: {exc.reason}"
+        ) from None
 
 
 def accepts(declared: tuple[str, ...], media: str) -> bool:
