@@ -8,9 +8,11 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import text
 
 from flowql.rest_compat import FAMILIES
+from flowql.settings import Settings
 from tests.conftest import LiveServer
 
 BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
@@ -104,3 +106,12 @@ async def webhook_workflow(server: LiveServer, token: str) -> dict[str, Any]:
     )
     workflow: dict[str, Any] = body["data"]["createWorkflow"]
     return workflow
+
+
+LIMIT = 64 * 1024
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Smaller body limits than the defaults, so refusals are quick to provoke."""
+    return settings.model_copy(update={"max_body_bytes": LIMIT, "hooks_max_body_bytes": LIMIT})
