@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     json_max_depth: int = Field(default=64, ge=2, le=500)
     graphql_max_document_bytes: int = Field(default=64 * 1024, ge=1024)
     graphql_max_tokens: int = Field(default=5000, ge=100)
-    graphql_max_depth: int = Field(default=12, ge=2)
+    graphql_max_depth: int = Field(default=12, ge=1)
     graphql_max_aliases: int = Field(default=50, ge=0)
     graphql_max_duplicate_fields: int = Field(default=20, ge=1)
     graphql_max_root_fields: int = Field(default=20, ge=1)
