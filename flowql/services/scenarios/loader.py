@@ -104,7 +104,7 @@ class _Constructor(SafeConstructor):
             return self.construct_sequence(node, deep=True)
         assert isinstance(node, ScalarNode)
         text = self.construct_scalar(node)
-        plain = node.style is None
+        plain = not node.style  # libyaml marks a plain scalar "", PyYAML None
         if text == "" and plain:
             return None
         resolved = _Resolver().resolve(ScalarNode, text, (plain, not plain))  # type: ignore[no-untyped-call]
