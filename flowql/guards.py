@@ -103,6 +103,12 @@ class BodyGuard:
             )
             await refusal(scope, receive, send)
             return
+        if path == GRAPHQL_PATH and not body.strip():
+            refusal = error(
+                400, ErrorCode.VALIDATION_ERROR, "empty body: a GraphQL request is expected", {}
+            )
+            await refusal(scope, receive, send)
+            return
         if body and jsonsafe.is_json_media_type(media):
             try:
                 value = jsonsafe.loads(body, max_depth=self.settings.json_max_depth, max_bytes=None)

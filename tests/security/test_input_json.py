@@ -84,6 +84,11 @@ async def test_graphql_post_refuses_hostile_variables(server: LiveServer, factor
         )
         assert_family_error(response, 400, says)
         assert response.json()["errors"][0]["extensions"]["code"] == "VALIDATION_ERROR", name
+    for empty in (b"", b"  "):
+        response = await server.client.post(
+            "/graphql", content=empty, headers={"Content-Type": "application/json"}
+        )
+        assert_family_error(response, 400, "empty body")
     # A document literal that overflows to infinity is refused the same way.
     literal = await server.gql(
         "mutation($id: UUID!) { executeWorkflow(id: $id, input: {x: 1e999}) { id } }",
