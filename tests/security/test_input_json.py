@@ -4,13 +4,19 @@ never a 500. One parser (flowql.jsonsafe) refuses all of them; NaN never reaches
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
 
 import jwt
 import pytest
+import uvicorn
 from sqlalchemy.exc import StatementError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 from sqlmodel import select
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
@@ -18,7 +24,7 @@ from websockets.exceptions import ConnectionClosed
 from flowql import jsonsafe
 from flowql.db import create_database
 from flowql.models import Workflow
-from tests.conftest import Factory, LiveServer
+from tests.conftest import Factory, LiveServer, free_port
 from tests.security.conftest import (
     assert_family_error,
     rest_routes,
@@ -213,3 +219,68 @@ async def test_token_missing_an_expected_claim_is_refused_not_a_500(
     assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHORIZED"
     rest = await server.client.get("/v1/workflows", headers={"Authorization": f"Bearer {token}"})
     assert_family_error(rest, 401)
+
+
+async def test_nan_from_an_outbound_response_is_never_stored(
+    server: LiveServer, factory: Factory
+) -> None:
+    """An `http_request` agent's target answers `{"x": NaN}`: the process finishes (before, the
+    write failed and the process stayed RUNNING, resumed forever), every row of it stays readable,
+    and the body is kept as text, not as a number JSON columns cannot hold."""
+    port = free_port()
+
+    async def nan(request: Request) -> Response:
+        return Response(b'{"x": NaN, "y": [Infinity]}', media_type="application/json")
+
+    target = uvicorn.Server(
+        uvicorn.Config(
+            Starlette(routes=[Route("/nan", nan, methods=["POST"])]),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+        )
+    )
+    task = asyncio.create_task(target.serve())
+    while not target.started:
+        await asyncio.sleep(0.01)
+    try:
+        account = await factory.account()
+        created = await server.gql(
+            """mutation($input: CreateWorkflowInput!) { createWorkflow(input: $input) { id } }""",
+            {
+                "input": {
+                    "name": "nan",
+                    "agents": [
+                        {"name": "start", "type": "manual"},
+                        {
+                            "name": "call",
+                            "type": "http_request",
+                            "sources": ["start"],
+                            "options": {"url": f"http://127.0.0.1:{port}/nan", "method": "POST"},
+                        },
+                    ],
+                }
+            },
+            token=account.token,
+        )
+        workflow_id = created["data"]["createWorkflow"]["id"]
+        ran = await server.gql(
+            """mutation($id: UUID!) {
+              executeWorkflow(id: $id, wait: true, waitTimeout: 20) { id status error } }""",
+            {"id": workflow_id},
+            token=account.token,
+        )
+        process = ran["data"]["executeWorkflow"]
+        assert process["status"] == "COMPLETED", process
+        read = await server.gql(
+            """query($id: UUID!) { process(id: $id) { output }
+              messages(filter: {processId: $id}) { nodes { payload } } }""",
+            {"id": process["id"]},
+            token=account.token,
+        )
+        # Not JSON flowql accepts, so kept as the text it was.
+        bodies = [m["payload"].get("body") for m in read["data"]["messages"]["nodes"]]
+        assert '{"x": NaN, "y": [Infinity]}' in bodies
+    finally:
+        target.should_exit = True
+        await task
