@@ -13,11 +13,11 @@ import jwt
 import pytest
 import uvicorn
 from sqlalchemy.exc import StatementError
+from sqlmodel import select
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from sqlmodel import select
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
