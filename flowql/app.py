@@ -30,6 +30,7 @@ from flowql.engine.worker import WorkerService, readyz_response
 from flowql.errors import DomainError
 from flowql.events.postgres import PostgresBus, make_bus
 from flowql.forwarded import TrustedProxies
+from flowql.guards import BodyGuard, SafeJSONView
 from flowql.middleware import ClientAddress, Identify, RateLimit, graphql_error
 from flowql.resolvers.context import Context
 from flowql.rest_compat import ERROR_FORMATS, QUERY_KEY_PATHS
@@ -41,7 +42,7 @@ from flowql.settings import Dispatcher, Settings
 logger = logging.getLogger("flowql")
 
 
-class FlowqlGraphQL(GraphQL[Context, None]):
+class FlowqlGraphQL(SafeJSONView, GraphQL[Context, None]):
     graphql_ws_handler_class = transport.LegacyWSHandler
 
     def __init__(self, runtime: Runtime, **kwargs: Any) -> None:
@@ -132,6 +133,8 @@ def create_app(
     runtime = runtime or build_runtime(settings)
     graphql = FlowqlGraphQL(runtime, graphql_ide="graphiql")
     logs.install()
+    graphql.json_max_depth = runtime.settings.json_max_depth
+    graphql.json_max_bytes = runtime.settings.max_body_bytes
 
     workers: list[WorkerService] = []
 
@@ -172,7 +175,11 @@ def create_app(
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
-            Route("/graphql", RequirePrincipal(graphql), methods=["GET", "POST"]),
+            Route(
+                "/graphql",
+                RequirePrincipal(graphiql.Gate(graphql, runtime.settings)),
+                methods=["GET", "POST"],
+            ),
             WebSocketRoute("/graphql", RequirePrincipal(graphql)),
             *hook_routes(runtime),
             *graphiql.routes(runtime.settings),
@@ -189,6 +196,7 @@ def create_app(
                 formats=ERROR_FORMATS,
                 settings=runtime.settings,
             ),
+            Middleware(BodyGuard, settings=runtime.settings, formats=ERROR_FORMATS),
         ],
         lifespan=lifespan,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -62,7 +63,8 @@ class Database:
 
 def create_database(settings: Settings) -> Database:
     url = settings.resolved_database_url()
-    kwargs: dict[str, Any] = {"echo": settings.sql_echo}
+    # JSON columns refuse NaN and Infinity: stored, they would break every later read of the row.
+    kwargs: dict[str, Any] = {"echo": settings.sql_echo, "json_serializer": _strict_json}
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -75,6 +77,10 @@ def create_database(settings: Settings) -> Database:
     _install_hooks(engine, log)
     sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
     return Database(engine=engine, sessions=sessions, statement_log=log)
+
+
+def _strict_json(value: Any) -> str:
+    return json.dumps(value, allow_nan=False)
 
 
 def _install_hooks(engine: AsyncEngine, log: StatementLog) -> None:

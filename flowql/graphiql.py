@@ -7,6 +7,11 @@ registry (`npm pack`), checks them against the page's hashes and stores them in 
 the browser still verifies every file against the same hashes. Without them the page is
 Strawberry's own (CDN). See docs/decisions/001-graphiql-assets-offline.md.
 
+Who gets the page is `FLOWQL_GRAPHIQL`: `on` (development default), `off` (production default:
+404, and no assets), or `admins` (only requests carrying an owner's or admin's credential, e.g.
+through a proxy that adds it). The schema itself is guarded apart from the page, by
+`FLOWQL_GRAPHQL_INTROSPECTION` (flowql.schema.limits).
+
     python -m flowql.graphiql fetch [DIR]     # DIR defaults to $FLOWQL_DATA_DIR/graphiql
 """
 
@@ -23,12 +28,15 @@ import tempfile
 from functools import cache
 from pathlib import Path
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.http.ides import get_graphql_ide_html
 
-from flowql.settings import Settings
+from flowql.auth.principal import ANONYMOUS, Principal
+from flowql.schema.limits import admits
+from flowql.settings import Exposure, Settings
 
 CDN = "https://unpkg.com/"
 PREFIX = "/graphiql-assets/"
@@ -114,11 +122,36 @@ def fetch_assets(target: Path, npm: str = "npm") -> list[Path]:
     return written
 
 
+def wants_page(scope: Scope) -> bool:
+    """What Strawberry answers with the page: a GET without `query` that accepts HTML."""
+    if scope["type"] != "http" or scope["method"] != "GET":
+        return False
+    conn = HTTPConnection(scope)
+    accept = conn.headers.get("accept", "")
+    return "query" not in conn.query_params and ("text/html" in accept or "*/*" in accept)
+
+
+class Gate:
+    """In front of /graphql: the page only for whom `FLOWQL_GRAPHIQL` lets in (404 otherwise,
+    as if there were none); every GraphQL request passes."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        principal: Principal = scope.get("state", {}).get("principal", ANONYMOUS)
+        if wants_page(scope) and not admits(self.settings.graphiql or Exposure.ON, principal):
+            await Response("Not Found", status_code=404)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def routes(settings: Settings) -> list[Route]:
     async def serve(request: Request) -> Response:
         path = request.path_params["path"]
         directory = local_assets(settings)
-        if directory is None or path not in assets():
+        if settings.graphiql is Exposure.OFF or directory is None or path not in assets():
             return Response(status_code=404)
         headers = {"Cache-Control": "public, max-age=31536000, immutable"}
         media_type = _TYPES.get(Path(path).suffix, "application/octet-stream")

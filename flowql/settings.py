@@ -29,6 +29,15 @@ class Bus(StrEnum):
     POSTGRES = "postgres"
 
 
+class Exposure(StrEnum):
+    """Who may use a developer feature (GraphiQL, introspection): everyone, nobody, or users
+    who own or administer a workspace."""
+
+    ON = "on"
+    OFF = "off"
+    ADMINS = "admins"
+
+
 class SettingsError(ValueError):
     """The settings cannot start a server (e.g. production without a secret key)."""
 
@@ -81,6 +90,23 @@ class Settings(BaseSettings):
     worker_heartbeat_interval: float = Field(default=10.0, gt=0)
     worker_stalled_timeout: float = Field(default=30.0, gt=0)
     sql_echo: bool = False
+    # What one request may cost (docs/security.md): request bodies (413 beyond) on GraphQL and
+    # the REST mounts, and on /hooks; nesting of any JSON a caller sends; GraphQL documents
+    # (flowql.schema.limits): size, tokens, depth, aliases, repeats of one field in a selection,
+    # root fields, and cost (fields weighted by the list sizes first/last ask for).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    hooks_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    json_max_depth: int = Field(default=64, ge=2, le=500)
+    graphql_max_document_bytes: int = Field(default=64 * 1024, ge=1024)
+    graphql_max_tokens: int = Field(default=5000, ge=100)
+    graphql_max_depth: int = Field(default=12, ge=1)
+    graphql_max_aliases: int = Field(default=50, ge=0)
+    graphql_max_duplicate_fields: int = Field(default=20, ge=1)
+    graphql_max_root_fields: int = Field(default=20, ge=1)
+    graphql_max_cost: int = Field(default=50_000, ge=10)
+    # Unset: on in development, off in production.
+    graphql_introspection: Exposure | None = None
+    graphiql: Exposure | None = None
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -96,6 +122,11 @@ class Settings(BaseSettings):
     def _defaults(self) -> Settings:
         if self.demo_accounts is None:
             self.demo_accounts = self.env is Environment.DEVELOPMENT
+        default = Exposure.OFF if self.env is Environment.PRODUCTION else Exposure.ON
+        if self.graphql_introspection is None:
+            self.graphql_introspection = default
+        if self.graphiql is None:
+            self.graphiql = default
         return self
 
     @property

@@ -15,6 +15,8 @@ from flowql.errors import Unauthorized
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "typ"]
+# Claims a token type cannot be used without (an execution token names its workspace).
+REQUIRED_BY_TYPE = {"execution": ["ws"]}
 EXECUTION_AUDIENCE_SUFFIX = "-exec"
 
 
@@ -58,7 +60,10 @@ class TokenIssuer:
                 algorithms=[ALGORITHM],
                 audience=self.execution_audience if typ == "execution" else self.audience,
                 issuer=self.issuer,
-                options={"require": REQUIRED_CLAIMS, "verify_iat": True},
+                options={
+                    "require": REQUIRED_CLAIMS + REQUIRED_BY_TYPE.get(typ, []),
+                    "verify_iat": True,
+                },
                 leeway=5,
             )
         except jwt.ExpiredSignatureError as exc:

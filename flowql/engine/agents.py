@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from flowql import jsonsafe
 from flowql.engine import registry
 from flowql.engine.templating import condition, render
 from flowql.models import Agent, Process, utcnow
@@ -133,7 +134,7 @@ async def http_request(run: AgentRun) -> Outcome:
             f"{options.method} {options.url} failed: {type(exc).__name__}: {exc}"
         ) from exc
     try:
-        body: Any = response.json()
+        body: Any = jsonsafe.loads(response.content, max_bytes=None)
     except (json.JSONDecodeError, UnicodeDecodeError):
         body = response.text
     if response.status_code >= 400:

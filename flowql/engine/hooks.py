@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import uuid
 from typing import Any
 
@@ -17,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from flowql import jsonsafe
 from flowql.engine.registry import HttpTriggerOptions
 from flowql.engine.templating import TemplateError
 from flowql.errors import DomainError
@@ -104,7 +104,7 @@ async def _payload(request: Request, body: bytes) -> dict[str, Any]:
     if not body:
         return payload
     if "json" in content_type:
-        data = json.loads(body)
+        data = jsonsafe.loads(body)
         payload.update(data if isinstance(data, dict) else {"body": data})
     elif (
         "application/x-www-form-urlencoded" in content_type or "multipart/form-data" in content_type

@@ -8,7 +8,6 @@ models, services or database: it speaks GraphQL only.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -17,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from flowql import jsonsafe
 from flowql.auth.principal import ANONYMOUS, Principal
 from flowql.errors import DomainError, ErrorCode, ValidationFailed
 from flowql.rest_compat.errors import ErrorFormat
@@ -120,15 +120,60 @@ class Endpoint:
     # Sent with every response of the route, e.g. `Deprecation` and `Sunset` (document 004).
     headers: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def media_types(self) -> tuple[str, ...]:
+        """What a body sent to this route may be: its documented request types, else JSON."""
+        content = self.openapi.get("requestBody", {}).get("content") or {}
+        return tuple(content) or (JSON_TYPE,)
 
-async def _parse_body(request: Request) -> Any:
+
+JSON_TYPE = "application/json"
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+async def parse_json_body(request: Request) -> Any:
+    """The request's JSON body (None when empty), parsed once by flowql.guards.BodyGuard, else
+    here with the same parser; anything it refuses is a VALIDATION_ERROR on `body`."""
+    state = request.scope.get("state", {})
+    if "json_body" in state:
+        return state["json_body"]
     raw = await request.body()
-    if not raw:
+    if not raw.strip():
         return None
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise ValidationFailed.one("body", "must be valid JSON") from None
+        return jsonsafe.loads(raw)
+    except jsonsafe.JSONRefused as exc:
+        raise ValidationFailed(
+            {"body": exc.problem}, f"request body refused: {exc.reason}"
+        ) from None
+
+
+def accepts(declared: tuple[str, ...], media: str) -> bool:
+    return any(
+        (kind == JSON_TYPE and jsonsafe.is_json_media_type(media))
+        or (kind in YAML_TYPES and media in YAML_TYPES)
+        or kind == media
+        for kind in declared
+    )
+
+
+def unsupported_media_type(request: Request, endpoint: Endpoint) -> str | None:
+    """Why the request's body may not go to this route (None when it may). A body must come
+    with one of the route's media types: `text/plain` and forms, what a browser sends
+    cross-site without asking first, never reach a JSON route. No body, no constraint
+    (`curl -X POST` sends none)."""
+    if request.method not in BODY_METHODS:
+        return None
+    headers = request.headers
+    if headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers:
+        return None
+    media = jsonsafe.media_type(headers.get("content-type"))
+    if accepts(endpoint.media_types, media):
+        return None
+    return f"unsupported media type {media or '(none)'!r}: this route takes " + ", ".join(
+        endpoint.media_types
+    )
 
 
 def build_routes(
@@ -147,9 +192,12 @@ def build_routes(
             call = Call(request=request, executor=executor)
             if not endpoint.public and not call.principal.is_authenticated:
                 return error_format(401, ErrorCode.UNAUTHORIZED, "authentication required", {})
+            unsupported = unsupported_media_type(request, endpoint)
+            if unsupported is not None:
+                return error_format(415, ErrorCode.VALIDATION_ERROR, unsupported, {})
             try:
                 if endpoint.json_body:
-                    call._body = await _parse_body(request)
+                    call._body = await parse_json_body(request)
                 if endpoint.handler is not None:
                     return await endpoint.handler(call)
                 assert endpoint.document is not None and endpoint.shape is not None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -11,10 +10,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from flowql.errors import ValidationFailed
-from flowql.rest_compat.base import Call
+from flowql.rest_compat.base import YAML_TYPES, Call, parse_json_body
 
 PREFIX = "/compat/letsflow"
-YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 JSON_TYPE = "application/json"
 
 
@@ -83,13 +81,7 @@ def is_yaml(request: Request) -> bool:
 
 
 async def json_body(request: Request) -> Any:
-    raw = await request.body()
-    if not raw.strip():
-        return None
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise ValidationFailed.one("body", "must be valid JSON") from None
+    return await parse_json_body(request)
 
 
 def require_object(value: Any, name: str = "body") -> dict[str, Any]:

@@ -7,12 +7,12 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from flowql.errors import DomainError
 from flowql.schema.errors import ErrorCodes
+from flowql.schema.limits import GraphQLLimits, RequestLimits
 
 DOMAINS = (
     "auth",
@@ -72,8 +72,8 @@ def build_schema(production: bool = False) -> strawberry.Schema:
         subscription=subscription,
         extensions=[
             lambda: ErrorCodes(production=production),
-            lambda: QueryDepthLimiter(max_depth=12),
-            lambda: MaxTokensLimiter(max_token_count=20000),
-            lambda: MaxAliasesLimiter(max_alias_count=50),
+            # Size, tokens, depth, aliases, repeated fields, root fields, cost and introspection,
+            # from the request's settings (these defaults when executed without a server).
+            lambda: RequestLimits(limits=GraphQLLimits(hide_suggestions=production)),
         ],
     )

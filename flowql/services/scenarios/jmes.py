@@ -25,6 +25,8 @@ from jmespath import lexer as jp_lexer
 from jmespath import parser as jp_parser
 from jmespath import visitor as jp_visitor
 
+from flowql import jsonsafe
+
 
 class ExpressionError(ValueError):
     """An expression that does not parse, or fails while it is evaluated."""
@@ -339,7 +341,7 @@ class _Functions(jp_functions.Functions):  # type: ignore[misc]
     @jp_functions.signature({"types": ["string"]})
     def _func_json_parse(self, value: str) -> Any:
         try:
-            return json.loads(value)
+            return jsonsafe.loads(value, max_bytes=None)
         except ValueError as exc:
             raise ExpressionError(f"json_parse(): {exc}") from None
 

@@ -8,22 +8,34 @@ keys and unknown tags are refused by name. Tags become their JSON forms:
   `!select {...}` -> `{"<select>": {...}}`;
 - schema shorthands: `!required`, `!default`, `!format`, `!pattern`, `!const`, `!enum`, which
   become plain JSON Schema (`!required` marks the property for its parent's `required`).
+
+What a document may cost is bounded before it is built: libyaml reads the events, the composer
+stops past `MAX_DEPTH` levels or `MAX_NODES` nodes, and the node graph is measured as aliases
+would expand it (`MAX_NODES` again, no recursive aliases), so a few hundred bytes of anchors
+cannot become megabytes of stored scenario. `.nan` and `.inf` are refused: JSON has neither.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
 import yaml
+from yaml._yaml import CParser
+from yaml.composer import Composer
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.events import ScalarEvent
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.nodes import CollectionNode, MappingNode, Node, ScalarNode, SequenceNode
 from yaml.representer import SafeRepresenter
 from yaml.resolver import BaseResolver
 
 from flowql.services.scenarios.expressions import FUNCTION_KEYS
 from flowql.services.scenarios.schemas import REQUIRED_MARK, expand_schema, infer_type, value_type
+
+MAX_DEPTH = 64
+MAX_NODES = 20_000
+MAX_TEXT = 512 * 1024
 
 
 class LoadError(ValueError):
@@ -63,6 +75,14 @@ class _Constructor(SafeConstructor):
             return int(text[2:], 16)
         return int(text, 10)
 
+    def construct_yaml_float(self, node: ScalarNode) -> float:
+        value: float = super().construct_yaml_float(node)
+        if not math.isfinite(value):
+            raise ConstructorError(
+                None, None, f"{node.value} is not a JSON number", node.start_mark
+            )
+        return value
+
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
@@ -84,7 +104,7 @@ class _Constructor(SafeConstructor):
             return self.construct_sequence(node, deep=True)
         assert isinstance(node, ScalarNode)
         text = self.construct_scalar(node)
-        plain = node.style is None
+        plain = not node.style  # libyaml marks a plain scalar "", PyYAML None
         if text == "" and plain:
             return None
         resolved = _Resolver().resolve(ScalarNode, text, (plain, not plain))  # type: ignore[no-untyped-call]
@@ -114,6 +134,7 @@ def _required(value: Any) -> dict[str, Any]:
 
 
 _Constructor.add_constructor("tag:yaml.org,2002:int", _Constructor.construct_yaml_int)  # type: ignore[type-var]
+_Constructor.add_constructor("tag:yaml.org,2002:float", _Constructor.construct_yaml_float)  # type: ignore[type-var]
 for _kind in ("ref", "tpl", "select"):
     _Constructor.add_constructor(f"!{_kind}", _function(_kind))
 _Constructor.add_constructor("!required", _schema_tag(_required))
@@ -127,21 +148,71 @@ _Constructor.add_constructor(
 )
 
 
-class _Loader(
-    yaml.reader.Reader,
-    yaml.scanner.Scanner,
-    yaml.parser.Parser,
-    yaml.composer.Composer,
-    _Constructor,
-    _Resolver,
-):
+class _BoundedComposer(Composer):
+    """PyYAML's composer, counting: nesting and nodes are refused past their limits while the
+    events arrive, before anything is built from them."""
+
+    def __init__(self) -> None:
+        Composer.__init__(self)
+        self.depth = 0
+        self.nodes = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise LoadError(f"more than {MAX_NODES} nodes")
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise LoadError(f"nested deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+class _Loader(_BoundedComposer, CParser, _Constructor, _Resolver):
+    """libyaml's parser (events at C speed, no Python recursion) under the bounded composer."""
+
     def __init__(self, stream: str) -> None:
-        yaml.reader.Reader.__init__(self, stream)
-        yaml.scanner.Scanner.__init__(self)
-        yaml.parser.Parser.__init__(self)
-        yaml.composer.Composer.__init__(self)
+        CParser.__init__(self, stream)
+        _BoundedComposer.__init__(self)
         _Constructor.__init__(self)
         _Resolver.__init__(self)
+
+
+def _expanded_size(root: Node) -> int:
+    """Nodes the document holds once aliases are expanded (memoised per node, so it costs the
+    size of the graph); refuses recursive aliases and expansions past the limits."""
+    sizes: dict[int, tuple[int, int]] = {}
+    active: set[int] = set()
+
+    def measure(node: Node, depth: int) -> tuple[int, int]:
+        key = id(node)
+        if key in active:
+            raise LoadError("an alias refers to the node that contains it")
+        if key not in sizes:
+            if not isinstance(node, CollectionNode):
+                sizes[key] = (1, 1)
+            else:
+                active.add(key)
+                children: list[Node] = []
+                for item in node.value:
+                    children.extend(item if isinstance(item, tuple) else (item,))
+                size, height = 1, 1
+                for child in children:
+                    child_size, child_height = measure(child, depth + 1)
+                    size += child_size
+                    height = max(height, 1 + child_height)
+                    if size > MAX_NODES:
+                        raise LoadError(f"aliases expand to more than {MAX_NODES} nodes")
+                active.discard(key)
+                sizes[key] = (size, height)
+        size, height = sizes[key]
+        if depth + height > MAX_DEPTH:
+            raise LoadError(f"aliases expand deeper than {MAX_DEPTH} levels")
+        return size, height
+
+    return measure(root, 0)[0]
 
 
 def _json_keys(value: Any) -> Any:
@@ -165,9 +236,18 @@ def parse_yaml(text: str) -> Any:
     """One YAML document -> JSON-compatible data (tags turned into their JSON forms)."""
     if not isinstance(text, str) or not text.strip():
         raise LoadError("must be a non-empty YAML document")
-    loader = _Loader(text)
+    if len(text) > MAX_TEXT:
+        raise LoadError(f"larger than {MAX_TEXT} characters")
     try:
-        data = loader.get_single_data()
+        loader = _Loader(text)
+    except UnicodeEncodeError:
+        raise LoadError("not valid Unicode (a lone surrogate)") from None
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise LoadError("must be a non-empty YAML document")
+        _expanded_size(node)
+        data = loader.construct_document(node)
     except ConstructorError as exc:
         problem = exc.problem or "invalid YAML"
         if "could not determine a constructor for the tag" in problem:
