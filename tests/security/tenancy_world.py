@@ -14,7 +14,7 @@ from typing import Any
 
 from flowql.models import Role
 from tests.conftest import Account
-from tests.security.conftest import ThreadedServer
+from tests.security.live import ThreadedServer
 
 SCENARIO = (Path(__file__).parent.parent / "scenarios" / "data" / "approval.yaml").read_text()
 

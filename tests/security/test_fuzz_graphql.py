@@ -24,7 +24,7 @@ from hypothesis_graphql import nodes
 
 from flowql.errors import ErrorCode
 from flowql.schema import build_schema
-from tests.security.conftest import ThreadedServer, report
+from tests.security.live import ThreadedServer, report
 from tests.security.tenancy_world import World, build_world
 
 SCALE = float(os.environ.get("FLOWQL_FUZZ_EXAMPLES", "1"))

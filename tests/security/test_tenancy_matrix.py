@@ -42,7 +42,7 @@ from graphql import (
 
 from flowql.rest_compat import FAMILIES
 from flowql.schema import build_schema
-from tests.security.conftest import ThreadedServer, report
+from tests.security.live import ThreadedServer, report
 from tests.security.tenancy_world import World, build_world
 
 REFUSED_CODES = {"NOT_FOUND", "FORBIDDEN", "UNAUTHORIZED"}
