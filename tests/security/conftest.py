@@ -9,14 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.security.live import SUMMARY, ThreadedServer, serve_in_thread
+from tests.security.live import ThreadedServer, print_summary, serve_in_thread
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if SUMMARY:
-        terminalreporter.section("security: fuzzers and tenancy matrix")
-        for line in SUMMARY:
-            terminalreporter.write_line(line)
+@pytest.fixture(autouse=True, scope="module")
+def fuzz_summary(request: pytest.FixtureRequest) -> None:
+    print_summary(request.config)
 
 
 @pytest.fixture(scope="module")

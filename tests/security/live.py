@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 import uvicorn
 from cryptography.fernet import Fernet
 
@@ -24,12 +25,30 @@ from tests.conftest import Account, Factory, free_port
 
 T = TypeVar("T")
 
-# Lines the fuzzers and the matrix report; printed by pytest_terminal_summary below.
+# Lines the fuzzers and the matrix report, printed at the end of the run by SummaryPlugin.
 SUMMARY: list[str] = []
 
 
 def report(line: str) -> None:
     SUMMARY.append(line)
+
+
+class SummaryPlugin:
+    """Prints SUMMARY in pytest's terminal summary, so `pytest -q` shows it without `-s`."""
+
+    name = "flowql-fuzz-summary"
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if SUMMARY:
+            terminalreporter.section("fuzzers and tenancy matrix")
+            for line in SUMMARY:
+                terminalreporter.write_line(line)
+
+
+def print_summary(config: pytest.Config) -> None:
+    """Register the summary once per run, from whichever test directory reports first."""
+    if not config.pluginmanager.has_plugin(SummaryPlugin.name):
+        config.pluginmanager.register(SummaryPlugin(), SummaryPlugin.name)
 
 
 @dataclass
