@@ -228,6 +228,15 @@ def build_world(server: ThreadedServer, label: str) -> World:
         {"g": group["id"], "u": str(member.user_id)},
     )
 
+    mutations = gql("{ __schema { mutationType { fields { name } } } }")
+    if "inviteMember" in {f["name"] for f in mutations["__schema"]["mutationType"]["fields"]}:
+        invitation = gql(
+            """mutation($w: UUID!, $e: String!) {
+                 inviteMember(workspaceId: $w, email: $e) { id number } }""",
+            {"w": str(owner.workspace_id), "e": f"invitee-{marker.lower()}@example.com"},
+        )["inviteMember"]
+        world.add("invitation", invitation)
+
     execution = gql(
         "mutation($id: UUID!) { issueExecutionToken(id: $id) { accessToken refreshToken } }",
         {"id": process["id"]},

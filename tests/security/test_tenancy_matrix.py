@@ -66,6 +66,8 @@ TYPE_KINDS = {
     "Group": "group",
     "User": "user",
     "Event": "event",
+    "Invitation": "invitation",
+    "AuditEntry": "audit",
 }
 # Fields whose `id` names a row of another type than the one they return.
 FIELD_KINDS = {
@@ -95,6 +97,10 @@ NAME_KINDS = {
     "user": "user",
     "member": "user",
     "event": "event",
+    "invitation": "invitation",
+    "audit": "audit",
+    # a filter on any row (the audit log's targetId): one of the other workspace's rows
+    "target": "workflow",
     # REST spellings: legacy names of the same rows (docs/architecture.md, DESIGN.md)
     "lair": "workflow",
     "program": "workflow",
@@ -154,7 +160,13 @@ def slot_kind(field_name: str, field: GraphQLField, arg: str, top: bool) -> str 
         returned = graphql.get_named_type(field.type).name
         return FIELD_KINDS.get(field_name) or TYPE_KINDS.get(returned)
     stem = re.sub(r"(Ids|Id|Number|_id)$", "", arg)
-    return NAME_KINDS.get(stem)
+    words = re.split(r"(?=[A-Z])", stem)
+    for start in range(len(words)):  # actorUserId names a user, actorApiKeyId an API key
+        tail = "".join(words[start:])
+        kind = NAME_KINDS.get(tail[:1].lower() + tail[1:])
+        if kind is not None:
+            return kind
+    return None
 
 
 def id_slots(field_name: str, field: GraphQLField) -> list[Slot]:
