@@ -21,7 +21,7 @@ from cryptography.fernet import Fernet
 from flowql.app import build_runtime, create_app
 from flowql.services.runtime import Runtime
 from flowql.settings import Settings
-from tests.conftest import Account, Factory, free_port
+from tests.conftest import Account, Factory, ServerErrors, free_port
 
 T = TypeVar("T")
 
@@ -113,8 +113,10 @@ def serve_in_thread(sqlite_template: Path, tmp: Path) -> Iterator[ThreadedServer
     async def serve() -> None:
         runtime = build_runtime(settings)
         holder["runtime"] = runtime
+        errors = ServerErrors(create_app(runtime.settings, runtime))
+        holder["errors"] = errors
         config = uvicorn.Config(
-            create_app(runtime.settings, runtime),
+            errors,
             host="127.0.0.1",
             port=port,
             log_level="warning",
@@ -144,3 +146,4 @@ def serve_in_thread(sqlite_template: Path, tmp: Path) -> Iterator[ThreadedServer
         yield ThreadedServer(url=url, runtime=holder["runtime"], loop=loop, client=client)
     holder["server"].should_exit = True
     thread.join(30)
+    assert not holder["errors"].seen, f"the server answered 5xx: {holder['errors'].seen}"

@@ -115,11 +115,18 @@ NOT_TENANT_IDS = {
     "idempotencyKey": "a caller-chosen key, scoped to the caller's workspace by the service",
     "action": "a scenario action's key (REST path), not a row",
 }
+# JSON body properties (by their place in the body) that look like ids but are not rows.
+NOT_TENANT_BODY_IDS = {
+    ("nodes", 0, "id"): "a platform v1 node's id is its agent's name within the workflow",
+}
 # Slots that take any UUID, each with the reason: there the other workspace's id must be answered
 # exactly as an id that names nothing, so the answer tells nothing about the other workspace.
 ANY_ID_ACCEPTED = {
     ("Mutation.createApiKey", "input.processScopes.0.scenario"): (
         "a process scope names a scenario by its content hash, which may be stored later"
+    ),
+    ("POST /compat/letsflow/apikey", "body processes.0.scenario"): (
+        "the same process scope, in LetsFlow's spelling"
     ),
 }
 # Operations the matrix does not try, each with the reason.
@@ -433,6 +440,7 @@ class Param:
     location: str  # path | query | body
     kind: str | None
     schema: dict[str, Any]
+    pointer: tuple[str | int, ...] = ()  # where in the JSON body
 
 
 def rest_kind(name: str, path: str) -> str | None:
@@ -455,6 +463,39 @@ def is_rest_id(name: str, schema: dict[str, Any]) -> bool:
         or schema.get("format") == "uuid"
         or name in ("workspace", "scenario")
     )
+
+
+def body_slots(
+    schema: dict[str, Any], pointer: tuple[str | int, ...] = ()
+) -> Iterator[tuple[tuple[str | int, ...], dict[str, Any]]]:
+    """The id-like properties of a JSON body, anywhere in it (`processes.0.scenario`)."""
+    for name, prop in (schema.get("properties") or {}).items():
+        if not isinstance(prop, dict):
+            continue
+        if is_rest_id(name, prop) and prop.get("type") not in ("object", "array"):
+            if (*pointer, name) not in NOT_TENANT_BODY_IDS:
+                yield (*pointer, name), prop
+        elif prop.get("type") == "array" and isinstance(prop.get("items"), dict):
+            yield from body_slots(prop["items"], (*pointer, name, 0))
+        elif prop.get("type") == "object":
+            yield from body_slots(prop, (*pointer, name))
+
+
+def set_pointer(
+    body: Any, pointer: tuple[str | int, ...], value: Any, schema: dict[str, Any]
+) -> Any:
+    """`body` with `value` at `pointer`, made of minimal samples of the schema on the way."""
+    if not pointer:
+        return value
+    key, rest = pointer[0], pointer[1:]
+    if isinstance(key, int):
+        items = schema.get("items", {})
+        inner = body[0] if isinstance(body, list) and body else json_sample(items)
+        return [set_pointer(inner, rest, value, items)]
+    prop = (schema.get("properties") or {}).get(key, {})
+    container = dict(body) if isinstance(body, dict) else {}
+    container[key] = set_pointer(container.get(key), rest, value, prop)
+    return container
 
 
 def json_sample(schema: dict[str, Any], name: str = "") -> Any:
@@ -517,10 +558,9 @@ def rest_attempts(
                     .get("application/json", {})
                     .get("schema")
                 )
-                if body_schema and isinstance(body_schema.get("properties"), dict):
-                    for name, prop in body_schema["properties"].items():
-                        if is_rest_id(name, prop):
-                            slots.append(Param(name, "body", rest_kind(name, path), prop))
+                for pointer, prop in body_slots(body_schema or {}):
+                    name = str(pointer[-1])
+                    slots.append(Param(name, "body", rest_kind(name, path), prop, pointer))
                 for slot in slots:
                     if slot.kind is None or slot.kind not in other.rows:
                         unclassified.append(
@@ -569,7 +609,7 @@ def rest_attempts(
                             elif slot.location == "query":
                                 query[slot.name] = form
                             else:
-                                body[slot.name] = form
+                                body = set_pointer(body, slot.pointer, form, body_schema or {})
                             url = prefix + path.format(**path_values)
                             for caller in own.callers:
                                 yield RestAttempt(
@@ -578,7 +618,7 @@ def rest_attempts(
                                     caller,
                                     query,
                                     body,
-                                    f"{slot.location} {slot.name}",
+                                    f"{slot.location} {'.'.join(map(str, slot.pointer)) or slot.name}",
                                     {form},
                                     method == "get" and not path.endswith("}"),
                                     f"{method.upper()} {prefix}{path}",
@@ -590,7 +630,7 @@ def judge_rest(attempt: RestAttempt, status: int, text: str) -> str | None:
         return f"HTTP {status}"
     if status in REFUSED_STATUSES:
         return None
-    name = attempt.slot.split(" ")[1]
+    name = attempt.slot.split(" ")[1].split(".")[-1]
     if status in (400, 422) and name in text:
         return None
     if 200 <= status < 300 and attempt.is_list:
@@ -693,6 +733,19 @@ def test_no_operation_or_route_reaches_another_workspace(
         tries += 1
         routes.add(rest.route)
         verdict = judge_rest(rest, response.status_code, response.text)
+        if (rest.route, rest.slot) in ANY_ID_ACCEPTED:
+            unknown = json.loads(json.dumps(rest.body).replace(*rest.sent, str(uuid.uuid4())))
+            control = server.client.request(
+                rest.method,
+                rest.url,
+                params=rest.params,
+                json=unknown,
+                headers={"Authorization": f"Bearer {own.callers[rest.caller]}"},
+            )
+            same = response.status_code == control.status_code
+            verdict = (
+                None if same else f"{response.status_code}, an unknown id {control.status_code}"
+            )
         leaked = leaks(response.text, other, rest.sent)
         if verdict or leaked:
             failures.append(
