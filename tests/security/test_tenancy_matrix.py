@@ -19,14 +19,18 @@ answer an empty list). No answer may contain B's marker, UUIDs, e-mail addresses
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import graphql
+import httpx
 import pytest
 from graphql import (
     GraphQLEnumType,
@@ -217,7 +221,7 @@ def plausible_scalar(named: Any, name: str, world: World) -> Any:
         "email": "nobody@example.com",
         "password": "not-the-password",
         "url": "https://example.com/hook",
-        "type": {"agent": "message", "integration": "http"}.get(name, "message"),
+        "type": "message",  # an agent type; a wrong one would fail the try loudly, not pass it
         "key": "SOME_KEY",
         "value": "some value",
         "action": "approve",
@@ -346,10 +350,20 @@ class Attempt:
 
 
 def graphql_attempts(
-    schema: GraphQLSchema, own: World, other: World, server: ThreadedServer, unclassified: list[str]
+    schema: GraphQLSchema,
+    own: World,
+    other: World,
+    server: ThreadedServer,
+    unclassified: list[str],
+    keywords: tuple[str, ...] = ("query", "mutation"),
 ) -> Iterator[tuple[Attempt, GraphQLField]]:
-    roots = [("query", schema.query_type), ("mutation", schema.mutation_type)]
-    for keyword, root in roots:
+    types = {
+        "query": schema.query_type,
+        "mutation": schema.mutation_type,
+        "subscription": schema.subscription_type,
+    }
+    for keyword in keywords:
+        root = types[keyword]
         assert root is not None
         for field_name, field in root.fields.items():
             operation = f"{root.name}.{field_name}"
@@ -785,3 +799,121 @@ def test_an_id_argument_the_matrix_cannot_classify_is_reported() -> None:
         "workflow": [("id", None), ("number", None)],
         "frobnicate": [("gizmoId", None)],
     }
+
+
+# -- live feeds ------------------------------------------------------------------------------
+
+FEED_HEADERS = {"Accept": 'multipart/mixed;subscriptionSpec="1.0", application/json'}
+OWN_FEED = "subscription($w: UUID) { processEvents(workflowId: $w) { id input } }"
+
+
+@dataclass
+class Feed:
+    """One multipart subscription, read in a thread until the stream ends or is closed."""
+
+    label: str
+    query: str
+    variables: dict[str, Any]
+    token: str
+    sent: set[str]
+    status: int = 0
+    text: str = ""
+    response: httpx.Response | None = None
+    opened: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+    def listen(self, client: httpx.Client) -> None:
+        headers = {**FEED_HEADERS, "Authorization": f"Bearer {self.token}"}
+        body = {"query": self.query, "variables": self.variables}
+        try:
+            with client.stream("POST", "/graphql", json=body, headers=headers) as response:
+                self.status, self.response = response.status_code, response
+                self.opened.set()
+                for chunk in response.iter_text():
+                    self.text += chunk
+        except (httpx.HTTPError, RuntimeError, ValueError, AttributeError):
+            pass  # closed from the test once the other workspace has acted
+        finally:
+            self.opened.set()
+
+    def payloads(self) -> list[dict[str, Any]]:
+        found = []
+        for part in self.text.split("--graphql"):
+            content = part.partition("\r\n\r\n")[2].strip()
+            if content.startswith("{"):
+                message = json.loads(content)
+                found.append(message.get("payload", message))
+        return found
+
+
+def test_no_live_feed_reaches_another_workspace(
+    threaded_server: ThreadedServer, worlds: tuple[World, World]
+) -> None:
+    """Every subscription that takes an id, opened with the other workspace's ids while that
+    workspace runs its workflow and acts on its scenario process: refused or silent."""
+    server = threaded_server
+    own, other = worlds
+    schema = build_schema()._schema
+    unclassified: list[str] = []
+    feeds = [
+        Feed(
+            f"{a.operation} [{a.slot}] as {a.caller}",
+            a.query,
+            a.variables,
+            own.callers[a.caller],
+            a.sent,
+        )
+        for a, _ in graphql_attempts(schema, own, other, server, unclassified, ("subscription",))
+    ]
+    control = Feed(
+        "own workflow", OWN_FEED, {"w": own.first("workflow").id}, own.owner.token, set()
+    )
+    threads = [threading.Thread(target=f.listen, args=(server.client,)) for f in [*feeds, control]]
+    for thread in threads:
+        thread.start()
+    for feed in [*feeds, control]:
+        assert feed.opened.wait(30), feed.label
+    time.sleep(0.5)  # the feeds subscribe to the bus after their headers are sent: no event says so
+    for world in (other, own):
+        server.gql(
+            "mutation($id: UUID!, $n: JSON) { executeWorkflow(id: $id, input: $n, wait: true) { id } }",
+            {"id": world.first("workflow").id, "n": {"secret": f"{world.marker} live"}},
+            world.owner.token,
+        )
+    server.gql(
+        """mutation($id: UUID!, $r: JSON) { performAction(input: {processId: $id, action: "submit",
+             response: $r}) { process { id } } }""",
+        {"id": other.rows["process"][-1].id, "r": {"amount": 1, "reason": f"{other.marker} live"}},
+        other.owner.token,
+    )
+    deadline = time.monotonic() + 10
+    while (
+        other.marker not in control.text.replace(own.marker, "") and own.marker not in control.text
+    ):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    time.sleep(0.5)  # what the other workspace did has had as long to arrive as our own
+    for feed in [*feeds, control]:
+        if feed.response is not None:
+            feed.response.close()
+    for thread in threads:
+        thread.join(10)
+
+    failures = [f"cannot classify {slot}" for slot in sorted(set(unclassified))]
+    for feed in feeds:
+        codes = {
+            (error.get("extensions") or {}).get("code")
+            for payload in feed.payloads()
+            for error in payload.get("errors") or []
+        }
+        data = [p["data"] for p in feed.payloads() if p.get("data")]
+        leaked = leaks(feed.text, other, feed.sent)
+        if feed.status >= 500 or codes - REFUSED_CODES or data or leaked:
+            failures.append(
+                f"{feed.label}: HTTP {feed.status}, codes {codes}, data {data}, leaked {leaked}"
+            )
+    report(
+        f"tenancy matrix, live feeds: {len(feeds)} subscriptions on the other workspace's ids; {len(failures)} failures"
+    )
+    assert own.marker in control.text, "the control feed saw nothing: the feeds were not listening"
+    assert not failures, "\n".join(failures)
