@@ -1,6 +1,6 @@
 """A real server whose event loop runs in a thread of its own, so synchronous clients
 (hypothesis, schemathesis-style loops) can call it; and the summary lines the fuzzers and the
-tenancy matrix print at the end of the run (tests/security/conftest.py prints them)."""
+tenancy matrix print at the end of the run (SummaryPlugin, registered by print_summary)."""
 
 from __future__ import annotations
 
