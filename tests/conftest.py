@@ -134,6 +134,24 @@ def free_port() -> int:
         return port
 
 
+class ServerErrors:
+    """Wraps the app under test and records every 5xx it answers: no request in any test may
+    get one. /hooks is left out: there a workflow answers its caller (502, 504 or its own)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.seen: list[str] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def watch(message: Any) -> None:
+            if message["type"] == "http.response.start" and message["status"] >= 500:
+                self.seen.append(f"{scope['method']} {scope['path']}: {message['status']}")
+            await send(message)
+
+        watched = scope["type"] == "http" and not scope["path"].startswith(("/hooks/", "/readyz"))
+        await self.app(scope, receive, watch if watched else send)
+
+
 @dataclass
 class LiveServer:
     url: str
@@ -162,7 +180,7 @@ class LiveServer:
 async def server(runtime: Runtime) -> AsyncIterator[LiveServer]:
     """A real uvicorn server on a free loopback port, in this test's event loop."""
     port = free_port()
-    app = create_app(runtime.settings, runtime)
+    app = ServerErrors(create_app(runtime.settings, runtime))
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
@@ -182,6 +200,7 @@ async def server(runtime: Runtime) -> AsyncIterator[LiveServer]:
         yield LiveServer(url=url, runtime=runtime, client=client)
     uv.should_exit = True
     await task
+    assert not app.seen, f"the server answered 5xx: {app.seen}"
 
 
 @dataclass

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from flowql import models
+from flowql.errors import ValidationFailed
 from flowql.formats.huginn import export_filename
 from flowql.resolvers import workflows as resolve
 from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args
@@ -208,6 +209,12 @@ class WorkflowFilterInput:
     created_before: datetime | None = None
 
 
+def options_object(options: JSON | None) -> dict[str, Any]:
+    if options is not None and not isinstance(options, dict):
+        raise ValidationFailed.one("options", "must be an object")
+    return dict(options or {})
+
+
 @strawberry.input(description="An agent inside a workflow input; sources name other agents.")
 class WorkflowAgentInput:
     name: str
@@ -223,7 +230,7 @@ class WorkflowAgentInput:
         return AgentSpec(
             name=self.name,
             type=self.type,
-            options=dict(self.options or {}),
+            options=options_object(self.options),
             sources=list(self.sources),
             disabled=self.disabled,
             keep_messages_for=self.keep_messages_for,
@@ -363,7 +370,7 @@ class Mutation:
         spec = AgentSpec(
             name=input.name,
             type=input.type,
-            options=dict(input.options or {}),
+            options=options_object(input.options),
             disabled=input.disabled,
             keep_messages_for=input.keep_messages_for,
             max_retries=input.max_retries,

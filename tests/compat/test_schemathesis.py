@@ -25,6 +25,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.conftest import free_port
+from tests.security.live import print_summary, report
 
 FLOWQL = str(Path(sys.executable).parent / "flowql")
 MOUNTS = ["/compat/activeworkflow", "/v1", "/compat/wayscript", "/compat/letsflow"]
@@ -142,11 +143,16 @@ def headers_for(mount: str, server: dict[str, Any]) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("mount", MOUNTS)
-def test_mount_conforms_to_its_openapi(compat_server: dict[str, Any], mount: str) -> None:
+def test_mount_conforms_to_its_openapi(
+    compat_server: dict[str, Any], mount: str, request: pytest.FixtureRequest
+) -> None:
     url = compat_server["url"]
     schema = schemathesis.openapi.from_url(f"{url}{mount}/openapi.json")
     failures: list[str] = []
+    sent = 0
+    operations = 0
     for result in schema.get_all_operations():
+        operations += 1
         operation = result.ok()
 
         @settings(
@@ -154,6 +160,8 @@ def test_mount_conforms_to_its_openapi(compat_server: dict[str, Any], mount: str
         )
         @given(case=operation.as_strategy())
         def check(case: schemathesis.Case) -> None:
+            nonlocal sent
+            sent += 1
             response = case.call(
                 base_url=f"{url}{mount}", headers=headers_for(mount, compat_server)
             )
@@ -168,4 +176,9 @@ def test_mount_conforms_to_its_openapi(compat_server: dict[str, Any], mount: str
             check()
         except Exception as exc:  # collect every operation's failure, then fail once
             failures.append(f"{operation.method.upper()} {operation.path}: {exc}")
+    print_summary(request.config)
+    report(
+        f"schemathesis {mount}: {sent} requests over {operations} operations, "
+        f"{len(failures)} operations failing"
+    )
     assert not failures, "\n\n".join(failures)

@@ -1,10 +1,14 @@
 """Shared pieces of the abuse tests: every entry point that takes a body, each family's error
-format, and a snapshot of what is stored (to prove a refused request stored nothing)."""
+format, and a snapshot of what is stored (to prove a refused request stored nothing); one real
+threaded server per module for the fuzzers (see live.py), and a summary line per fuzzer and for the
+tenancy matrix at the end of the run, visible in `pytest -q` with or without `-s`."""
 
 from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +18,7 @@ from sqlalchemy import text
 from flowql.rest_compat import FAMILIES
 from flowql.settings import Settings
 from tests.conftest import LiveServer
+from tests.security.live import ThreadedServer, print_summary, serve_in_thread
 
 BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 TABLES = (
@@ -115,3 +120,16 @@ LIMIT = 64 * 1024
 def settings(settings: Settings) -> Settings:
     """Smaller body limits than the defaults, so refusals are quick to provoke."""
     return settings.model_copy(update={"max_body_bytes": LIMIT, "hooks_max_body_bytes": LIMIT})
+
+
+@pytest.fixture(autouse=True, scope="module")
+def fuzz_summary(request: pytest.FixtureRequest) -> None:
+    print_summary(request.config)
+
+
+@pytest.fixture(scope="module")
+def threaded_server(
+    sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ThreadedServer]:
+    with serve_in_thread(sqlite_template, tmp_path_factory.mktemp("security")) as server:
+        yield server

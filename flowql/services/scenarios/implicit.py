@@ -69,7 +69,7 @@ def _add_implicit_notify(scenario: dict[str, Any]) -> None:
             if action is None:
                 continue
             allowed = action["actor"] if isinstance(action["actor"], list) else []
-            by = transition["by"] if isinstance(transition["by"], list) else []
+            by = transition.get("by") if isinstance(transition.get("by"), list) else []
             for name in {*allowed, *by}:
                 if isinstance(name, str) and name.startswith("service:"):
                     in_both = name in allowed or "*" in allowed

@@ -53,9 +53,13 @@ def parse_definition(definition: Any | None, yaml_text: str | None) -> tuple[Any
         )
     if yaml_text is not None:
         try:
-            return parse_yaml(yaml_text), "yaml"
+            data = parse_yaml(yaml_text)
+            canonical_json(data)  # !!binary, !!set and !!timestamp construct values JSON lacks
         except LoadError as exc:
             raise ValidationFailed.one("yaml", str(exc)) from None
+        except TypeError:
+            raise ValidationFailed.one("yaml", "only JSON values: no binary, set or date") from None
+        return data, "yaml"
     return definition, "definition"
 
 
