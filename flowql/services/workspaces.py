@@ -5,11 +5,18 @@ Owner-level changes (adding, promoting, demoting or removing an owner) also need
 `workspace:write`, which only owners hold, so an admin cannot hand out or take away ownership.
 A workspace always keeps at least one owner. Anyone may leave a workspace, unless they are its
 last owner.
+
+Joining takes consent: `member:write` invites an email address, and only a user signed in with
+that address can accept (or decline) it; until then nothing changes for them. The inviter's
+answer is the same whether or not the address is registered (same shape, same statements), so
+inviting cannot tell who has an account. `add_member` (direct membership) is for the operator's
+CLI and for workspace creation, never for API callers.
 """
 
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlmodel import col, delete, func, select
@@ -17,10 +24,27 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from flowql.auth.principal import Principal, PrincipalKind
 from flowql.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
-from flowql.models import Group, GroupMember, Membership, Plan, Role, User, Workspace
+from flowql.models import (
+    AuditAction,
+    Group,
+    GroupMember,
+    Invitation,
+    InvitationStatus,
+    Membership,
+    Plan,
+    Role,
+    User,
+    Workspace,
+    utcnow,
+)
+from flowql.services import audit
 from flowql.services.apikeys import revoke_user_keys
 from flowql.services.auth import normalise_email
 from flowql.services.common import get_visible, require_name
+
+INVITATION_TTL = timedelta(days=7)
+# Open invitations a workspace may hold at once: enough for a team, not for a mailing list.
+MAX_OPEN_INVITATIONS = 200
 
 
 def check_timezone(timezone: str, field: str = "cronTimezone") -> str:
@@ -123,7 +147,11 @@ async def create_owned_workspace(
     user = (await session.exec(select(User).where(User.id == principal.user_id))).first()
     if user is None or not user.is_active:
         raise Unauthorized("account disabled")
-    return await create_workspace(session, user, name, plan or Plan.FREE, cron_timezone or "UTC")
+    workspace = await create_workspace(
+        session, user, name, plan or Plan.FREE, cron_timezone or "UTC"
+    )
+    audit.record(session, principal, AuditAction.CREATE, workspace, name=workspace.name)
+    return workspace
 
 
 async def update_workspace(
@@ -136,6 +164,11 @@ async def update_workspace(
     cron_timezone: str | None = None,
 ) -> Workspace:
     workspace = await get_workspace(session, principal, workspace_id, "workspace:write")
+    before = {
+        "name": workspace.name,
+        "plan": workspace.plan,
+        "cron_timezone": workspace.cron_timezone,
+    }
     new_name = require_name(name) if name is not None else None
     if cron_timezone is not None:
         check_timezone(cron_timezone)
@@ -147,6 +180,9 @@ async def update_workspace(
         workspace.cron_timezone = cron_timezone
     session.add(workspace)
     await session.flush()
+    audit.record(
+        session, principal, AuditAction.UPDATE, workspace, fields=audit.changed(before, workspace)
+    )
     return workspace
 
 
@@ -211,23 +247,147 @@ async def _sync_owner_id(session: AsyncSession, workspace: Workspace) -> None:
         await session.flush()
 
 
-async def add_member_by_email(
+# -- invitations -------------------------------------------------------------------------------
+
+
+def invitation_open(invitation: Invitation) -> bool:
+    return invitation.status == InvitationStatus.PENDING and invitation.expires_at > utcnow()
+
+
+async def invite_member(
     session: AsyncSession,
     principal: Principal,
     workspace_id: uuid.UUID,
     email: str,
     role: Role = Role.MEMBER,
-) -> Membership:
+) -> Invitation:
+    """Invites `email` (registered or not: the answer is the same); a repeat renews the offer."""
     principal.require(workspace_id, "member:write", "Workspace")
     if role == Role.OWNER:
         _require_owner_rights(principal, workspace_id, "role")
-    workspace = await _locked_workspace(session, workspace_id)
-    user = (await session.exec(select(User).where(User.email == normalise_email(email)))).first()
-    if user is None:
-        raise ValidationFailed.one("email", "no user is registered with this email")
-    if await membership_of(session, workspace_id, user.id) is not None:
+    address = normalise_email(email)
+    await _locked_workspace(session, workspace_id)
+    # Members are visible to the inviter anyway, so saying "already a member" reveals nothing;
+    # the statement runs the same way whether or not the address has an account.
+    member = (
+        await session.exec(
+            select(Membership.id)
+            .join(User, col(User.id) == col(Membership.user_id))
+            .where(Membership.workspace_id == workspace_id)
+            .where(User.email == address)
+        )
+    ).first()
+    if member is not None:
         raise Conflict("already a member of this workspace", field="email")
-    return await add_member(session, workspace, user, role)
+    now = utcnow()
+    open_ones = (
+        await session.exec(
+            select(Invitation)
+            .where(Invitation.workspace_id == workspace_id)
+            .where(Invitation.status == InvitationStatus.PENDING)
+            .where(col(Invitation.expires_at) > now)
+        )
+    ).all()
+    invitation = next((i for i in open_ones if i.email == address), None)
+    if invitation is None:
+        if len(open_ones) >= MAX_OPEN_INVITATIONS:
+            raise ValidationFailed.one(
+                "email", f"at most {MAX_OPEN_INVITATIONS} open invitations per workspace"
+            )
+        invitation = Invitation(workspace_id=workspace_id, email=address)
+    invitation.role = role
+    invitation.invited_by = principal.user_id
+    invitation.expires_at = now + INVITATION_TTL
+    session.add(invitation)
+    await session.flush()
+    audit.record(session, principal, AuditAction.INVITE, invitation, email=address, role=role)
+    return invitation
+
+
+async def _invited_user(session: AsyncSession, principal: Principal) -> User:
+    """Invitations are answered by the person: a signed-in user, not an API key or a process."""
+    principal.ensure_authenticated()
+    if principal.kind is not PrincipalKind.USER or principal.user_id is None:
+        raise Forbidden("only a signed-in user can see or answer their invitations")
+    user = (await session.exec(select(User).where(User.id == principal.user_id))).first()
+    if user is None or not user.is_active:
+        raise Unauthorized("account disabled")
+    return user
+
+
+async def my_invitations(session: AsyncSession, principal: Principal) -> list[Invitation]:
+    """The open invitations to the caller's email address (none for API keys and processes)."""
+    if principal.kind is not PrincipalKind.USER or principal.user_id is None:
+        return []
+    user = await _invited_user(session, principal)
+    stmt = (
+        select(Invitation)
+        .where(Invitation.email == user.email)
+        .where(Invitation.status == InvitationStatus.PENDING)
+        .where(col(Invitation.expires_at) > utcnow())
+        .order_by(col(Invitation.number).desc())
+        .limit(MAX_OPEN_INVITATIONS)
+    )
+    return list((await session.exec(stmt)).all())
+
+
+async def answer_invitation(
+    session: AsyncSession, principal: Principal, invitation_id: uuid.UUID, accept: bool
+) -> Invitation:
+    """Accepts or declines an invitation to the caller's own address; anyone else's is NOT_FOUND."""
+    user = await _invited_user(session, principal)
+    stmt = select(Invitation).where(Invitation.id == invitation_id).with_for_update()
+    invitation = (await session.exec(stmt)).first()
+    if invitation is None or invitation.email != user.email:
+        raise NotFound("Invitation")
+    if not invitation_open(invitation):
+        raise ValidationFailed.one("id", "this invitation is no longer open")
+    if accept:
+        workspace = await _locked_workspace(session, invitation.workspace_id)
+        # Someone already in (added directly meanwhile) keeps the role they have.
+        if await membership_of(session, workspace.id, user.id) is None:
+            await add_member(session, workspace, user, invitation.role)
+    invitation.status = InvitationStatus.ACCEPTED if accept else InvitationStatus.DECLINED
+    invitation.responded_at = utcnow()
+    session.add(invitation)
+    await session.flush()
+    action = AuditAction.ACCEPT if accept else AuditAction.DECLINE
+    audit.record(session, principal, action, invitation, role=invitation.role)
+    return invitation
+
+
+async def revoke_invitation(
+    session: AsyncSession, principal: Principal, invitation_id: uuid.UUID
+) -> Invitation:
+    invitation = await get_visible(
+        session, principal, Invitation, invitation_id, "member:write", "Invitation"
+    )
+    if invitation.role == Role.OWNER:
+        _require_owner_rights(principal, invitation.workspace_id, "id")
+    if not invitation_open(invitation):
+        raise ValidationFailed.one("id", "this invitation is no longer open")
+    invitation.status = InvitationStatus.REVOKED
+    invitation.responded_at = utcnow()
+    session.add(invitation)
+    await session.flush()
+    audit.record(session, principal, AuditAction.REVOKE, invitation, email=invitation.email)
+    return invitation
+
+
+async def workspace_invitations(
+    session: AsyncSession, principal: Principal, workspace_id: uuid.UUID, open_only: bool
+) -> list[Invitation]:
+    principal.require(workspace_id, "member:write", "Workspace")
+    stmt = select(Invitation).where(Invitation.workspace_id == workspace_id)
+    if open_only:
+        stmt = stmt.where(Invitation.status == InvitationStatus.PENDING).where(
+            col(Invitation.expires_at) > utcnow()
+        )
+    stmt = stmt.order_by(col(Invitation.number).desc()).limit(MAX_OPEN_INVITATIONS)
+    return list((await session.exec(stmt)).all())
+
+
+# -- members -----------------------------------------------------------------------------------
 
 
 async def update_member_role(
@@ -250,6 +410,7 @@ async def update_member_role(
     session.add(membership)
     await session.flush()
     await _sync_owner_id(session, workspace)
+    audit.record(session, principal, AuditAction.UPDATE, membership, user_id=user_id, role=role)
     return membership
 
 
@@ -277,6 +438,7 @@ async def remove_member(
     await session.delete(membership)
     await session.flush()
     await _sync_owner_id(session, workspace)
+    audit.record(session, principal, AuditAction.DELETE, membership, user_id=user_id)
     return membership
 
 
@@ -307,6 +469,7 @@ async def create_group(
     group = Group(workspace_id=workspace_id, name=name, owner_id=principal.user_id)
     session.add(group)
     await session.flush()
+    audit.record(session, principal, AuditAction.CREATE, group, name=name)
     return group
 
 
@@ -328,6 +491,7 @@ async def add_group_member(
     if existing is None:
         session.add(GroupMember(group_id=group.id, user_id=user_id))
         await session.flush()
+        audit.record(session, principal, AuditAction.UPDATE, group, added_user_id=user_id)
     return group
 
 
@@ -341,6 +505,7 @@ async def remove_group_member(
         raise NotFound("GroupMember")
     await session.delete(existing)
     await session.flush()
+    audit.record(session, principal, AuditAction.UPDATE, group, removed_user_id=user_id)
     return group
 
 
@@ -351,6 +516,7 @@ async def delete_group(session: AsyncSession, principal: Principal, group_id: uu
     await session.exec(delete(GroupMember).where(col(GroupMember.group_id) == group.id))
     await session.delete(group)
     await session.flush()
+    audit.record(session, principal, AuditAction.DELETE, group, name=group.name)
     return group
 
 
