@@ -15,7 +15,7 @@ import pytest
 from sqlmodel import col, select, update
 
 from flowql.models import Invitation, Role, User, Workspace, utcnow
-from flowql.services import workspaces as workspace_service
+from flowql.services import invitations
 from flowql.services.auth import create_user, login
 from flowql.services.workspaces import add_member
 from tests.api.test_members import ACCEPT, INVITE, attempt, codes, fields, join, roles, workspace
@@ -236,7 +236,7 @@ async def test_inviting_again_renews_the_open_invitation(
 async def test_open_invitations_per_workspace_are_bounded(
     server: LiveServer, factory: Factory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(workspace_service, "MAX_OPEN_INVITATIONS", 2)
+    monkeypatch.setattr(invitations, "MAX_OPEN_INVITATIONS", 2)
     owner = await factory.account()
     await invite(server, owner, "one@example.com")
     await invite(server, owner, "two@example.com")
