@@ -18,7 +18,8 @@ RESOURCES = (
 )
 
 ALL_PRIVILEGES: frozenset[str] = frozenset(
-    {f"{resource}:{verb}" for resource in RESOURCES for verb in ("read", "write")} | {"process:run"}
+    {f"{resource}:{verb}" for resource in RESOURCES for verb in ("read", "write")}
+    | {"process:run", "audit:read"}
 )
 
 _MEMBER = frozenset(

@@ -1,5 +1,6 @@
 """SQLModel tables, one module per domain. Importing this package registers every table."""
 
+from flowql.models.audit import AuditAction, AuditEntry
 from flowql.models.auth import ApiKey, RefreshToken
 from flowql.models.base import Row, UTCDateTime, WorkspaceRow, utcnow
 from flowql.models.forms import Form, FormSubmission
@@ -26,13 +27,25 @@ from flowql.models.workflows import (
     Workflow,
     WorkflowStatus,
 )
-from flowql.models.workspaces import Group, GroupMember, Membership, Plan, Role, User, Workspace
+from flowql.models.workspaces import (
+    Group,
+    GroupMember,
+    Invitation,
+    InvitationStatus,
+    Membership,
+    Plan,
+    Role,
+    User,
+    Workspace,
+)
 
 __all__ = [
     "TERMINAL_STATUSES",
     "Agent",
     "AgentSource",
     "ApiKey",
+    "AuditAction",
+    "AuditEntry",
     "Credential",
     "DeliveryStatus",
     "Event",
@@ -41,6 +54,8 @@ __all__ = [
     "Group",
     "GroupMember",
     "Integration",
+    "Invitation",
+    "InvitationStatus",
     "LogLevel",
     "Membership",
     "Message",

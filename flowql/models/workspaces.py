@@ -69,6 +69,29 @@ class Group(WorkspaceRow, table=True):
     system_managed: bool = False
 
 
+class InvitationStatus(StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    REVOKED = "revoked"
+    # Shown for a pending invitation past its expiry; never stored.
+    EXPIRED = "expired"
+
+
+class Invitation(WorkspaceRow, table=True):
+    """An offer of membership to whoever signs in with `email`; nothing changes until accepted."""
+
+    __tablename__ = "invitations"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    email: str = Field(max_length=320, index=True)
+    role: Role = Field(default=Role.MEMBER, max_length=20)
+    invited_by: uuid.UUID | None = Field(default=None)
+    expires_at: datetime = time_field(nullable=False)
+    status: InvitationStatus = Field(default=InvitationStatus.PENDING, max_length=20)
+    responded_at: datetime | None = time_field()
+
+
 class GroupMember(Row, table=True):
     __tablename__ = "group_members"
     __table_args__ = (UniqueConstraint("group_id", "user_id"), {"sqlite_autoincrement": True})

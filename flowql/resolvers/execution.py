@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flowql.models import Process
+from flowql.models import AuditAction, Process
 from flowql.resolvers.context import Context
+from flowql.services import audit
 from flowql.services import auth as auth_service
 from flowql.services import execution as service
 from flowql.services.auth import TokenPair
@@ -51,6 +52,7 @@ async def issue_execution_token(ctx: Context, ident: uuid.UUID | int) -> TokenPa
     async with unit_of_work(ctx.runtime) as uow:
         process = await get_process(uow.session, ctx.principal, ident, "process:read")
         ctx.principal.require(process.workspace_id, "process:run", "Process")
+        audit.record(uow.session, ctx.principal, AuditAction.ISSUE, process, kind="execution")
         return await auth_service.issue_execution_tokens(
             uow.session,
             ctx.settings,

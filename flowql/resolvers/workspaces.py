@@ -12,8 +12,9 @@ from typing import Any
 from sqlmodel import select
 
 from flowql.auth.principal import PrincipalKind
-from flowql.models import Group, Membership, Plan, Role, User, Workspace
+from flowql.models import Group, Invitation, Membership, Plan, Role, User, Workspace
 from flowql.resolvers.context import Context
+from flowql.services import invitations
 from flowql.services import workspaces as service
 from flowql.services.auth import user_principal
 from flowql.services.uow import unit_of_work
@@ -55,12 +56,40 @@ async def update_workspace(ctx: Context, workspace_id: uuid.UUID, **fields: Any)
     return row
 
 
-async def add_member(ctx: Context, workspace_id: uuid.UUID, email: str, role: Role) -> Membership:
+async def invite_member(
+    ctx: Context, workspace_id: uuid.UUID, email: str, role: Role
+) -> Invitation:
     async with unit_of_work(ctx.runtime) as uow:
-        row = await service.add_member_by_email(
-            uow.session, ctx.principal, workspace_id, email, role
+        row = await invitations.invite_member(uow.session, ctx.principal, workspace_id, email, role)
+    ctx.loaders.clear()
+    return row
+
+
+async def my_invitations(ctx: Context) -> list[Invitation]:
+    async with ctx.db.read() as session:
+        return await invitations.my_invitations(session, ctx.principal)
+
+
+async def workspace_invitations(
+    ctx: Context, workspace_id: uuid.UUID, open_only: bool
+) -> list[Invitation]:
+    async with ctx.db.read() as session:
+        return await invitations.workspace_invitations(
+            session, ctx.principal, workspace_id, open_only
         )
-    await _after_change(ctx, row.user_id)
+
+
+async def answer_invitation(ctx: Context, invitation_id: uuid.UUID, accept: bool) -> Invitation:
+    async with unit_of_work(ctx.runtime) as uow:
+        row = await invitations.answer_invitation(uow.session, ctx.principal, invitation_id, accept)
+    await _after_change(ctx)
+    return row
+
+
+async def revoke_invitation(ctx: Context, invitation_id: uuid.UUID) -> Invitation:
+    async with unit_of_work(ctx.runtime) as uow:
+        row = await invitations.revoke_invitation(uow.session, ctx.principal, invitation_id)
+    ctx.loaders.clear()
     return row
 
 

@@ -26,6 +26,7 @@ DOMAINS = (
     "forms",
     "webhooks",
     "apikeys",
+    "audit",
     "subscriptions",
 )
 

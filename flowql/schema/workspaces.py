@@ -8,14 +8,17 @@ from datetime import datetime
 import strawberry
 
 from flowql import models
+from flowql.models import utcnow
 from flowql.resolvers import auth as resolve_auth
 from flowql.resolvers import workspaces as resolve
 from flowql.schema.base import FromRow, Info
 
 strawberry.enum(models.Plan, name="Plan")
 strawberry.enum(models.Role, name="Role")
+strawberry.enum(models.InvitationStatus, name="InvitationStatus")
 Plan = models.Plan
 Role = models.Role
+InvitationStatus = models.InvitationStatus
 # Namespace of the stable per-plan ids served as WayScript's `account_tier_id`.
 ACCOUNT_TIER_NAMESPACE = uuid.UUID("5d0b1c2e-8f3a-4b6e-9c1d-7a2f4e6b8c90")
 
@@ -60,6 +63,59 @@ class Group(FromRow):
         links = await info.context.loaders.children(models.GroupMember, "group_id").load(self.id)
         users = await info.context.loaders.by_id(models.User).load_many([m.user_id for m in links])
         return [User.from_row(u) for u in users if u is not None]
+
+
+@strawberry.type(
+    description="An offer of membership to an email address. Only a user signed in with that "
+    "address sees it (`viewer.invitations`) and may accept or decline it; admins see and revoke "
+    "their workspace's (`workspace.invitations`). It expires unanswered."
+)
+class Invitation:
+    id: uuid.UUID
+    number: int
+    workspace_id: uuid.UUID
+    email: str
+    role: Role
+    status: InvitationStatus
+    invited_by_id: uuid.UUID | None
+    created_at: datetime
+    expires_at: datetime
+    responded_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: models.Invitation) -> Invitation:
+        expired = row.status == models.InvitationStatus.PENDING and row.expires_at <= utcnow()
+        return cls(
+            id=row.id,
+            number=row.number or 0,
+            workspace_id=row.workspace_id,
+            email=row.email,
+            role=row.role,
+            status=models.InvitationStatus.EXPIRED if expired else row.status,
+            invited_by_id=row.invited_by,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            responded_at=row.responded_at,
+        )
+
+    @strawberry.field(description="The inviting workspace's name, shown to the invitee.")
+    async def workspace_name(self, info: Info) -> str:
+        row = await info.context.loaders.by_id(models.Workspace).load(self.workspace_id)
+        return row.name if row is not None else ""
+
+    @strawberry.field(description="The workspace, once the caller is a member (after accepting).")
+    async def workspace(self, info: Info) -> Workspace | None:
+        if not info.context.principal.can(self.workspace_id, "workspace:read"):
+            return None
+        return Workspace.maybe(
+            await info.context.loaders.by_id(models.Workspace).load(self.workspace_id)
+        )
+
+    @strawberry.field
+    async def invited_by(self, info: Info) -> User | None:
+        if self.invited_by_id is None:
+            return None
+        return User.maybe(await info.context.loaders.by_id(models.User).load(self.invited_by_id))
 
 
 @strawberry.type
@@ -114,6 +170,13 @@ class Workspace(FromRow):
         loader = info.context.loaders.children(models.Group, "workspace_id")
         return Group.from_rows(await loader.load(self.id))
 
+    @strawberry.field(
+        description="Invitations to this workspace (owners and admins), newest first."
+    )
+    async def invitations(self, info: Info, open_only: bool = True) -> list[Invitation]:
+        rows = await resolve.workspace_invitations(info.context, self.id, open_only)
+        return [Invitation.from_row(r) for r in rows]
+
 
 @strawberry.type
 class Viewer:
@@ -130,6 +193,13 @@ class Viewer:
         if user_id is None:
             return None
         return User.maybe(await info.context.loaders.by_id(models.User).load(user_id))
+
+    @strawberry.field(
+        description="Open invitations to the signed-in user's email address (empty for API keys "
+        "and processes)."
+    )
+    async def invitations(self, info: Info) -> list[Invitation]:
+        return [Invitation.from_row(r) for r in await resolve.my_invitations(info.context)]
 
 
 @strawberry.type
@@ -179,11 +249,27 @@ class Mutation:
         )
         return Workspace.from_row(row)
 
-    @strawberry.mutation(description="Add a registered user, by email, to a workspace.")
-    async def add_member(
+    @strawberry.mutation(
+        description="Invite an email address to a workspace. The answer is the same whether or "
+        "not the address has an account; nothing changes for that user until they accept."
+    )
+    async def invite_member(
         self, info: Info, workspace_id: uuid.UUID, email: str, role: Role = models.Role.MEMBER
-    ) -> Member:
-        return Member.from_row(await resolve.add_member(info.context, workspace_id, email, role))
+    ) -> Invitation:
+        row = await resolve.invite_member(info.context, workspace_id, email, role)
+        return Invitation.from_row(row)
+
+    @strawberry.mutation(description="Join the workspace of an invitation to your address.")
+    async def accept_invitation(self, info: Info, id: uuid.UUID) -> Invitation:
+        return Invitation.from_row(await resolve.answer_invitation(info.context, id, accept=True))
+
+    @strawberry.mutation(description="Refuse an invitation to your address.")
+    async def decline_invitation(self, info: Info, id: uuid.UUID) -> Invitation:
+        return Invitation.from_row(await resolve.answer_invitation(info.context, id, accept=False))
+
+    @strawberry.mutation(description="Withdraw an open invitation (owners and admins).")
+    async def revoke_invitation(self, info: Info, id: uuid.UUID) -> Invitation:
+        return Invitation.from_row(await resolve.revoke_invitation(info.context, id))
 
     @strawberry.mutation
     async def update_member_role(

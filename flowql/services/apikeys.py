@@ -18,7 +18,8 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from flowql.auth.principal import Principal
 from flowql.errors import Forbidden, ValidationFailed
-from flowql.models import ApiKey, utcnow
+from flowql.models import ApiKey, AuditAction, utcnow
+from flowql.services import audit
 from flowql.services.auth import IssuedApiKey, create_api_key, validate_privileges
 from flowql.services.common import check_length, get_visible, require_name, visible
 
@@ -197,7 +198,7 @@ async def issue_api_key(
     privileges = _granted_privileges(principal, workspace_id, spec.privileges)
     scopes = _scopes_within(principal, spec.process_scopes)
     expires_at = await _expiry_within(session, principal, _expiry(spec))
-    return await create_api_key(
+    issued = await create_api_key(
         session,
         workspace_id,
         name,
@@ -207,6 +208,8 @@ async def issue_api_key(
         process_scopes=scopes,
         expires_at=expires_at,
     )
+    audit.record(session, principal, AuditAction.CREATE, issued.api_key, privileges=privileges)
+    return issued
 
 
 async def revoke_api_key(
@@ -219,6 +222,7 @@ async def revoke_api_key(
         key.revoked_at = utcnow()
         session.add(key)
         await session.flush()
+        audit.record(session, principal, AuditAction.REVOKE, key, name=key.name)
     return key
 
 

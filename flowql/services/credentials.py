@@ -13,7 +13,8 @@ from sqlmodel.sql.expression import SelectOfScalar
 from flowql.auth.principal import Principal
 from flowql.auth.secrets_box import SecretBox
 from flowql.errors import NotFound, ValidationFailed
-from flowql.models import Credential, Workflow, utcnow
+from flowql.models import AuditAction, Credential, Workflow, utcnow
+from flowql.services import audit
 from flowql.services.common import apply_common_filters, get_visible, require_name, visible
 
 MAX_VALUE_LENGTH = 64 * 1024
@@ -119,6 +120,7 @@ async def create_credential(
     await _check_unique(session, credential, credential.name)
     session.add(credential)
     await session.flush()
+    audit.record(session, principal, AuditAction.CREATE, credential, name=credential.name)
     return credential
 
 
@@ -141,6 +143,8 @@ async def update_credential(
     credential.updated_at = utcnow()
     session.add(credential)
     await session.flush()
+    fields = audit.given(name=name, value=value)
+    audit.record(session, principal, AuditAction.UPDATE, credential, fields=fields)
     return credential
 
 
@@ -150,6 +154,7 @@ async def delete_credential(
     credential = await get_credential(session, principal, ident, "credential:write")
     await session.delete(credential)
     await session.flush()
+    audit.record(session, principal, AuditAction.DELETE, credential, name=credential.name)
     return credential
 
 
@@ -180,6 +185,7 @@ async def set_workflow_secret(
     credential.updated_at = utcnow()
     session.add(credential)
     await session.flush()
+    audit.record(session, principal, AuditAction.UPDATE, credential, name=key, fields=["value"])
     return credential
 
 

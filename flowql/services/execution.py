@@ -15,6 +15,7 @@ from flowql.models import (
     TERMINAL_STATUSES,
     Agent,
     AgentSource,
+    AuditAction,
     Event,
     Form,
     FormSubmission,
@@ -27,7 +28,7 @@ from flowql.models import (
     Workflow,
     utcnow,
 )
-from flowql.services import outbox
+from flowql.services import audit, outbox
 from flowql.services.delegation import process_privileges
 from flowql.services.processes import get_process
 from flowql.services.runtime import Runtime
@@ -217,7 +218,7 @@ async def execute_workflow(
             raise ValidationFailed.one("triggerId", "not a trigger of this workflow")
         if not trigger.active:
             raise ValidationFailed.one("triggerId", "this trigger is not active")
-    return await start_process(
+    process, created = await start_process(
         uow,
         runtime,
         StartRequest(
@@ -228,6 +229,9 @@ async def execute_workflow(
             user_id=principal.user_id,
         ),
     )
+    if created:
+        audit.record(uow.session, principal, AuditAction.EXECUTE, process, workflow_id=workflow.id)
+    return process, created
 
 
 async def cancel_process(
@@ -254,6 +258,7 @@ async def cancel_process(
         .values(status=StepStatus.CANCELLED, finished_at=now)
     )
     await uow.session.flush()
+    audit.record(uow.session, principal, AuditAction.CANCEL, process)
     publish_process(uow, process)
     process_id = process.id
 
@@ -289,6 +294,7 @@ async def retry_process(
     process.last_activity_at = utcnow()
     uow.session.add(process)
     await uow.session.flush()
+    audit.record(uow.session, principal, AuditAction.RETRY, process)
     publish_process(uow, process)
     process_id = process.id
     await runtime.dispatcher.defer(uow.session, process_id)

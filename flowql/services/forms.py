@@ -12,8 +12,8 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from flowql.auth.principal import Principal
 from flowql.errors import ValidationFailed
-from flowql.models import Form, FormSubmission, Workflow
-from flowql.services import outbox
+from flowql.models import AuditAction, Form, FormSubmission, Workflow
+from flowql.services import audit, outbox
 from flowql.services.common import (
     apply_common_filters,
     check_length,
@@ -93,6 +93,7 @@ async def create_form(
         form.workflow_id = workflow_id
     session.add(form)
     await session.flush()
+    audit.record(session, principal, AuditAction.CREATE, form, name=form.name)
     return form
 
 
@@ -120,6 +121,8 @@ async def update_form(
         form.fields = checked
     session.add(form)
     await session.flush()
+    changed = audit.given(name=name, description=description, fields=fields, workflow_id=workflow_id)  # fmt: skip
+    audit.record(session, principal, AuditAction.UPDATE, form, fields=changed)
     return form
 
 
@@ -127,6 +130,7 @@ async def delete_form(session: AsyncSession, principal: Principal, ident: uuid.U
     form = await get_form(session, principal, ident, "form:write")
     await session.delete(form)
     await session.flush()
+    audit.record(session, principal, AuditAction.DELETE, form, name=form.name)
     return form
 
 
@@ -142,6 +146,7 @@ async def submit_form(
     await uow.session.flush()
     # The form's workflow starts in the same transaction: no submission without its process.
     await start_for_submission(uow, runtime, form, submission, principal.user_id)
+    audit.record(uow.session, principal, AuditAction.CREATE, submission, form_id=form.id)
     await outbox.enqueue(
         uow.session,
         form.workspace_id,

@@ -16,7 +16,8 @@ from sqlmodel.sql.expression import SelectOfScalar
 from flowql.auth.principal import Principal, PrincipalKind
 from flowql.auth.secrets_box import SecretBox
 from flowql.errors import Conflict, Forbidden, ValidationFailed
-from flowql.models import Integration, utcnow
+from flowql.models import AuditAction, Integration, utcnow
+from flowql.services import audit
 from flowql.services.common import (
     apply_common_filters,
     check_length,
@@ -118,6 +119,7 @@ async def create_integration(
         _seal(integration, box, check_json_object(credentials, "credentials"))
     session.add(integration)
     await session.flush()
+    audit.record(session, principal, AuditAction.CREATE, integration, name=integration.name)
     return integration
 
 
@@ -156,6 +158,8 @@ async def update_integration(
     integration.settings = new_settings
     session.add(integration)
     await session.flush()
+    fields = audit.given(name=name, type=type, settings=settings, credentials=credentials, clear_credentials=clear_credentials or None, external_account_id=external_account_id)  # fmt: skip
+    audit.record(session, principal, AuditAction.UPDATE, integration, fields=fields)
     return integration
 
 
@@ -165,6 +169,7 @@ async def delete_integration(
     integration = await get_integration(session, principal, ident, "integration:write")
     await session.delete(integration)
     await session.flush()
+    audit.record(session, principal, AuditAction.DELETE, integration, name=integration.name)
     return integration
 
 
@@ -236,6 +241,7 @@ async def record_test(
     integration.last_test_result = result
     session.add(integration)
     await session.flush()
+    audit.record(session, principal, AuditAction.TEST, integration, ok=bool(result.get("ok")))
     return integration
 
 

@@ -12,7 +12,8 @@ from sqlmodel.sql.expression import SelectOfScalar
 from flowql.auth.principal import Principal
 from flowql.auth.secrets_box import SecretBox
 from flowql.errors import ValidationFailed
-from flowql.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
+from flowql.models import AuditAction, DeliveryStatus, WebhookDelivery, WebhookSubscription
+from flowql.services import audit
 from flowql.services.common import apply_common_filters, check_length, get_visible, visible
 from flowql.services.netguard import check_url_shape, is_public_address, parse_address
 
@@ -131,6 +132,8 @@ async def create_subscription(
     )
     session.add(subscription)
     await session.flush()
+    # Not the URL: a receiver's URL may carry its own token.
+    audit.record(session, principal, AuditAction.CREATE, subscription, events=subscription.events)
     return subscription
 
 
@@ -169,6 +172,8 @@ async def update_subscription(
         subscription.description = description
     session.add(subscription)
     await session.flush()
+    fields = audit.given(url=url, events=events, secret=secret, clear_secret=clear_secret or None, active=active, description=description)  # fmt: skip
+    audit.record(session, principal, AuditAction.UPDATE, subscription, fields=fields)
     return subscription
 
 
@@ -178,4 +183,5 @@ async def delete_subscription(
     subscription = await get_subscription(session, principal, ident, "webhook:write")
     await session.delete(subscription)
     await session.flush()
+    audit.record(session, principal, AuditAction.DELETE, subscription)
     return subscription

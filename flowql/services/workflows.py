@@ -15,7 +15,8 @@ from flowql.auth.principal import Principal
 from flowql.auth.secrets_box import SecretBox
 from flowql.engine.registry import secret_fields, validate_options
 from flowql.errors import ValidationFailed
-from flowql.models import Agent, AgentSource, Workflow, WorkflowStatus, utcnow
+from flowql.models import Agent, AgentSource, AuditAction, Workflow, WorkflowStatus, utcnow
+from flowql.services import audit
 from flowql.services.common import (
     apply_common_filters,
     check_length,
@@ -108,6 +109,7 @@ async def create_workflow(
     await session.flush()
     if agents:
         await replace_graph(session, box, workflow, agents)
+    audit.record(session, principal, AuditAction.CREATE, workflow, name=workflow.name)
     return workflow
 
 
@@ -140,6 +142,8 @@ async def update_workflow(
     if agents is not None:
         await replace_graph(session, box, workflow, agents)
     await session.flush()
+    fields = audit.given(name=name, description=description, status=status, variables=variables, agents=agents)  # fmt: skip
+    audit.record(session, principal, AuditAction.UPDATE, workflow, fields=fields)
     return workflow
 
 
@@ -149,6 +153,7 @@ async def delete_workflow(
     workflow = await get_workflow(session, principal, ident, "workflow:write")
     await session.delete(workflow)
     await session.flush()
+    audit.record(session, principal, AuditAction.DELETE, workflow, name=workflow.name)
     return workflow
 
 
@@ -266,6 +271,7 @@ async def create_agent(
     workflow.updated_at = utcnow()
     session.add(workflow)
     await session.flush()
+    audit.record(session, principal, AuditAction.CREATE, agent, name=agent.name, type=agent.type)
     return agent
 
 
@@ -304,6 +310,8 @@ async def update_agent(
         await _set_sources(session, agent, source_ids, "sourceIds")
     await sync_trigger(session, agent, parsed)
     await session.flush()
+    fields = audit.given(name=name, type=type, options=options, disabled=disabled, keep_messages_for=keep_messages_for, max_retries=max_retries, timeout_seconds=timeout_seconds, source_ids=source_ids)  # fmt: skip
+    audit.record(session, principal, AuditAction.UPDATE, agent, fields=fields)
     return agent
 
 
@@ -313,6 +321,7 @@ async def delete_agent(
     agent = await get_agent(session, principal, ident, "workflow:write")
     await session.delete(agent)
     await session.flush()
+    audit.record(session, principal, AuditAction.DELETE, agent, name=agent.name)
     return agent
 
 

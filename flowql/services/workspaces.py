@@ -5,6 +5,9 @@ Owner-level changes (adding, promoting, demoting or removing an owner) also need
 `workspace:write`, which only owners hold, so an admin cannot hand out or take away ownership.
 A workspace always keeps at least one owner. Anyone may leave a workspace, unless they are its
 last owner.
+
+Joining takes consent (services/invitations.py): `add_member` (direct membership) is for the
+operator's CLI and for workspace creation, never for API callers.
 """
 
 from __future__ import annotations
@@ -16,10 +19,19 @@ from sqlmodel import col, delete, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from flowql.auth.principal import Principal, PrincipalKind
-from flowql.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
-from flowql.models import Group, GroupMember, Membership, Plan, Role, User, Workspace
+from flowql.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
+from flowql.models import (
+    AuditAction,
+    Group,
+    GroupMember,
+    Membership,
+    Plan,
+    Role,
+    User,
+    Workspace,
+)
+from flowql.services import audit
 from flowql.services.apikeys import revoke_user_keys
-from flowql.services.auth import normalise_email
 from flowql.services.common import get_visible, require_name
 
 
@@ -123,7 +135,11 @@ async def create_owned_workspace(
     user = (await session.exec(select(User).where(User.id == principal.user_id))).first()
     if user is None or not user.is_active:
         raise Unauthorized("account disabled")
-    return await create_workspace(session, user, name, plan or Plan.FREE, cron_timezone or "UTC")
+    workspace = await create_workspace(
+        session, user, name, plan or Plan.FREE, cron_timezone or "UTC"
+    )
+    audit.record(session, principal, AuditAction.CREATE, workspace, name=workspace.name)
+    return workspace
 
 
 async def update_workspace(
@@ -136,6 +152,11 @@ async def update_workspace(
     cron_timezone: str | None = None,
 ) -> Workspace:
     workspace = await get_workspace(session, principal, workspace_id, "workspace:write")
+    before = {
+        "name": workspace.name,
+        "plan": workspace.plan,
+        "cron_timezone": workspace.cron_timezone,
+    }
     new_name = require_name(name) if name is not None else None
     if cron_timezone is not None:
         check_timezone(cron_timezone)
@@ -147,13 +168,16 @@ async def update_workspace(
         workspace.cron_timezone = cron_timezone
     session.add(workspace)
     await session.flush()
+    audit.record(
+        session, principal, AuditAction.UPDATE, workspace, fields=audit.changed(before, workspace)
+    )
     return workspace
 
 
 # -- members -----------------------------------------------------------------------------------
 
 
-async def _locked_workspace(session: AsyncSession, workspace_id: uuid.UUID) -> Workspace:
+async def locked_workspace(session: AsyncSession, workspace_id: uuid.UUID) -> Workspace:
     """The workspace row, locked (PostgreSQL) so concurrent membership changes take turns."""
     stmt = select(Workspace).where(Workspace.id == workspace_id).with_for_update(key_share=True)
     workspace = (await session.exec(stmt)).first()
@@ -173,7 +197,7 @@ async def membership_of(
     return (await session.exec(stmt)).first()
 
 
-def _require_owner_rights(principal: Principal, workspace_id: uuid.UUID, field: str) -> None:
+def require_owner_rights(principal: Principal, workspace_id: uuid.UUID, field: str) -> None:
     if not principal.can(workspace_id, "workspace:write"):
         raise Forbidden("only owners can grant, change or remove the owner role", field=field)
 
@@ -211,23 +235,7 @@ async def _sync_owner_id(session: AsyncSession, workspace: Workspace) -> None:
         await session.flush()
 
 
-async def add_member_by_email(
-    session: AsyncSession,
-    principal: Principal,
-    workspace_id: uuid.UUID,
-    email: str,
-    role: Role = Role.MEMBER,
-) -> Membership:
-    principal.require(workspace_id, "member:write", "Workspace")
-    if role == Role.OWNER:
-        _require_owner_rights(principal, workspace_id, "role")
-    workspace = await _locked_workspace(session, workspace_id)
-    user = (await session.exec(select(User).where(User.email == normalise_email(email)))).first()
-    if user is None:
-        raise ValidationFailed.one("email", "no user is registered with this email")
-    if await membership_of(session, workspace_id, user.id) is not None:
-        raise Conflict("already a member of this workspace", field="email")
-    return await add_member(session, workspace, user, role)
+# -- members -----------------------------------------------------------------------------------
 
 
 async def update_member_role(
@@ -238,18 +246,19 @@ async def update_member_role(
     role: Role,
 ) -> Membership:
     principal.require(workspace_id, "member:write", "Workspace")
-    workspace = await _locked_workspace(session, workspace_id)
+    workspace = await locked_workspace(session, workspace_id)
     membership = await membership_of(session, workspace_id, user_id)
     if membership is None:
         raise NotFound("Member")
     if Role.OWNER in (membership.role, role):
-        _require_owner_rights(principal, workspace_id, "role")
+        require_owner_rights(principal, workspace_id, "role")
     if membership.role == Role.OWNER and role != Role.OWNER:
         await _keep_an_owner(session, workspace, membership, "role")
     membership.role = role
     session.add(membership)
     await session.flush()
     await _sync_owner_id(session, workspace)
+    audit.record(session, principal, AuditAction.UPDATE, membership, user_id=user_id, role=role)
     return membership
 
 
@@ -259,13 +268,13 @@ async def remove_member(
     """Removes a member (or lets a user leave), with their group places and API keys there."""
     leaving = principal.kind is PrincipalKind.USER and principal.user_id == user_id
     principal.require(workspace_id, "workspace:read" if leaving else "member:write", "Workspace")
-    workspace = await _locked_workspace(session, workspace_id)
+    workspace = await locked_workspace(session, workspace_id)
     membership = await membership_of(session, workspace_id, user_id)
     if membership is None:
         raise NotFound("Member")
     if membership.role == Role.OWNER:
         if not leaving:
-            _require_owner_rights(principal, workspace_id, "userId")
+            require_owner_rights(principal, workspace_id, "userId")
         await _keep_an_owner(session, workspace, membership, "userId")
     groups = select(Group.id).where(Group.workspace_id == workspace_id)
     await session.exec(
@@ -277,6 +286,7 @@ async def remove_member(
     await session.delete(membership)
     await session.flush()
     await _sync_owner_id(session, workspace)
+    audit.record(session, principal, AuditAction.DELETE, membership, user_id=user_id)
     return membership
 
 
@@ -307,6 +317,7 @@ async def create_group(
     group = Group(workspace_id=workspace_id, name=name, owner_id=principal.user_id)
     session.add(group)
     await session.flush()
+    audit.record(session, principal, AuditAction.CREATE, group, name=name)
     return group
 
 
@@ -328,6 +339,7 @@ async def add_group_member(
     if existing is None:
         session.add(GroupMember(group_id=group.id, user_id=user_id))
         await session.flush()
+        audit.record(session, principal, AuditAction.UPDATE, group, added_user_id=user_id)
     return group
 
 
@@ -341,6 +353,7 @@ async def remove_group_member(
         raise NotFound("GroupMember")
     await session.delete(existing)
     await session.flush()
+    audit.record(session, principal, AuditAction.UPDATE, group, removed_user_id=user_id)
     return group
 
 
@@ -351,6 +364,7 @@ async def delete_group(session: AsyncSession, principal: Principal, group_id: uu
     await session.exec(delete(GroupMember).where(col(GroupMember.group_id) == group.id))
     await session.delete(group)
     await session.flush()
+    audit.record(session, principal, AuditAction.DELETE, group, name=group.name)
     return group
 
 

@@ -27,9 +27,15 @@ UPDATE_WORKSPACE = """
 mutation ($id: UUID!, $input: UpdateWorkspaceInput!) {
   updateWorkspace(id: $id, input: $input) { name plan cronTimezone }
 }"""
-ADD_MEMBER = """
+INVITE = """
 mutation ($ws: UUID!, $email: String!, $role: Role!) {
-  addMember(workspaceId: $ws, email: $email, role: $role) { userId workspaceId role }
+  inviteMember(workspaceId: $ws, email: $email, role: $role) {
+    id workspaceId email role status expiresAt
+  }
+}"""
+ACCEPT = """
+mutation ($id: UUID!) {
+  acceptInvitation(id: $id) { id status workspace { id name viewerRole } }
 }"""
 UPDATE_ROLE = """
 mutation ($ws: UUID!, $user: UUID!, $role: Role!) {
@@ -71,6 +77,17 @@ async def workspace(server: LiveServer, account: Account) -> dict[str, Any]:
 
 def roles(ws: dict[str, Any]) -> dict[str, str]:
     return {m["user"]["email"]: m["role"] for m in ws["members"]}
+
+
+async def join(server: LiveServer, inviter: Account, invitee: Account, role: str) -> None:
+    """`invitee` joins `inviter`'s workspace the only way there is: invited, then accepting."""
+    invited = await server.gql(
+        INVITE,
+        {"ws": str(inviter.workspace_id), "email": invitee.email, "role": role},
+        token=inviter.token,
+    )
+    invitation_id = invited["data"]["inviteMember"]["id"]
+    await server.gql(ACCEPT, {"id": invitation_id}, token=invitee.token)
 
 
 async def attempt(
@@ -172,20 +189,25 @@ async def test_admin_cannot_update_workspace_settings(server: LiveServer, factor
 # -- members -----------------------------------------------------------------------------------
 
 
-async def test_owner_adds_an_existing_user_who_then_sees_the_workspace(
+async def test_an_invited_user_who_accepts_becomes_a_member_and_sees_the_workspace(
     server: LiveServer, factory: Factory
 ) -> None:
     owner = await factory.account(workspace="Team")
     newcomer = await factory.account(workspace="Newcomer's own")
-    body = await server.gql(
-        ADD_MEMBER,
+    invited = await server.gql(
+        INVITE,
         {"ws": str(owner.workspace_id), "email": newcomer.email.upper(), "role": "MEMBER"},
         token=owner.token,
     )
-    assert body["data"]["addMember"] == {
-        "userId": str(newcomer.user_id),
-        "workspaceId": str(owner.workspace_id),
-        "role": "MEMBER",
+    invitation = invited["data"]["inviteMember"]
+    assert (invitation["email"], invitation["status"]) == (newcomer.email, "PENDING")
+    assert roles(await workspace(server, owner)) == {owner.email: "OWNER"}
+
+    accepted = await server.gql(ACCEPT, {"id": invitation["id"]}, token=newcomer.token)
+    assert accepted["data"]["acceptInvitation"] == {
+        "id": invitation["id"],
+        "status": "ACCEPTED",
+        "workspace": {"id": str(owner.workspace_id), "name": "Team", "viewerRole": "MEMBER"},
     }
     ws = await workspace(server, owner)
     assert roles(ws) == {owner.email: "OWNER", newcomer.email: "MEMBER"}
@@ -196,23 +218,11 @@ async def test_owner_adds_an_existing_user_who_then_sees_the_workspace(
     assert {"name": "Team", "viewerRole": "MEMBER"} in viewer["data"]["viewer"]["workspaces"]
 
 
-async def test_adding_an_unknown_email_is_invalid_and_writes_nothing(
-    server: LiveServer, factory: Factory
-) -> None:
-    owner = await factory.account()
-    body = await attempt(
-        server, ADD_MEMBER, owner, ws=owner.workspace_id, email="ghost@example.com", role="MEMBER"
-    )
-    assert codes(body) == ["VALIDATION_ERROR"]
-    assert set(fields(body)) == {"email"}
-    assert len((await workspace(server, owner))["members"]) == 1
-
-
-async def test_adding_someone_twice_is_a_conflict(server: LiveServer, factory: Factory) -> None:
+async def test_inviting_a_member_is_a_conflict(server: LiveServer, factory: Factory) -> None:
     owner = await factory.account()
     member = await factory.account(join=owner.workspace_id, role=Role.MEMBER)
     body = await attempt(
-        server, ADD_MEMBER, owner, ws=owner.workspace_id, email=member.email, role="ADMIN"
+        server, INVITE, owner, ws=owner.workspace_id, email=member.email, role="ADMIN"
     )
     assert codes(body) == ["CONFLICT"]
     assert roles(await workspace(server, owner))[member.email] == "MEMBER"
@@ -222,10 +232,10 @@ async def test_member_cannot_manage_members(server: LiveServer, factory: Factory
     owner = await factory.account()
     member = await factory.account(join=owner.workspace_id, role=Role.MEMBER)
     outsider = await factory.account()
-    added = await attempt(
-        server, ADD_MEMBER, member, ws=owner.workspace_id, email=outsider.email, role="MEMBER"
+    invited = await attempt(
+        server, INVITE, member, ws=owner.workspace_id, email=outsider.email, role="MEMBER"
     )
-    assert codes(added) == ["FORBIDDEN"]
+    assert codes(invited) == ["FORBIDDEN"]
     promoted = await attempt(
         server, UPDATE_ROLE, member, ws=owner.workspace_id, user=member.user_id, role="ADMIN"
     )
@@ -239,12 +249,7 @@ async def test_admin_manages_members_but_not_owners(server: LiveServer, factory:
     outsider = await factory.account()
     ws = owner.workspace_id
 
-    added = await server.gql(
-        ADD_MEMBER,
-        {"ws": str(ws), "email": outsider.email, "role": "MEMBER"},
-        token=admin.token,
-    )
-    assert added["data"]["addMember"]["role"] == "MEMBER"
+    await join(server, admin, outsider, "MEMBER")
     promoted = await attempt(server, UPDATE_ROLE, admin, ws=ws, user=outsider.user_id, role="ADMIN")
     assert promoted["data"]["updateMemberRole"]["role"] == "ADMIN"
 
@@ -269,7 +274,7 @@ async def test_admin_cannot_add_an_owner(server: LiveServer, factory: Factory) -
     admin = await factory.account(join=owner.workspace_id, role=Role.ADMIN)
     outsider = await factory.account()
     body = await attempt(
-        server, ADD_MEMBER, admin, ws=owner.workspace_id, email=outsider.email, role="OWNER"
+        server, INVITE, admin, ws=owner.workspace_id, email=outsider.email, role="OWNER"
     )
     assert codes(body) == ["FORBIDDEN"]
     assert len((await workspace(server, owner))["members"]) == 2
@@ -366,8 +371,8 @@ async def test_user_of_another_workspace_cannot_touch_its_members(
     bob = await factory.account(workspace="B")
     ws = alice.workspace_id
 
-    add = await attempt(server, ADD_MEMBER, bob, ws=ws, email=bob.email, role="OWNER")
-    assert codes(add) == ["NOT_FOUND"]
+    invite = await attempt(server, INVITE, bob, ws=ws, email=bob.email, role="OWNER")
+    assert codes(invite) == ["NOT_FOUND"]
     promote = await attempt(server, UPDATE_ROLE, bob, ws=ws, user=member.user_id, role="ADMIN")
     assert codes(promote) == ["NOT_FOUND"]
     remove = await attempt(server, REMOVE_MEMBER, bob, ws=ws, user=member.user_id)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 19:35:29.065129
+Create Date: 2026-11-28 20:46:20.640321
 """
 
 from collections.abc import Sequence
@@ -122,6 +122,59 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "audit_entries",
+        sa.Column("number", sa.Integer(), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("created_at", flowql.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("workspace_id", sa.Uuid(), nullable=False),
+        sa.Column(
+            "action",
+            sa.Enum(
+                "CREATE",
+                "UPDATE",
+                "DELETE",
+                "EXECUTE",
+                "CANCEL",
+                "RETRY",
+                "REVOKE",
+                "ISSUE",
+                "INVITE",
+                "ACCEPT",
+                "DECLINE",
+                "TEST",
+                name="auditaction",
+            ),
+            nullable=False,
+        ),
+        sa.Column("target_type", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("target_id", sa.Uuid(), nullable=True),
+        sa.Column("actor_kind", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("actor_user_id", sa.Uuid(), nullable=True),
+        sa.Column("actor_api_key_id", sa.Uuid(), nullable=True),
+        sa.Column("actor_process_id", sa.Uuid(), nullable=True),
+        sa.Column("details", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(["workspace_id"], ["workspaces.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("number"),
+        sqlite_autoincrement=True,
+    )
+    with op.batch_alter_table("audit_entries", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_audit_entries_action"), ["action"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_audit_entries_actor_user_id"), ["actor_user_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_audit_entries_id"), ["id"], unique=True)
+        batch_op.create_index(batch_op.f("ix_audit_entries_target_id"), ["target_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_audit_entries_target_type"), ["target_type"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_audit_entries_workspace_id"), ["workspace_id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_audit_entries_workspace_time", ["workspace_id", "created_at"], unique=False
+        )
+
+    op.create_table(
         "groups",
         sa.Column("number", sa.Integer(), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -163,6 +216,35 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_integrations_id"), ["id"], unique=True)
         batch_op.create_index(
             batch_op.f("ix_integrations_workspace_id"), ["workspace_id"], unique=False
+        )
+
+    op.create_table(
+        "invitations",
+        sa.Column("number", sa.Integer(), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("created_at", flowql.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("workspace_id", sa.Uuid(), nullable=False),
+        sa.Column("email", sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
+        sa.Column("role", sa.Enum("OWNER", "ADMIN", "MEMBER", name="role"), nullable=False),
+        sa.Column("invited_by", sa.Uuid(), nullable=True),
+        sa.Column("expires_at", flowql.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum(
+                "PENDING", "ACCEPTED", "DECLINED", "REVOKED", "EXPIRED", name="invitationstatus"
+            ),
+            nullable=False,
+        ),
+        sa.Column("responded_at", flowql.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["workspace_id"], ["workspaces.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("number"),
+        sqlite_autoincrement=True,
+    )
+    with op.batch_alter_table("invitations", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_invitations_email"), ["email"], unique=False)
+        batch_op.create_index(batch_op.f("ix_invitations_id"), ["id"], unique=True)
+        batch_op.create_index(
+            batch_op.f("ix_invitations_workspace_id"), ["workspace_id"], unique=False
         )
 
     op.create_table(
@@ -834,6 +916,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_memberships_id"))
 
     op.drop_table("memberships")
+    with op.batch_alter_table("invitations", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_invitations_workspace_id"))
+        batch_op.drop_index(batch_op.f("ix_invitations_id"))
+        batch_op.drop_index(batch_op.f("ix_invitations_email"))
+
+    op.drop_table("invitations")
     with op.batch_alter_table("integrations", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_integrations_workspace_id"))
         batch_op.drop_index(batch_op.f("ix_integrations_id"))
@@ -844,6 +932,16 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_groups_id"))
 
     op.drop_table("groups")
+    with op.batch_alter_table("audit_entries", schema=None) as batch_op:
+        batch_op.drop_index("ix_audit_entries_workspace_time")
+        batch_op.drop_index(batch_op.f("ix_audit_entries_workspace_id"))
+        batch_op.drop_index(batch_op.f("ix_audit_entries_target_type"))
+        batch_op.drop_index(batch_op.f("ix_audit_entries_target_id"))
+        batch_op.drop_index(batch_op.f("ix_audit_entries_id"))
+        batch_op.drop_index(batch_op.f("ix_audit_entries_actor_user_id"))
+        batch_op.drop_index(batch_op.f("ix_audit_entries_action"))
+
+    op.drop_table("audit_entries")
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_api_keys_workspace_id"))
         batch_op.drop_index(batch_op.f("ix_api_keys_user_id"))

@@ -20,7 +20,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from flowql.auth.principal import Principal
 from flowql.errors import NotFound, ValidationFailed
-from flowql.models import Membership, Process, ProcessEvent, ProcessStatus, Scenario, utcnow
+from flowql.models import (
+    AuditAction,
+    Membership,
+    Process,
+    ProcessEvent,
+    ProcessStatus,
+    Scenario,
+    utcnow,
+)
+from flowql.services import audit
 from flowql.services.common import get_visible
 from flowql.services.runtime import Runtime
 from flowql.services.scenarios import access
@@ -200,6 +209,7 @@ async def start_process(
     await session.flush()
     first = StepOutcome(view, view["events"][0], [], entered=True)
     row = _record(uow, runtime, process, first, now)
+    audit.record(session, principal, AuditAction.EXECUTE, process, scenario_id=scenario.id)
     if action is None:
         return ActionOutcome(process, row, first)
     outcome = await _act(

@@ -15,7 +15,8 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from flowql.auth.principal import Principal
 from flowql.errors import ValidationFailed
-from flowql.models import Scenario
+from flowql.models import AuditAction, Scenario
+from flowql.services import audit
 from flowql.services.common import apply_common_filters, escape_like, get_visible, visible
 from flowql.services.scenarios.expressions import canonical_json
 from flowql.services.scenarios.loader import LoadError, dump_yaml, parse_yaml
@@ -101,6 +102,7 @@ async def store_scenario(
         if stored is None:
             raise
         return stored
+    audit.record(session, principal, AuditAction.CREATE, row, name=row.name)
     return row
 
 
@@ -126,6 +128,7 @@ async def disable_scenario(
         scenario.disabled = True
         session.add(scenario)
         await session.flush()
+        audit.record(session, principal, AuditAction.UPDATE, scenario, fields=["disabled"])
     return scenario
 
 
