@@ -186,6 +186,7 @@ async def main(args: argparse.Namespace) -> None:
             secret_key="bench" * 8,
             encryption_keys=Fernet.generate_key().decode(),
             demo_accounts=False,
+            rate_limits_enabled=False,
         )
         upgrade(settings)
         runtime = build_runtime(settings)
