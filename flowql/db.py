@@ -14,6 +14,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from flowql.settings import Settings, sync_database_url
@@ -128,6 +129,9 @@ class Database:
     statement_log: StatementLog = field(default_factory=StatementLog)
     # SQLite files: the dedicated writer thread; None: write sets run on the async engine.
     writer: BatchWriter | None = None
+    # SQLite files: a synchronous engine read by a small thread pool (see `lookup`).
+    reader: Engine | None = None
+    _readers: ThreadPoolExecutor | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -153,9 +157,29 @@ class Database:
         async with self.engine.begin() as conn:
             return await conn.run_sync(work)
 
+    async def lookup(self, work: Callable[[Session], T]) -> T:
+        """Run a few reads as one synchronous function: on SQLite in one hop to a reader thread
+        (each statement on aiosqlite is several hops through the event loop), elsewhere on an
+        async session. Rows it returns are detached: plain reads, no lazy loading."""
+        if self.reader is None:
+            async with self.sessions() as session:
+                return await session.run_sync(work)
+        if self._readers is None:
+            self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="flowql-reader")
+        return await asyncio.get_running_loop().run_in_executor(self._readers, self._read, work)
+
+    def _read(self, work: Callable[[Session], T]) -> T:
+        assert self.reader is not None
+        with Session(self.reader, expire_on_commit=False) as session:
+            return work(session)
+
     async def dispose(self) -> None:
         if self.writer is not None:
             await self.writer.close()
+        readers, self._readers = self._readers, None
+        if readers is not None and self.reader is not None:
+            await asyncio.get_running_loop().run_in_executor(readers, self.reader.dispose)
+            readers.shutdown(wait=True)
         await self.engine.dispose()
 
 
@@ -174,16 +198,27 @@ def create_database(settings: Settings) -> Database:
     engine = create_async_engine(url, **kwargs)
     log = StatementLog()
     _install_hooks(engine.sync_engine, log)
-    writer = BatchWriter(_writer_engine(url, kwargs, log)) if file_backed else None
+    writer = reader = None
+    if file_backed:
+        writer = BatchWriter(_writer_engine(url, kwargs, log))
+        reader = create_engine(sync_database_url(url), **_sync_options(kwargs, 2))
+        _install_hooks(reader, log)
     sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
-    return Database(engine=engine, sessions=sessions, statement_log=log, writer=writer)
+    return Database(
+        engine=engine, sessions=sessions, statement_log=log, writer=writer, reader=reader
+    )
+
+
+def _sync_options(kwargs: dict[str, Any], pool_size: int) -> dict[str, Any]:
+    connect_args = {**kwargs.get("connect_args", {}), "check_same_thread": False}
+    return {**kwargs, "connect_args": connect_args, "pool_size": pool_size, "max_overflow": 0}
 
 
 def _writer_engine(url: str, kwargs: dict[str, Any], log: StatementLog) -> Engine:
     """A synchronous engine on the same file for the writer thread, with the same options.
     pysqlite's own transaction handling is off so savepoints work; BEGIN IMMEDIATE takes the
     write lock at once instead of upgrading a read lock later (which can fail under load)."""
-    engine = create_engine(sync_database_url(url), **{**kwargs, "pool_size": 1, "max_overflow": 0})
+    engine = create_engine(sync_database_url(url), **_sync_options(kwargs, 1))
     _install_hooks(engine, log)
 
     @event.listens_for(engine, "connect")

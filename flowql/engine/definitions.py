@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.orm import Session
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from flowql.engine.agents import StepFailed
 from flowql.models import Agent, AgentSource, Trigger, Workflow
@@ -59,25 +59,22 @@ class Definition:
         return sinks or None
 
 
-async def load_definition(
-    session: AsyncSession, workflow_id: uuid.UUID, workflow: Workflow | None = None
+def load_definition(
+    session: Session, workflow_id: uuid.UUID, workflow: Workflow | None = None
 ) -> Definition | None:
+    """Runs inside `Database.lookup` (a synchronous session)."""
     if workflow is None:
-        workflow = (await session.exec(select(Workflow).where(Workflow.id == workflow_id))).first()
+        workflow = session.scalars(select(Workflow).where(Workflow.id == workflow_id)).first()
         if workflow is None:
             return None
-    agents = (
-        await session.exec(
-            select(Agent).where(Agent.workflow_id == workflow_id).order_by(col(Agent.number))
-        )
+    agents = session.scalars(
+        select(Agent).where(Agent.workflow_id == workflow_id).order_by(col(Agent.number))
     ).all()
     by_id = {agent.id: agent for agent in agents}
-    links = (
-        await session.exec(
-            select(AgentSource.source_id, AgentSource.receiver_id)
-            .join(Agent, col(Agent.id) == col(AgentSource.receiver_id))
-            .where(Agent.workflow_id == workflow_id)
-        )
+    links = session.execute(
+        select(AgentSource.source_id, AgentSource.receiver_id)
+        .join(Agent, col(Agent.id) == col(AgentSource.receiver_id))
+        .where(Agent.workflow_id == workflow_id)
     ).all()
     receivers: dict[uuid.UUID, list[Agent]] = {}
     for source_id, receiver_id in links:

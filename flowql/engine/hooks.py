@@ -14,6 +14,7 @@ import time
 import uuid
 from typing import Any
 
+from sqlalchemy.orm import Session
 from sqlmodel import col, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -57,28 +58,26 @@ async def _find(
         if not workflow_ref.isdigit():
             return None
         condition = col(Workflow.number) == int(workflow_ref)
-    async with runtime.db.read() as session:
-        found = (
-            await session.exec(
-                select(Workflow, Trigger)
-                .join(Trigger, col(Trigger.workflow_id) == col(Workflow.id))
-                .where(condition)
-                .where(col(Trigger.type).in_([TriggerType.WEBHOOK, TriggerType.HTTP]))
-                .where(Trigger.path == path.strip("/"))
-                .where(col(Trigger.active).is_(True))
-                .order_by(col(Trigger.number))
-            )
+
+    def lookup(session: Session) -> tuple[Definition, Trigger, Agent] | None:
+        found = session.execute(
+            select(Workflow, Trigger)
+            .join(Trigger, col(Trigger.workflow_id) == col(Workflow.id))
+            .where(condition)
+            .where(col(Trigger.type).in_([TriggerType.WEBHOOK, TriggerType.HTTP]))
+            .where(Trigger.path == path.strip("/"))
+            .where(col(Trigger.active).is_(True))
+            .order_by(col(Trigger.number))
         ).first()
-        if found is None or found[1].agent_id is None:
+        if found is None:
             return None
         workflow, trigger = found
-        definition = await load_definition(session, workflow.id, workflow)
-    if definition is None or trigger.agent_id not in definition.agents:
-        return None
-    agent = definition.agents[trigger.agent_id]
-    if agent is None:
-        return None
-    return definition, trigger, agent
+        definition = load_definition(session, workflow.id, workflow)
+        if definition is None or trigger.agent_id not in definition.agents:
+            return None
+        return definition, trigger, definition.agents[trigger.agent_id]
+
+    return await runtime.db.lookup(lookup)
 
 
 def _secret(runtime: Runtime, agent: Agent, name: str) -> str | None:

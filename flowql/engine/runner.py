@@ -19,16 +19,24 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy.orm import Session
 from sqlmodel import col, select, update
 
 from flowql.engine.agents import HANDLERS, AgentRun, Outcome, StepFailed
 from flowql.engine.definitions import Definition, load_definition
 from flowql.engine.templating import TemplateError
-from flowql.engine.writeset import PROCESS_FIELDS, STEP_FIELDS, Finish, Lost, WriteSet
+from flowql.engine.writeset import (
+    PROCESS_FIELDS,
+    STEP_FIELDS,
+    Finish,
+    Lost,
+    WriteSet,
+    new_row,
+)
 from flowql.errors import DomainError
 from flowql.events.bus import BusEvent
 from flowql.models import (
@@ -83,13 +91,45 @@ class RunnerConfig:
     default_timeout_seconds: float = 300.0
 
 
+@dataclass(slots=True)
+class Step:
+    """A process step as a run tracks it (loaded rows are copied, new ones never built as
+    table models: see writeset.new_row)."""
+
+    id: uuid.UUID
+    agent_id: uuid.UUID
+    input_message_id: uuid.UUID | None = None
+    status: StepStatus = StepStatus.PENDING
+    attempt: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    error: str | None = None
+    output_message_ids: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, row: ProcessStep) -> Step:
+        return cls(
+            id=row.id,
+            agent_id=row.agent_id,
+            input_message_id=row.input_message_id,
+            status=row.status,
+            attempt=row.attempt,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            next_attempt_at=row.next_attempt_at,
+            error=row.error,
+            output_message_ids=list(row.output_message_ids),
+        )
+
+
 @dataclass
 class ProcessRun:
     """One run of one process, in memory between commits."""
 
     process: Process
     definition: Definition
-    steps: list[ProcessStep]
+    steps: list[Step]
     payloads: dict[uuid.UUID, dict[str, Any]]
     # What the database holds: the process's status (None: not written yet) and, per step,
     # (status, attempt). Steps not in `saved` are new; `changed` ones need an UPDATE.
@@ -109,8 +149,10 @@ class ProcessRun:
             self.ws = WriteSet(self.process.workspace_id, self.process.id)
         return self.ws
 
-    def add(self, row: Message | ProcessLog) -> None:
-        self.write_set.add(row)
+    def new_step(self, agent_id: uuid.UUID, input_message_id: uuid.UUID | None = None) -> Step:
+        step = Step(id=uuid.uuid4(), agent_id=agent_id, input_message_id=input_message_id)
+        self.steps.append(step)
+        return step
 
     def publish(self, topic: str, **data: Any) -> None:
         self.events.append(BusEvent(topic=topic, workspace_id=self.process.workspace_id, data=data))
@@ -121,11 +163,12 @@ class ProcessRun:
     def log(
         self,
         text: str,
-        step: ProcessStep | None = None,
+        step: Step | None = None,
         level: LogLevel = LogLevel.INFO,
         **data: Any,
     ) -> None:
-        line = ProcessLog(
+        line = new_row(
+            ProcessLog,
             workspace_id=self.process.workspace_id,
             process_id=self.process.id,
             step_id=step.id if step else None,
@@ -133,8 +176,8 @@ class ProcessRun:
             message=text[:20000],
             data=data,
         )
-        self.add(line)
-        self.publish("process.log", process_id=str(self.process.id), log_id=str(line.id))
+        self.write_set.add(ProcessLog, line)
+        self.publish("process.log", process_id=str(self.process.id), log_id=str(line["id"]))
 
     def outbox(self, event_type: str, data: dict[str, Any]) -> None:
         self.write_set.outbox.append((event_type, data))
@@ -142,13 +185,13 @@ class ProcessRun:
         if isinstance(summary, dict) and summary.get("number") is None:
             self.write_set.summaries.append(summary)
 
-    def set_step(self, step: ProcessStep, status: StepStatus, **values: Any) -> None:
+    def set_step(self, step: Step, status: StepStatus, **values: Any) -> None:
         step.status = status
         for key, value in values.items():
             setattr(step, key, value)
         self.changed.add(step.id)
 
-    def runnable(self) -> list[ProcessStep]:
+    def runnable(self) -> list[Step]:
         return [s for s in self.steps if s.status in RUNNABLE]
 
 
@@ -176,17 +219,11 @@ class Runner:
         """A process started by `trigger`, in memory: its event, row and entry step commit with
         its first steps (see `drive`). The same rows as services.execution.start_process."""
         event, process = new_process(request)
-        steps = [
-            ProcessStep(workspace_id=process.workspace_id, process_id=process.id, agent_id=a.id)
-            for a in definition.entry_agents(trigger)
-        ]
         run = ProcessRun(
-            process=process,
-            definition=definition,
-            steps=steps,
-            payloads={},
-            saved_status=None,
+            process=process, definition=definition, steps=[], payloads={}, saved_status=None
         )
+        for agent in definition.entry_agents(trigger):
+            run.new_step(agent.id)
         ws = run.write_set
         ws.new_rows = [event, process]
         run.outbox(
@@ -205,40 +242,41 @@ class Runner:
         return run
 
     async def _load(self, process_id: uuid.UUID) -> ProcessRun | None:
-        async with self.runtime.db.read() as session:
-            process = (await session.exec(select(Process).where(Process.id == process_id))).first()
+        def load(session: Session) -> ProcessRun | None:
+            process = session.scalars(select(Process).where(Process.id == process_id)).first()
             if process is None or process.status in TERMINAL_STATUSES:
                 return None
             if process.workflow_id is None:
                 return None
-            definition = await load_definition(session, process.workflow_id)
+            definition = load_definition(session, process.workflow_id)
             if definition is None:
                 return None
-            steps = list(
-                (
-                    await session.exec(
-                        select(ProcessStep)
-                        .where(ProcessStep.process_id == process_id)
-                        .where(col(ProcessStep.status).in_(RUNNABLE))
-                        .order_by(col(ProcessStep.number))
-                    )
+            steps = [
+                Step.of(row)
+                for row in session.scalars(
+                    select(ProcessStep)
+                    .where(ProcessStep.process_id == process_id)
+                    .where(col(ProcessStep.status).in_(RUNNABLE))
+                    .order_by(col(ProcessStep.number))
                 ).all()
-            )
+            ]
             wanted = {s.input_message_id for s in steps if s.input_message_id is not None}
             payloads: dict[uuid.UUID, dict[str, Any]] = {}
             if wanted:
-                rows = await session.exec(
+                rows = session.execute(
                     select(Message.id, Message.payload).where(col(Message.id).in_(wanted))
                 )
                 payloads = {message_id: dict(payload) for message_id, payload in rows.all()}
-        return ProcessRun(
-            process=process,
-            definition=definition,
-            steps=steps,
-            payloads=payloads,
-            saved_status=process.status,
-            saved={s.id: (s.status, s.attempt) for s in steps},
-        )
+            return ProcessRun(
+                process=process,
+                definition=definition,
+                steps=steps,
+                payloads=payloads,
+                saved_status=process.status,
+                saved={s.id: (s.status, s.attempt) for s in steps},
+            )
+
+        return await self.runtime.db.lookup(load)
 
     def _claim(self, run: ProcessRun) -> None:
         process = run.process
@@ -311,11 +349,20 @@ class Runner:
             ws.process_values.update({key: getattr(process, key) for key in PROCESS_FIELDS})
         else:
             ws.new_rows = ws.new_rows or [process]
-        new_steps = []
         for step in run.steps:
             if step.id not in run.saved:
-                new_steps.append(step)
-                ws.add(step)
+                ws.add(
+                    ProcessStep,
+                    new_row(
+                        ProcessStep,
+                        id=step.id,
+                        workspace_id=process.workspace_id,
+                        process_id=process.id,
+                        agent_id=step.agent_id,
+                        input_message_id=step.input_message_id,
+                        **{key: getattr(step, key) for key in STEP_FIELDS},
+                    ),
+                )
             elif step.id in run.changed:
                 status, attempt = run.saved[step.id]
                 change = {key: getattr(step, key) for key in STEP_FIELDS}
@@ -346,17 +393,17 @@ class Runner:
 
     # -- one step ------------------------------------------------------------------------------
 
-    def _payload(self, run: ProcessRun, step: ProcessStep) -> dict[str, Any]:
+    def _payload(self, run: ProcessRun, step: Step) -> dict[str, Any]:
         if step.input_message_id is None:
             return dict(run.process.input)
         return dict(run.payloads.get(step.input_message_id) or {})
 
-    def _start_step(self, run: ProcessRun, step: ProcessStep, agent: Agent) -> None:
+    def _start_step(self, run: ProcessRun, step: Step, agent: Agent) -> None:
         run.set_step(step, StepStatus.RUNNING, attempt=step.attempt + 1, started_at=utcnow())
         run.log(f"{agent.name}: started (attempt {step.attempt})", step)
         run.publish_process(step_id=str(step.id), step_status=StepStatus.RUNNING.value)
 
-    async def _run_step(self, run: ProcessRun, step: ProcessStep, agent: Agent) -> None:
+    async def _run_step(self, run: ProcessRun, step: Step, agent: Agent) -> None:
         """A local step: runs now, its outcome joins the pending write set."""
         self._start_step(run, step, agent)
         try:
@@ -370,7 +417,7 @@ class Runner:
             return
         self._complete(run, step, agent, outcome)
 
-    async def _run_remote(self, run: ProcessRun, step: ProcessStep, agent: Agent) -> bool:
+    async def _run_remote(self, run: ProcessRun, step: Step, agent: Agent) -> bool:
         """A step that reaches outside: its RUNNING mark (and all before it) commits first."""
         self._start_step(run, step, agent)
         if not await self._commit(run):
@@ -398,7 +445,7 @@ class Runner:
             return float(option) + 5
         return self.config.default_timeout_seconds
 
-    def _agent_run(self, run: ProcessRun, agent: Agent, step: ProcessStep) -> AgentRun:
+    def _agent_run(self, run: ProcessRun, agent: Agent, step: Step) -> AgentRun:
         process = run.process
         workflow = run.definition.workflow
         payload = self._payload(run, step)
@@ -448,7 +495,7 @@ class Runner:
             scenario_action=scenario_action,
         )
 
-    def _complete(self, run: ProcessRun, step: ProcessStep, agent: Agent, outcome: Outcome) -> None:
+    def _complete(self, run: ProcessRun, step: Step, agent: Agent, outcome: Outcome) -> None:
         process = run.process
         now = utcnow()
         if outcome.wait_until is not None:
@@ -469,31 +516,29 @@ class Runner:
         )
         message_ids: list[str] = []
         for payload in outcome.emit:
-            message = Message(
-                workspace_id=process.workspace_id,
-                agent_id=agent.id,
-                workflow_id=agent.workflow_id,
-                process_id=process.id,
-                step_id=step.id,
-                payload=payload,
-                expires_at=expires,
+            message_id = uuid.uuid4()
+            run.write_set.add(
+                Message,
+                new_row(
+                    Message,
+                    id=message_id,
+                    workspace_id=process.workspace_id,
+                    agent_id=agent.id,
+                    workflow_id=agent.workflow_id,
+                    process_id=process.id,
+                    step_id=step.id,
+                    payload=payload,
+                    expires_at=expires,
+                ),
             )
-            run.add(message)
-            run.payloads[message.id] = payload
+            run.payloads[message_id] = payload
             run.emitted.append((agent.id, payload))
-            message_ids.append(str(message.id))
+            message_ids.append(str(message_id))
             for receiver in receivers:
-                run.steps.append(
-                    ProcessStep(
-                        workspace_id=process.workspace_id,
-                        process_id=process.id,
-                        agent_id=receiver.id,
-                        input_message_id=message.id,
-                    )
-                )
+                run.new_step(receiver.id, message_id)
             run.publish(
                 "message.created",
-                message_id=str(message.id),
+                message_id=str(message_id),
                 agent_id=str(agent.id),
                 workflow_id=str(agent.workflow_id),
                 process_id=str(process.id),
@@ -502,7 +547,7 @@ class Runner:
                 "message.created",
                 {
                     "message": {
-                        "id": str(message.id),
+                        "id": str(message_id),
                         "agent_id": str(agent.id),
                         "workflow_id": str(agent.workflow_id),
                         "process_id": str(process.id),
@@ -525,7 +570,7 @@ class Runner:
             run.log(f"{agent.name}: emitted {len(outcome.emit)} message(s)", step)
         run.publish_process(step_id=str(step.id), step_status=StepStatus.COMPLETED.value)
 
-    def _failed(self, run: ProcessRun, step: ProcessStep, agent: Agent, error: str) -> None:
+    def _failed(self, run: ProcessRun, step: Step, agent: Agent, error: str) -> None:
         if step.attempt <= agent.max_retries:
             backoff = min(
                 self.config.retry_backoff_seconds * 2 ** (step.attempt - 1),

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic_core import PydanticUndefined
 from sqlalchemy import Connection, Executable, Table, and_, bindparam, insert, select, update
 from sqlmodel import SQLModel
 
@@ -78,6 +79,33 @@ def values(row: SQLModel) -> dict[str, Any]:
     return {c.key: getattr(row, c.key) for c in _table(type(row)).columns if c.key != "number"}
 
 
+_FIELDS: dict[type[SQLModel], list[tuple[str, Any, Callable[[], Any] | None]]] = {}
+
+
+def new_row(model: type[SQLModel], **given: Any) -> dict[str, Any]:
+    """A row to INSERT as a plain dict, defaults filled in as the model declares them. Building
+    a table model instance costs far more (pydantic inspects every default factory's signature
+    on each call), and a run makes several rows per step."""
+    fields = _FIELDS.get(model)
+    if fields is None:
+        fields = _FIELDS[model] = [
+            (name, info.default, info.default_factory)  # type: ignore[misc]
+            for name, info in model.model_fields.items()
+            if name != "number"
+        ]
+    row = {}
+    for name, default, factory in fields:
+        if name in given:
+            row[name] = given[name]
+        elif factory is not None:
+            row[name] = factory()
+        elif default is PydanticUndefined:
+            raise TypeError(f"{model.__name__}.{name} is required")
+        else:
+            row[name] = default
+    return row
+
+
 @dataclass
 class Finish:
     event_type: str  # process.completed | process.failed
@@ -107,8 +135,8 @@ class WriteSet:
     finish: Finish | None = None
     statements: list[Executable] = field(default_factory=list)
 
-    def add(self, row: SQLModel) -> None:
-        self.children.setdefault(_table(type(row)), []).append(values(row))
+    def add(self, model: type[SQLModel], row: dict[str, Any]) -> None:
+        self.children.setdefault(_table(model), []).append(row)
 
     def __call__(self, conn: Connection) -> tuple[int | None, Any]:
         """Returns (the new process's number or None, the output computed here or None)."""
