@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy.orm import Session
-from sqlmodel import col, select, update
+from sqlmodel import col, select
 
 from flowql.engine.agents import HANDLERS, AgentRun, Outcome, StepFailed
 from flowql.engine.definitions import Definition, load_definition
@@ -32,6 +32,8 @@ from flowql.engine.templating import TemplateError
 from flowql.engine.writeset import (
     PROCESS_FIELDS,
     STEP_FIELDS,
+    TRIGGER_FIRED,
+    WORKFLOW_RAN,
     Finish,
     Lost,
     WriteSet,
@@ -50,7 +52,6 @@ from flowql.models import (
     ProcessStep,
     StepStatus,
     Trigger,
-    Workflow,
     utcnow,
 )
 from flowql.services.execution import (
@@ -231,12 +232,8 @@ class Runner:
             {"workflow_id": str(process.workflow_id), "process": process_summary(process)},
         )
         now = process.last_activity_at
-        ws.statements.append(
-            update(Workflow).where(col(Workflow.id) == process.workflow_id).values(last_run_at=now)
-        )
-        ws.statements.append(
-            update(Trigger).where(col(Trigger.id) == trigger.id).values(last_fired_at=now)
-        )
+        ws.statements.append((WORKFLOW_RAN, {"_id": process.workflow_id, "at": now}))
+        ws.statements.append((TRIGGER_FIRED, {"_id": trigger.id, "at": now}))
         run.publish_process()
         self._claim(run)
         return run

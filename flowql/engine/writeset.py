@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic_core import PydanticUndefined
-from sqlalchemy import Connection, Executable, Table, and_, bindparam, insert, select, update
+from sqlalchemy import Connection, Executable, Table, bindparam, insert, select, update
 from sqlmodel import SQLModel
 
 from flowql.models import (
@@ -29,7 +29,9 @@ from flowql.models import (
     ProcessStatus,
     ProcessStep,
     StepStatus,
+    Trigger,
     WebhookDelivery,
+    Workflow,
 )
 from flowql.services import outbox
 
@@ -66,12 +68,45 @@ PROCESS_FIELDS = (
     "last_activity_at",
     "wake_at",
 )
+# Statements are built once: building one per commit costs more than running it.
 STEP_UPDATE = (
     update(STEPS)
     .where(STEPS.c.id == bindparam("_id"))
     .where(STEPS.c.status == bindparam("_status"))
     .where(STEPS.c.attempt == bindparam("_attempt"))
+    .values({key: bindparam(key) for key in STEP_FIELDS})
 )
+WORKFLOW_RAN = (
+    update(_table(Workflow))
+    .where(_table(Workflow).c.id == bindparam("_id"))
+    .values(last_run_at=bindparam("at"))
+)
+TRIGGER_FIRED = (
+    update(_table(Trigger))
+    .where(_table(Trigger).c.id == bindparam("_id"))
+    .values(last_fired_at=bindparam("at"))
+)
+_INSERTS: dict[Table, Executable] = {}
+_PROCESS_UPDATES: dict[tuple[str, ...], Executable] = {}
+
+
+def _insert(table: Table) -> Executable:
+    statement = _INSERTS.get(table)
+    if statement is None:
+        statement = _INSERTS[table] = insert(table)
+    return statement
+
+
+def _process_update(keys: tuple[str, ...]) -> Executable:
+    statement = _PROCESS_UPDATES.get(keys)
+    if statement is None:
+        statement = _PROCESS_UPDATES[keys] = (
+            update(PROCESSES)
+            .where(PROCESSES.c.id == bindparam("_id"))
+            .where(PROCESSES.c.status == bindparam("_status"))
+            .values({key: bindparam(key) for key in keys})
+        )
+    return statement
 
 
 def values(row: SQLModel) -> dict[str, Any]:
@@ -133,7 +168,8 @@ class WriteSet:
     outbox: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     summaries: list[dict[str, Any]] = field(default_factory=list)
     finish: Finish | None = None
-    statements: list[Executable] = field(default_factory=list)
+    # Further (statement, parameters), run last (e.g. WORKFLOW_RAN, TRIGGER_FIRED).
+    statements: list[tuple[Executable, dict[str, Any]]] = field(default_factory=list)
 
     def add(self, model: type[SQLModel], row: dict[str, Any]) -> None:
         self.children.setdefault(_table(model), []).append(row)
@@ -142,7 +178,7 @@ class WriteSet:
         """Returns (the new process's number or None, the output computed here or None)."""
         number = None
         for row in self.new_rows:
-            result = conn.execute(insert(_table(type(row))), values(row))
+            result = conn.execute(_insert(_table(type(row))), values(row))
             if isinstance(row, Process):
                 key = result.inserted_primary_key
                 number = int(key[0]) if key else None
@@ -151,10 +187,10 @@ class WriteSet:
         for table in CHILD_TABLES:
             rows = self.children.get(table)
             if rows:
-                conn.execute(insert(table), rows)
+                conn.execute(_insert(table), rows)
         for (step_id, change), status, attempt in self.step_changes:
             params = {"_id": step_id, "_status": status, "_attempt": attempt}
-            if conn.execute(STEP_UPDATE.values(**change), params).rowcount != 1:
+            if conn.execute(STEP_UPDATE, {**change, **params}).rowcount != 1:
                 raise Lost(f"step {step_id} moved on")
         output = None
         if self.finish is not None and self.finish.output_from is not None:
@@ -167,23 +203,18 @@ class WriteSet:
             self.process_values["output"] = output
             self.finish.summary["output"] = output
         if self.process_status is not None:
+            keys = tuple(sorted(self.process_values))
             changed = conn.execute(
-                update(PROCESSES)
-                .where(
-                    and_(
-                        PROCESSES.c.id == self.process_id,
-                        PROCESSES.c.status == self.process_status,
-                    )
-                )
-                .values(**self.process_values)
+                _process_update(keys),
+                {**self.process_values, "_id": self.process_id, "_status": self.process_status},
             )
             if changed.rowcount != 1:
                 raise Lost(f"process {self.process_id} is no longer {self.process_status.value}")
         if self.finish is not None:
             self.outbox.append((self.finish.event_type, {"process": self.finish.summary}))
         self._enqueue(conn)
-        for statement in self.statements:
-            conn.execute(statement)
+        for statement, parameters in self.statements:
+            conn.execute(statement, parameters)
         return number, output
 
     def _enqueue(self, conn: Connection) -> None:
@@ -199,4 +230,4 @@ class WriteSet:
             for row in outbox.deliveries(subscriptions, self.workspace_id, event_type, data)
         ]
         if rows:
-            conn.execute(insert(_table(WebhookDelivery)), rows)
+            conn.execute(_insert(_table(WebhookDelivery)), rows)
