@@ -258,18 +258,20 @@ async def measure(
     runtime = build_runtime(settings)
     workspace_id, workflow_id, agents = await setup(runtime)
     flowql, flowql_task, flowql_url = await serve(create_app(settings, runtime))
-    hook = f"{flowql_url}/hooks/{workflow_id}/bench"
-    await statements_per_request(runtime, hook, 10)  # warm up
-    flowql_cost = await statements_per_request(runtime, hook)
-    flowql_loads = [await wrk(hook, c, args.duration, script) for c in args.connections]
-    flowql.should_exit = True
-    await flowql_task
     bare, bare_task, bare_url = await serve(bare_app(runtime.db, workspace_id, workflow_id, agents))
-    await statements_per_request(runtime, f"{bare_url}/bare", 10)
-    bare_cost = await statements_per_request(runtime, f"{bare_url}/bare")
-    bare_loads = [await wrk(f"{bare_url}/bare", c, args.duration, script) for c in args.connections]
-    bare.should_exit = True
-    await bare_task
+    hook, ceiling = f"{flowql_url}/hooks/{workflow_id}/bench", f"{bare_url}/bare"
+    for url in (hook, ceiling):
+        await statements_per_request(runtime, url, 10)  # warm up
+    flowql_cost = await statements_per_request(runtime, hook)
+    bare_cost = await statements_per_request(runtime, ceiling)
+    # Interleaved, so a change in the machine's load hits both sides alike.
+    flowql_loads, bare_loads = [], []
+    for connections in args.connections:
+        flowql_loads.append(await wrk(hook, connections, args.duration, script))
+        bare_loads.append(await wrk(ceiling, connections, args.duration, script))
+    for server in (flowql, bare):
+        server.should_exit = True
+    await asyncio.gather(flowql_task, bare_task)
     await runtime.db.dispose()
     rows = [
         Row(backend, c, f, b)

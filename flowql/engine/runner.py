@@ -30,6 +30,7 @@ from flowql.engine.agents import HANDLERS, AgentRun, Outcome, StepFailed
 from flowql.engine.definitions import Definition, load_definition
 from flowql.engine.templating import TemplateError
 from flowql.engine.writeset import (
+    LAST_RUN_RESOLUTION,
     PROCESS_FIELDS,
     STEP_FIELDS,
     TRIGGER_FIRED,
@@ -232,8 +233,12 @@ class Runner:
             {"workflow_id": str(process.workflow_id), "process": process_summary(process)},
         )
         now = process.last_activity_at
-        ws.statements.append((WORKFLOW_RAN, {"_id": process.workflow_id, "at": now}))
-        ws.statements.append((TRIGGER_FIRED, {"_id": trigger.id, "at": now}))
+        assert now is not None
+        before = now - LAST_RUN_RESOLUTION
+        ws.statements.append(
+            (WORKFLOW_RAN, {"_id": process.workflow_id, "at": now, "_before": before})
+        )
+        ws.statements.append((TRIGGER_FIRED, {"_id": trigger.id, "at": now, "_before": before}))
         run.publish_process()
         self._claim(run)
         return run

@@ -16,10 +16,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from pydantic_core import PydanticUndefined
-from sqlalchemy import Connection, Executable, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Executable, Table, bindparam, insert, or_, select, update
 from sqlmodel import SQLModel
 
 from flowql.models import (
@@ -76,16 +77,22 @@ STEP_UPDATE = (
     .where(STEPS.c.attempt == bindparam("_attempt"))
     .values({key: bindparam(key) for key in STEP_FIELDS})
 )
+# Last-run times move at most once a second: under load, concurrent runs of one workflow would
+# otherwise queue on its row lock (PostgreSQL) until each commits.
+WORKFLOWS, TRIGGERS = _table(Workflow), _table(Trigger)
 WORKFLOW_RAN = (
-    update(_table(Workflow))
-    .where(_table(Workflow).c.id == bindparam("_id"))
+    update(WORKFLOWS)
+    .where(WORKFLOWS.c.id == bindparam("_id"))
+    .where(or_(WORKFLOWS.c.last_run_at.is_(None), WORKFLOWS.c.last_run_at < bindparam("_before")))
     .values(last_run_at=bindparam("at"))
 )
 TRIGGER_FIRED = (
-    update(_table(Trigger))
-    .where(_table(Trigger).c.id == bindparam("_id"))
+    update(TRIGGERS)
+    .where(TRIGGERS.c.id == bindparam("_id"))
+    .where(or_(TRIGGERS.c.last_fired_at.is_(None), TRIGGERS.c.last_fired_at < bindparam("_before")))
     .values(last_fired_at=bindparam("at"))
 )
+LAST_RUN_RESOLUTION = timedelta(seconds=1)
 _INSERTS: dict[Table, Executable] = {}
 _PROCESS_UPDATES: dict[tuple[str, ...], Executable] = {}
 
