@@ -161,14 +161,15 @@ class Database:
         """Run a few reads as one synchronous function: on SQLite in one hop to a reader thread
         (each statement on aiosqlite is several hops through the event loop), elsewhere on an
         async session. Rows it returns are detached: plain reads, no lazy loading."""
-        if self.reader is None:
-            async with self.sessions() as session:
-                return await session.run_sync(work)
+        if self.reader is None:  # PostgreSQL: plain reads, no BEGIN and ROLLBACK round trips
+            async with self.engine.connect() as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                return await conn.run_sync(lambda sync: _in_session(sync, work))
         if self._readers is None:
             self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="flowql-reader")
         return await asyncio.get_running_loop().run_in_executor(self._readers, self._read, work)
 
-    def _read(self, work: Callable[[Session], T]) -> T:
+    def _read(self, work: Callable[[Session], T]) -> T:  # on a reader thread
         assert self.reader is not None
         with Session(self.reader, expire_on_commit=False) as session:
             return work(session)
@@ -181,6 +182,11 @@ class Database:
             await asyncio.get_running_loop().run_in_executor(readers, self.reader.dispose)
             readers.shutdown(wait=True)
         await self.engine.dispose()
+
+
+def _in_session(conn: Connection, work: Callable[[Session], T]) -> T:
+    with Session(bind=conn, expire_on_commit=False) as session:
+        return work(session)
 
 
 def create_database(settings: Settings) -> Database:

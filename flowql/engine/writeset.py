@@ -182,15 +182,16 @@ class WriteSet:
         self.children.setdefault(_table(model), []).append(row)
 
     def __call__(self, conn: Connection) -> tuple[int | None, Any]:
-        """Returns (the new process's number or None, the output computed here or None)."""
+        """Returns (the new process's number or None, the output computed here or None).
+        Runs again from the start if its transaction is retried."""
         number = None
         for row in self.new_rows:
             result = conn.execute(_insert(_table(type(row))), values(row))
             if isinstance(row, Process):
                 key = result.inserted_primary_key
                 number = int(key[0]) if key else None
-        for summary in self.summaries:
-            summary["number"] = summary["number"] or number
+        for summary in self.summaries:  # summaries made before the process had a number
+            summary["number"] = number
         for table in CHILD_TABLES:
             rows = self.children.get(table)
             if rows:
@@ -217,15 +218,16 @@ class WriteSet:
             )
             if changed.rowcount != 1:
                 raise Lost(f"process {self.process_id} is no longer {self.process_status.value}")
+        events = list(self.outbox)
         if self.finish is not None:
-            self.outbox.append((self.finish.event_type, {"process": self.finish.summary}))
-        self._enqueue(conn)
+            events.append((self.finish.event_type, {"process": self.finish.summary}))
+        self._enqueue(conn, events)
         for statement, parameters in self.statements:
             conn.execute(statement, parameters)
         return number, output
 
-    def _enqueue(self, conn: Connection) -> None:
-        if not self.outbox:
+    def _enqueue(self, conn: Connection, events: list[tuple[str, dict[str, Any]]]) -> None:
+        if not events:
             return
         found = conn.execute(outbox.subscriptions_query(self.workspace_id)).all()
         subscriptions = [(row[0], list(row[1])) for row in found]
@@ -233,7 +235,7 @@ class WriteSet:
             return
         rows = [
             values(row)
-            for event_type, data in self.outbox
+            for event_type, data in events
             for row in outbox.deliveries(subscriptions, self.workspace_id, event_type, data)
         ]
         if rows:
