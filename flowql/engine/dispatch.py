@@ -17,7 +17,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from flowql.engine import scenario_bridge
 from flowql.engine.deliveries import deliver_due
-from flowql.engine.runner import ProcessRun, Runner
+from flowql.engine.run_state import ProcessRun
+from flowql.engine.runner import Runner
 from flowql.engine.scheduler import (
     delete_expired_messages,
     due_wakeups,
