@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -155,7 +155,10 @@ def hook_routes(runtime: Runtime) -> list[Route]:
         if found is None:
             return _error(404, "no active webhook or http trigger at this address")
         definition, trigger, agent = found
-        body = await request.body()
+        try:
+            body = await request.body()
+        except ClientDisconnect:  # the caller left: nobody to answer, nothing to start
+            return Response(status_code=499)
         if len(body) > MAX_BODY:
             return _error(413, "request body too large")
         if not _authentic(runtime, agent, request, body):
