@@ -21,6 +21,7 @@ import asyncio
 import re
 import shutil
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +154,9 @@ class Load:
     p99_ms: float
     timeouts: int
     errors: int
+    # CPU time this process (the servers, their database threads) spent per request: unlike
+    # rates, barely moved by other load on the machine. PostgreSQL's own CPU is not in it.
+    cpu_ms: float = 0.0
 
 
 def _ms(value: str, unit: str) -> float:
@@ -160,6 +164,14 @@ def _ms(value: str, unit: str) -> float:
 
 
 async def wrk(url: str, connections: int, duration: float, script: Path) -> Load:
+    cpu = time.process_time()
+    load = await _wrk(url, connections, duration, script)
+    requests = load.rate * duration
+    load.cpu_ms = (time.process_time() - cpu) * 1000 / requests if requests else float("nan")
+    return load
+
+
+async def _wrk(url: str, connections: int, duration: float, script: Path) -> Load:
     threads = min(2, connections)
     proc = await asyncio.create_subprocess_exec(
         "wrk",
@@ -316,7 +328,8 @@ async def main(args: argparse.Namespace) -> None:
     )
     print(
         f"{'backend':<24}{'conns':>6}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'t/o':>6}{'err':>6}"
-        f"{'ceiling':>10}{'c p50':>8}{'c p99':>8}{'ratio':>8}"
+        f"{'ceiling':>10}{'c p50':>8}{'c p99':>8}{'ratio':>8}{'cpu ms/req':>12}{'c cpu':>8}"
+        f"{'cpu ratio':>11}"
     )
     for rows, _, _ in results:
         for row in rows:
@@ -324,8 +337,13 @@ async def main(args: argparse.Namespace) -> None:
             print(
                 f"{row.backend:<24}{row.connections:>6}{f.rate:>9.1f}{f.p50_ms:>9.1f}"
                 f"{f.p99_ms:>9.1f}{f.timeouts:>6}{f.errors:>6}{c.rate:>10.1f}{c.p50_ms:>8.1f}"
-                f"{c.p99_ms:>8.1f}{f.rate / c.rate:>8.2f}"
+                f"{c.p99_ms:>8.1f}{f.rate / c.rate:>8.2f}{f.cpu_ms:>12.2f}{c.cpu_ms:>8.2f}"
+                f"{c.cpu_ms / f.cpu_ms:>11.2f}"
             )
+    print(
+        "ratio = flowql req/s / ceiling req/s; cpu ratio = ceiling CPU per request / flowql's "
+        "(this process only: what the rates would be on an idle machine)"
+    )
     print("per request, one at a time: SQL statements (commits)")
     for rows, (fs, fc), (bs, bc) in results:
         print(f"  {rows[0].backend:<22} flowql {fs:.1f} ({fc:.1f}), ceiling {bs:.1f} ({bc:.1f})")
