@@ -1,23 +1,29 @@
-"""The async engine, sessions, a statement counter, and Alembic migrations."""
+"""The async engine, sessions, the batch writer, a statement counter, and Alembic migrations."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from flowql.settings import Settings, sync_database_url
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+T = TypeVar("T")
+# Write sets committed together at most (SQLite group commit).
+MAX_BATCH = 128
 
 
 @dataclass
@@ -26,9 +32,12 @@ class StatementLog:
 
     recording: bool = False
     statements: list[str] = field(default_factory=list)
+    # Commits seen while recording (write transactions; reads end in a rollback).
+    commits: int = 0
 
     def start(self) -> None:
         self.statements.clear()
+        self.commits = 0
         self.recording = True
 
     def stop(self) -> list[str]:
@@ -36,11 +45,94 @@ class StatementLog:
         return list(self.statements)
 
 
+class BatchWriter:
+    """SQLite's one writer: write sets from any number of tasks run on a dedicated thread, many
+    per transaction (group commit), each in its own savepoint.
+
+    A write set is a plain function of a synchronous connection, so a whole batch costs one hop
+    from the event loop to the database thread, however many statements it holds; and one writer
+    never waits on SQLite's lock for another.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def run(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in the next batch; returns its result once the batch has committed. If
+        `work` raises, only its own savepoint rolls back and the exception is raised here."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._pending.append((work, future))
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._drain(), name="flowql-writer")
+        return await future
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flowql-writer")
+        while self._pending:
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            try:
+                outcomes = await loop.run_in_executor(
+                    self._executor, self._commit, [work for work, _ in batch]
+                )
+            except Exception as exc:  # the commit itself failed: every write set with it
+                outcomes = [(False, exc)] * len(batch)
+            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+
+    def _commit(self, works: list[Callable[[Connection], Any]]) -> list[tuple[bool, Any]]:
+        outcomes: list[tuple[bool, Any]] = []
+        with self.engine.connect() as conn:
+            if len(works) == 1:  # no savepoint needed: its failure rolls back the transaction
+                try:
+                    with conn.begin():
+                        outcomes.append((True, works[0](conn)))
+                except Exception as exc:
+                    outcomes.append((False, exc))
+                return outcomes
+            with conn.begin():
+                for work in works:
+                    savepoint = conn.begin_nested()
+                    try:
+                        value = work(conn)
+                    except Exception as exc:
+                        savepoint.rollback()
+                        outcomes.append((False, exc))
+                    else:
+                        savepoint.commit()
+                        outcomes.append((True, value))
+        return outcomes
+
+    async def close(self) -> None:
+        """Close the writer's connection and stop its thread (a later write starts them again)."""
+        if self._task is not None and not self._task.done():
+            await asyncio.wait({self._task})
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            await asyncio.get_running_loop().run_in_executor(executor, self.engine.dispose)
+            executor.shutdown(wait=True)
+
+
 @dataclass
 class Database:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     statement_log: StatementLog = field(default_factory=StatementLog)
+    # SQLite files: the dedicated writer thread; None: write sets run on the async engine.
+    writer: BatchWriter | None = None
+    # SQLite files: a synchronous engine read by a small thread pool (see `lookup`).
+    reader: Engine | None = None
+    _readers: ThreadPoolExecutor | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -57,41 +149,113 @@ class Database:
         async with self.sessions() as session:
             yield session
 
+    async def write(self, work: Callable[[Connection], T]) -> T:
+        """Run a write set (a function of a synchronous connection) in a transaction: batched
+        with others on SQLite's writer thread, else in a transaction of its own (PostgreSQL's
+        row locks let concurrent processes commit side by side)."""
+        if self.writer is not None:
+            return await self.writer.run(work)
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(work)
+
+    async def lookup(self, work: Callable[[Session], T]) -> T:
+        """Run a few reads as one synchronous function: on SQLite in one hop to a reader thread
+        (each statement on aiosqlite is several hops through the event loop), elsewhere on an
+        async session. Rows it returns are detached: plain reads, no lazy loading."""
+        if self.reader is None:  # PostgreSQL: plain reads, no BEGIN and ROLLBACK round trips
+            async with self.engine.connect() as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                return await conn.run_sync(lambda sync: _in_session(sync, work))
+        if self._readers is None:
+            self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="flowql-reader")
+        return await asyncio.get_running_loop().run_in_executor(self._readers, self._read, work)
+
+    def _read(self, work: Callable[[Session], T]) -> T:  # on a reader thread
+        assert self.reader is not None
+        with Session(self.reader, expire_on_commit=False) as session:
+            return work(session)
+
     async def dispose(self) -> None:
+        if self.writer is not None:
+            await self.writer.close()
+        readers, self._readers = self._readers, None
+        if readers is not None and self.reader is not None:
+            await asyncio.get_running_loop().run_in_executor(readers, self.reader.dispose)
+            readers.shutdown(wait=True)
         await self.engine.dispose()
+
+
+def _in_session(conn: Connection, work: Callable[[Session], T]) -> T:
+    with Session(bind=conn, expire_on_commit=False) as session:
+        return work(session)
 
 
 def create_database(settings: Settings) -> Database:
     url = settings.resolved_database_url()
     # JSON columns refuse NaN and Infinity: stored, they would break every later read of the row.
     kwargs: dict[str, Any] = {"echo": settings.sql_echo, "json_serializer": _strict_json}
+    file_backed = False
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
+        file_backed = bool(path) and path != ":memory:" and "mode=memory" not in path
+        if file_backed:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
     engine = create_async_engine(url, **kwargs)
     log = StatementLog()
-    _install_hooks(engine, log)
+    _install_hooks(engine.sync_engine, log)
+    writer = reader = None
+    if file_backed:
+        writer = BatchWriter(_writer_engine(url, kwargs, log))
+        reader = create_engine(sync_database_url(url), **_sync_options(kwargs, 2))
+        _install_hooks(reader, log)
     sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
-    return Database(engine=engine, sessions=sessions, statement_log=log)
+    return Database(
+        engine=engine, sessions=sessions, statement_log=log, writer=writer, reader=reader
+    )
 
 
 def _strict_json(value: Any) -> str:
     return json.dumps(value, allow_nan=False)
 
 
-def _install_hooks(engine: AsyncEngine, log: StatementLog) -> None:
-    sync_engine = engine.sync_engine
+def _sync_options(kwargs: dict[str, Any], pool_size: int) -> dict[str, Any]:
+    connect_args = {**kwargs.get("connect_args", {}), "check_same_thread": False}
+    return {**kwargs, "connect_args": connect_args, "pool_size": pool_size, "max_overflow": 0}
 
+
+def _writer_engine(url: str, kwargs: dict[str, Any], log: StatementLog) -> Engine:
+    """A synchronous engine on the same file for the writer thread, with the same options.
+    pysqlite's own transaction handling is off so savepoints work; BEGIN IMMEDIATE takes the
+    write lock at once instead of upgrading a read lock later (which can fail under load)."""
+    engine = create_engine(sync_database_url(url), **_sync_options(kwargs, 1))
+    _install_hooks(engine, log)
+
+    @event.listens_for(engine, "connect")
+    def _autocommit_driver(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _install_hooks(sync_engine: Engine, log: StatementLog) -> None:
     @event.listens_for(sync_engine, "before_cursor_execute")
     def _record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if log.recording:
             log.statements.append(statement)
 
-    if engine.dialect.name == "sqlite":
+    @event.listens_for(sync_engine, "commit")
+    def _count_commit(conn: Any) -> None:
+        if log.recording:
+            log.commits += 1
+
+    if sync_engine.dialect.name == "sqlite":
 
         @event.listens_for(sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from flowql.engine import scenario_bridge
 from flowql.engine.deliveries import deliver_due
+from flowql.engine.run_state import ProcessRun
 from flowql.engine.runner import Runner
 from flowql.engine.scheduler import (
     delete_expired_messages,
@@ -23,6 +24,7 @@ from flowql.engine.scheduler import (
     fire_due_schedules,
     unfinished,
 )
+from flowql.models import Process
 from flowql.services.netguard import guarded_client
 from flowql.services.runtime import Runtime
 from flowql.services.scenarios.runner import fire_due_timeouts
@@ -70,17 +72,33 @@ class InlineDispatcher:
             self._run(process_id), name=f"process-{process_id}"
         )
 
+    async def start_run(self, run: ProcessRun) -> Process | None:
+        """Run a process built in memory (an http trigger's) as a task; returns it once its
+        start has committed, or None when this dispatcher is stopping."""
+        if self._stopping:
+            return None
+        process_id = run.process.id
+        run.committed = asyncio.get_running_loop().create_future()
+        self.tasks[process_id] = asyncio.create_task(
+            self._run(process_id, run), name=f"process-{process_id}"
+        )
+        return await run.committed
+
     async def cancel(self, process_id: uuid.UUID) -> None:
         task = self.tasks.get(process_id)
         if task is not None and task is not asyncio.current_task():
             task.cancel()
 
-    async def _run(self, process_id: uuid.UUID) -> None:
+    async def _run(self, process_id: uuid.UUID, started: ProcessRun | None = None) -> None:
         try:
             while True:
                 async with self.semaphore:
                     try:
-                        await self.runner.run(process_id)
+                        if started is not None:
+                            run, started = started, None
+                            await self.runner.drive(run)
+                        else:
+                            await self.runner.run(process_id)
                     except asyncio.CancelledError:
                         raise
                     except Exception:
@@ -92,6 +110,8 @@ class InlineDispatcher:
                 self.again.discard(process_id)
         finally:
             self.tasks.pop(process_id, None)
+            if started is not None and started.committed and not started.committed.done():
+                started.committed.cancel()  # stopped before it ran: its caller is told
 
     async def _loop(self) -> None:
         interval = self.runtime.settings.scheduler_interval

@@ -6,19 +6,25 @@ request open until a `respond` agent answers (or the process ends, or its timeou
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import time
 import uuid
 from typing import Any
 
+from sqlalchemy.orm import Session
 from sqlmodel import col, select
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from flowql import jsonsafe
+from flowql.engine.definitions import Definition, load_definition
+from flowql.engine.dispatch import InlineDispatcher
 from flowql.engine.registry import HttpTriggerOptions
 from flowql.engine.templating import TemplateError
+from flowql.engine.writeset import Lost
 from flowql.errors import DomainError
 from flowql.models import (
     TERMINAL_STATUSES,
@@ -29,6 +35,7 @@ from flowql.models import (
     TriggerType,
     Workflow,
 )
+from flowql.services.delegation import process_privileges_sync
 from flowql.services.execution import StartRequest, start_process
 from flowql.services.runtime import Runtime
 from flowql.services.uow import unit_of_work
@@ -45,30 +52,35 @@ def _error(status: int, message: str) -> JSONResponse:
 
 async def _find(
     runtime: Runtime, workflow_ref: str, path: str
-) -> tuple[Workflow, Trigger, Agent] | None:
+) -> tuple[Definition, Trigger, Agent, list[str]] | None:
     try:
         condition = col(Workflow.id) == uuid.UUID(workflow_ref)
     except ValueError:
         if not workflow_ref.isdigit():
             return None
         condition = col(Workflow.number) == int(workflow_ref)
-    async with runtime.db.read() as session:
-        workflow = (await session.exec(select(Workflow).where(condition))).first()
-        if workflow is None:
-            return None
-        trigger = (
-            await session.exec(
-                select(Trigger)
-                .where(Trigger.workflow_id == workflow.id)
-                .where(col(Trigger.type).in_([TriggerType.WEBHOOK, TriggerType.HTTP]))
-                .where(Trigger.path == path.strip("/"))
-                .where(col(Trigger.active).is_(True))
-            )
+
+    def lookup(session: Session) -> tuple[Definition, Trigger, Agent, list[str]] | None:
+        found = session.execute(
+            select(Workflow, Trigger)
+            .join(Trigger, col(Trigger.workflow_id) == col(Workflow.id))
+            .where(condition)
+            .where(col(Trigger.type).in_([TriggerType.WEBHOOK, TriggerType.HTTP]))
+            .where(Trigger.path == path.strip("/"))
+            .where(col(Trigger.active).is_(True))
+            .order_by(col(Trigger.number))
         ).first()
-        if trigger is None or trigger.agent_id is None:
+        if found is None:
             return None
-        agent = (await session.exec(select(Agent).where(Agent.id == trigger.agent_id))).one()
-    return workflow, trigger, agent
+        workflow, trigger = found
+        definition = load_definition(session, workflow.id, workflow)
+        if definition is None or trigger.agent_id not in definition.agents:
+            return None
+        # Nobody starts a hook: the process may do what the workflow's last editor may.
+        privileges = process_privileges_sync(session, workflow, None)
+        return definition, trigger, definition.agents[trigger.agent_id], privileges
+
+    return await runtime.db.lookup(lookup)
 
 
 def _secret(runtime: Runtime, agent: Agent, name: str) -> str | None:
@@ -145,8 +157,11 @@ def hook_routes(runtime: Runtime) -> list[Route]:
         found = await _find(runtime, workflow_ref, path)
         if found is None:
             return _error(404, "no active webhook or http trigger at this address")
-        workflow, trigger, agent = found
-        body = await request.body()
+        definition, trigger, agent, privileges = found
+        try:
+            body = await request.body()
+        except ClientDisconnect:  # the caller left: nobody to answer, nothing to start
+            return Response(status_code=499)
         if len(body) > MAX_BODY:
             return _error(413, "request body too large")
         if not _authentic(runtime, agent, request, body):
@@ -155,26 +170,28 @@ def hook_routes(runtime: Runtime) -> list[Route]:
             payload = await _payload(request, body)
         except (ValueError, UnicodeDecodeError):
             return _error(400, "request body is not valid JSON")
+        start = StartRequest(
+            workflow=definition.workflow,
+            input=payload,
+            trigger=trigger,
+            idempotency_key=request.headers.get("idempotency-key"),
+            event_meta=_meta(request, path),
+            privileges=privileges,
+        )
+        if trigger.type is TriggerType.HTTP:
+            options = HttpTriggerOptions.model_validate(agent.options)
+            dispatcher = runtime.dispatcher
+            if isinstance(dispatcher, InlineDispatcher) and not start.idempotency_key:
+                return await _run_here(runtime, dispatcher, start, definition, options)
         try:
             async with unit_of_work(runtime) as uow:
-                process, _ = await start_process(
-                    uow,
-                    runtime,
-                    StartRequest(
-                        workflow=workflow,
-                        input=payload,
-                        trigger=trigger,
-                        idempotency_key=request.headers.get("idempotency-key"),
-                        event_meta=_meta(request, path),
-                    ),
-                )
+                process, _ = await start_process(uow, runtime, start)
         except (DomainError, TemplateError) as exc:
             return _error(400, str(exc))
         if trigger.type is TriggerType.WEBHOOK:
             return JSONResponse(
                 {"process_id": str(process.id), "status": process.status.value}, status_code=202
             )
-        options = HttpTriggerOptions.model_validate(agent.options)
         done = await wait_for_process(runtime, process.id, responded, options.timeout_seconds)
         return _http_answer(done)
 
@@ -185,6 +202,30 @@ def hook_routes(runtime: Runtime) -> list[Route]:
             methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
         )
     ]
+
+
+async def _run_here(
+    runtime: Runtime,
+    dispatcher: InlineDispatcher,
+    start: StartRequest,
+    definition: Definition,
+    options: HttpTriggerOptions,
+) -> Response:
+    """Start and run the process in this server: its start commits with its local steps, and
+    the caller is answered as soon as a commit holds the response (no bus round trip)."""
+    assert start.trigger is not None
+    deadline = time.monotonic() + options.timeout_seconds
+    run = dispatcher.runner.begin(start, start.trigger, definition)
+    try:
+        process = await dispatcher.start_run(run)
+    except (Lost, asyncio.CancelledError):
+        return _error(503, "the process could not be started; try again")
+    if process is None:
+        return _error(503, "the server is shutting down; try again")
+    if responded(process):
+        return _http_answer(process)
+    remaining = max(0.0, deadline - time.monotonic())
+    return _http_answer(await wait_for_process(runtime, process.id, responded, remaining))
 
 
 def _http_answer(process: Process) -> Response:

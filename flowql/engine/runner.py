@@ -1,8 +1,16 @@
-"""The runner: walks a process's agent graph one persisted step at a time.
+"""The runner: walks a process's agent graph, steps run in memory, committed in write sets.
 
-The database is the truth. A step's outcome (its messages, the steps of its receivers, its own
-status, logs and outbox rows) is written in one transaction, so a crash either loses the whole
-step (it runs again: at-least-once) or none of it (a finished step never runs again).
+The database is the truth, and a run keeps it so with few round trips. A run loads the process,
+its runnable steps, their input messages and the workflow's definition once; then runs the local
+steps (transform, filter, switch, respond, ...) back to back in memory and commits what they did
+(messages, the steps of their receivers, step statuses, logs, outbox rows) as one write set
+(writeset.py). A commit happens before anything that leaves the process: a remote step (its
+RUNNING mark and everything before it commit first), a wait, the end. A crash before a commit
+loses only work no one saw (it runs again: at-least-once); after it, a finished step never runs
+again, because its outputs and its completion were one transaction.
+
+An `http` trigger's process is built in memory too (services.execution.new_process) and its
+start commits with its first steps: the caller is answered once that commit holds the response.
 """
 
 from __future__ import annotations
@@ -11,40 +19,67 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlmodel import col, select, update
+from sqlalchemy.orm import Session
+from sqlmodel import col, select
 
 from flowql.engine.agents import HANDLERS, AgentRun, Outcome, StepFailed
+from flowql.engine.definitions import Definition, load_definition
+from flowql.engine.run_state import RUNNABLE, ProcessRun, Step
 from flowql.engine.templating import TemplateError
+from flowql.engine.writeset import (
+    LAST_RUN_RESOLUTION,
+    PROCESS_FIELDS,
+    STEP_FIELDS,
+    TRIGGER_FIRED,
+    WORKFLOW_RAN,
+    Finish,
+    Lost,
+    new_row,
+)
 from flowql.errors import DomainError
 from flowql.models import (
     TERMINAL_STATUSES,
     Agent,
-    AgentSource,
     LogLevel,
     Message,
     Process,
-    ProcessLog,
     ProcessStatus,
     ProcessStep,
     StepStatus,
-    Workflow,
+    Trigger,
     utcnow,
 )
-from flowql.services import outbox
-from flowql.services.auth import issuer_for
-from flowql.services.execution import process_summary, publish_process
+from flowql.services.execution import (
+    StartRequest,
+    new_process,
+    process_summary,
+)
 from flowql.services.runtime import Runtime
-from flowql.services.uow import UnitOfWork, unit_of_work
 
 logger = logging.getLogger("flowql.engine")
 
-RUNNABLE = (StepStatus.PENDING, StepStatus.RUNNING, StepStatus.WAITING)
 # Waits shorter than this are slept inside the runner; longer ones park the process (durably).
 INLINE_WAIT = timedelta(seconds=2)
+# Agent types whose handlers only compute: they run back to back without a commit in between.
+LOCAL_TYPES = frozenset(
+    {
+        "webhook",
+        "http",
+        "schedule",
+        "manual",
+        "form",
+        "message",
+        "transform",
+        "filter",
+        "switch",
+        "delay",
+        "respond",
+    }
+)
 
 
 @dataclass
@@ -52,28 +87,6 @@ class RunnerConfig:
     retry_backoff_seconds: float = 1.0
     max_backoff_seconds: float = 300.0
     default_timeout_seconds: float = 300.0
-
-
-def log_line(
-    uow: UnitOfWork,
-    process: Process,
-    text: str,
-    step: ProcessStep | None = None,
-    level: LogLevel = LogLevel.INFO,
-    **data: Any,
-) -> None:
-    line = ProcessLog(
-        workspace_id=process.workspace_id,
-        process_id=process.id,
-        step_id=step.id if step else None,
-        level=level,
-        message=text[:20000],
-        data=data,
-    )
-    uow.session.add(line)
-    uow.publish(
-        "process.log", process.workspace_id, process_id=str(process.id), log_id=str(line.id)
-    )
 
 
 class Runner:
@@ -86,136 +99,239 @@ class Runner:
             retry_backoff_seconds=runtime.settings.retry_backoff_seconds,
         )
 
-    # -- the loop ------------------------------------------------------------------------------
+    # -- entry points --------------------------------------------------------------------------
 
     async def run(self, process_id: uuid.UUID) -> None:
-        if not await self._claim(process_id):
+        """Resume a process from the database and run it as far as it goes."""
+        run = await self._load(process_id)
+        if run is None:
             return
-        while True:
-            async with self.runtime.db.read() as session:
-                process = (
-                    await session.exec(select(Process).where(Process.id == process_id))
-                ).one()
-                if process.status in TERMINAL_STATUSES:
-                    return
-                steps = list(
-                    (
-                        await session.exec(
-                            select(ProcessStep)
-                            .where(ProcessStep.process_id == process_id)
-                            .where(col(ProcessStep.status).in_(RUNNABLE))
-                            .order_by(col(ProcessStep.number))
-                        )
-                    ).all()
+        self._claim(run)
+        await self.drive(run)
+
+    def begin(self, request: StartRequest, trigger: Trigger, definition: Definition) -> ProcessRun:
+        """A process started by `trigger`, in memory: its event, row and entry step commit with
+        its first steps (see `drive`). The same rows as services.execution.start_process."""
+        event, process = new_process(request)
+        run = ProcessRun(
+            process=process, definition=definition, steps=[], payloads={}, saved_status=None
+        )
+        for agent in definition.entry_agents(trigger):
+            run.new_step(agent.id)
+        ws = run.write_set
+        ws.new_rows = [event, process]
+        run.outbox(
+            "workflow.executed",
+            {"workflow_id": str(process.workflow_id), "process": process_summary(process)},
+        )
+        now = process.last_activity_at
+        assert now is not None
+        before = now - LAST_RUN_RESOLUTION
+        ws.statements.append(
+            (WORKFLOW_RAN, {"_id": process.workflow_id, "at": now, "_before": before})
+        )
+        ws.statements.append((TRIGGER_FIRED, {"_id": trigger.id, "at": now, "_before": before}))
+        run.publish_process()
+        self._claim(run)
+        return run
+
+    async def _load(self, process_id: uuid.UUID) -> ProcessRun | None:
+        def load(session: Session) -> ProcessRun | None:
+            process = session.scalars(select(Process).where(Process.id == process_id)).first()
+            if process is None or process.status in TERMINAL_STATUSES:
+                return None
+            if process.workflow_id is None:
+                return None
+            definition = load_definition(session, process.workflow_id)
+            if definition is None:
+                return None
+            steps = [
+                Step.of(row)
+                for row in session.scalars(
+                    select(ProcessStep)
+                    .where(ProcessStep.process_id == process_id)
+                    .where(col(ProcessStep.status).in_(RUNNABLE))
+                    .order_by(col(ProcessStep.number))
+                ).all()
+            ]
+            wanted = {s.input_message_id for s in steps if s.input_message_id is not None}
+            payloads: dict[uuid.UUID, dict[str, Any]] = {}
+            if wanted:
+                rows = session.execute(
+                    select(Message.id, Message.payload).where(col(Message.id).in_(wanted))
                 )
-            now = utcnow()
-            due = [s for s in steps if s.next_attempt_at is None or s.next_attempt_at <= now]
-            if due:
-                await self._run_step(process, due[0])
-                continue
-            if not steps:
-                await self._finish(process_id, ProcessStatus.COMPLETED)
+                payloads = {message_id: dict(payload) for message_id, payload in rows.all()}
+            return ProcessRun(
+                process=process,
+                definition=definition,
+                steps=steps,
+                payloads=payloads,
+                saved_status=process.status,
+                saved={s.id: (s.status, s.attempt) for s in steps},
+            )
+
+        return await self.runtime.db.lookup(load)
+
+    def _claim(self, run: ProcessRun) -> None:
+        process = run.process
+        now = utcnow()
+        first_start = process.status is ProcessStatus.PENDING and process.started_at is None
+        process.status = ProcessStatus.RUNNING
+        process.wake_at = None
+        process.last_activity_at = now
+        process.started_at = process.started_at or now
+        if first_start:
+            run.log("process started")
+            run.outbox("process.started", {"process": process_summary(process)})
+        run.publish_process()
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def drive(self, run: ProcessRun) -> None:
+        """Run the process until it ends, parks, or is lost to a cancel or another runner."""
+        try:
+            await self._drive(run)
+        finally:
+            if run.committed is not None and not run.committed.done():
+                run.committed.set_exception(Lost("the process was not started"))
+
+    async def _drive(self, run: ProcessRun) -> None:
+        while True:
+            if run.process.status in TERMINAL_STATUSES:
+                await self._commit(run)
                 return
-            wake = min(s.next_attempt_at for s in steps if s.next_attempt_at is not None)
+            now = utcnow()
+            runnable = run.runnable()
+            due = [s for s in runnable if s.next_attempt_at is None or s.next_attempt_at <= now]
+            if due:
+                step = due[0]
+                agent = run.definition.agents.get(step.agent_id)
+                if agent is None or agent.disabled:
+                    run.set_step(step, StepStatus.SKIPPED, finished_at=now)
+                    run.log("agent disabled or deleted: step skipped", step)
+                elif step.status is StepStatus.WAITING:  # a delay over passes its message on
+                    outcome = Outcome(emit=[self._payload(run, step)], logs=["delay over"])
+                    self._complete(run, step, agent, outcome)
+                elif agent.type in LOCAL_TYPES:
+                    await self._run_step(run, step, agent)
+                elif not await self._run_remote(run, step, agent):
+                    return
+                continue
+            if not runnable:
+                self._finish(run, ProcessStatus.COMPLETED)
+                await self._commit(run)
+                return
+            wake = min(s.next_attempt_at for s in runnable if s.next_attempt_at is not None)
             if wake - now <= INLINE_WAIT:
+                if not await self._commit(run):
+                    return
                 await asyncio.sleep(max(0.0, (wake - now).total_seconds()))
                 continue
-            await self._park(process_id, wake)
+            run.process.status = ProcessStatus.WAITING
+            run.process.wake_at = wake
+            run.publish_process()
+            await self._commit(run)
             return
 
-    async def _claim(self, process_id: uuid.UUID) -> bool:
-        async with unit_of_work(self.runtime) as uow:
-            process = (
-                await uow.session.exec(select(Process).where(Process.id == process_id))
-            ).first()
-            if process is None or process.status in TERMINAL_STATUSES:
-                return False
-            first_start = process.status is ProcessStatus.PENDING and process.started_at is None
-            claimed = await uow.session.exec(
-                update(Process)
-                .where(col(Process.id) == process_id)
-                .where(col(Process.status) == process.status)
-                .values(
-                    status=ProcessStatus.RUNNING,
-                    wake_at=None,
-                    last_activity_at=utcnow(),
-                    started_at=process.started_at or utcnow(),
+    async def _commit(self, run: ProcessRun) -> bool:
+        """Write what the run did since its last commit; False when the run is lost."""
+        ws = run.write_set
+        run.ws = None
+        process = run.process
+        if run.saved_status is not None:
+            ws.process_status = run.saved_status
+            ws.process_values.update({key: getattr(process, key) for key in PROCESS_FIELDS})
+        else:
+            ws.new_rows = ws.new_rows or [process]
+        for step in run.steps:
+            if step.id not in run.saved:
+                ws.add(
+                    ProcessStep,
+                    new_row(
+                        ProcessStep,
+                        id=step.id,
+                        workspace_id=process.workspace_id,
+                        process_id=process.id,
+                        agent_id=step.agent_id,
+                        input_message_id=step.input_message_id,
+                        **{key: getattr(step, key) for key in STEP_FIELDS},
+                    ),
                 )
-            )
-            if claimed.rowcount != 1:
-                return False
-            await uow.session.refresh(process)
-            if first_start:
-                log_line(uow, process, "process started")
-                await outbox.enqueue(
-                    uow.session,
-                    process.workspace_id,
-                    "process.started",
-                    {"process": process_summary(process)},
-                )
-            publish_process(uow, process)
+            elif step.id in run.changed:
+                status, attempt = run.saved[step.id]
+                change = {key: getattr(step, key) for key in STEP_FIELDS}
+                ws.step_changes.append(((step.id, change), status, attempt))
+        try:
+            number, output = await self.runtime.db.write(ws)
+        except Lost as exc:
+            logger.info("process %s: %s; this run stops", process.id, exc)
+            if run.committed is not None and not run.committed.done():
+                run.committed.set_exception(exc)
+            return False
+        if number is not None:
+            process.number = number
+        if ws.finish is not None and ws.finish.output_from is not None:
+            process.output = output
+        run.saved_status = process.status
+        for step in run.steps:
+            run.saved[step.id] = (step.status, step.attempt)
+        run.changed.clear()
+        # Finished steps need no more tracking.
+        run.steps = [s for s in run.steps if s.status in RUNNABLE]
+        events, run.events = run.events, []
+        if events:
+            await self.runtime.bus.publish(events)
+        if run.committed is not None and not run.committed.done():
+            run.committed.set_result(snapshot(process))
         return True
-
-    async def _park(self, process_id: uuid.UUID, wake: datetime) -> None:
-        async with unit_of_work(self.runtime) as uow:
-            process = (
-                await uow.session.exec(select(Process).where(Process.id == process_id))
-            ).one()
-            if process.status is not ProcessStatus.RUNNING:
-                return
-            process.status = ProcessStatus.WAITING
-            process.wake_at = wake
-            uow.session.add(process)
-            publish_process(uow, process)
 
     # -- one step ------------------------------------------------------------------------------
 
-    async def _run_step(self, process: Process, step: ProcessStep) -> None:
-        if step.status is StepStatus.WAITING:  # a delay whose time has come passes its message on
-            async with unit_of_work(self.runtime) as uow:
-                agent, payload = await self._inputs(uow, process, step)
-                await self._complete(
-                    uow, process, step, agent, Outcome(emit=[payload], logs=["delay over"])
-                )
-            return
-        async with unit_of_work(self.runtime) as uow:
-            started = await uow.session.exec(
-                update(ProcessStep)
-                .where(col(ProcessStep.id) == step.id)
-                .where(col(ProcessStep.status) == step.status)
-                .values(status=StepStatus.RUNNING, attempt=step.attempt + 1, started_at=utcnow())
-            )
-            if started.rowcount != 1:
-                return
-            step.attempt += 1
-            step.status = StepStatus.RUNNING
-            agent, payload = await self._inputs(uow, process, step)
-            if agent is not None:
-                log_line(uow, process, f"{agent.name}: started (attempt {step.attempt})", step)
-            publish_process(
-                uow, process, step_id=str(step.id), step_status=StepStatus.RUNNING.value
-            )
-        if agent is None or agent.disabled:
-            async with unit_of_work(self.runtime) as uow:
-                await self._set_step(uow, step, StepStatus.SKIPPED)
-                log_line(uow, process, "agent disabled or deleted: step skipped", step)
-            return
+    def _payload(self, run: ProcessRun, step: Step) -> dict[str, Any]:
+        if step.input_message_id is None:
+            return dict(run.process.input)
+        return dict(run.payloads.get(step.input_message_id) or {})
+
+    def _start_step(self, run: ProcessRun, step: Step, agent: Agent) -> None:
+        run.set_step(step, StepStatus.RUNNING, attempt=step.attempt + 1, started_at=utcnow())
+        run.log(f"{agent.name}: started (attempt {step.attempt})", step)
+        run.publish_process(step_id=str(step.id), step_status=StepStatus.RUNNING.value)
+
+    async def _run_step(self, run: ProcessRun, step: Step, agent: Agent) -> None:
+        """A local step: runs now, its outcome joins the pending write set."""
+        self._start_step(run, step, agent)
         try:
-            run = await self._agent_run(process, agent, payload)
-            timeout = agent.timeout_seconds or self._default_timeout(agent)
-            outcome = await asyncio.wait_for(HANDLERS[agent.type](run), timeout=timeout)
-        except TimeoutError:
-            await self._failed(process, step, agent, f"timed out after {timeout:g}s")
-            return
+            outcome = await HANDLERS[agent.type](self._agent_run(run, agent, step))
         except (StepFailed, TemplateError, ValueError, DomainError) as exc:
-            await self._failed(process, step, agent, str(exc))
+            self._failed(run, step, agent, str(exc))
             return
         except Exception as exc:  # an agent's bug must fail its step, not the runner
             logger.exception("agent %s crashed", agent.id)
-            await self._failed(process, step, agent, f"{type(exc).__name__}: {exc}")
+            self._failed(run, step, agent, f"{type(exc).__name__}: {exc}")
             return
-        async with unit_of_work(self.runtime) as uow:
-            await self._complete(uow, process, step, agent, outcome)
+        self._complete(run, step, agent, outcome)
+
+    async def _run_remote(self, run: ProcessRun, step: Step, agent: Agent) -> bool:
+        """A step that reaches outside: its RUNNING mark (and all before it) commits first."""
+        self._start_step(run, step, agent)
+        if not await self._commit(run):
+            return False
+        timeout = agent.timeout_seconds or self._default_timeout(agent)
+        try:
+            agent_run = self._agent_run(run, agent, step)
+            outcome = await asyncio.wait_for(HANDLERS[agent.type](agent_run), timeout=timeout)
+        except TimeoutError:
+            self._failed(run, step, agent, f"timed out after {timeout:g}s")
+            return True
+        except (StepFailed, TemplateError, ValueError, DomainError) as exc:
+            self._failed(run, step, agent, str(exc))
+            return True
+        except Exception as exc:  # an agent's bug must fail its step, not the runner
+            logger.exception("agent %s crashed", agent.id)
+            self._failed(run, step, agent, f"{type(exc).__name__}: {exc}")
+            return True
+        self._complete(run, step, agent, outcome)
+        return True
 
     def _default_timeout(self, agent: Agent) -> float:
         option = agent.options.get("timeout_seconds")
@@ -223,38 +339,14 @@ class Runner:
             return float(option) + 5
         return self.config.default_timeout_seconds
 
-    async def _inputs(
-        self, uow: UnitOfWork, process: Process, step: ProcessStep
-    ) -> tuple[Agent | None, dict[str, Any]]:
-        agent = (await uow.session.exec(select(Agent).where(Agent.id == step.agent_id))).first()
-        payload: dict[str, Any] = dict(process.input)
-        if step.input_message_id is not None:
-            message = (
-                await uow.session.exec(select(Message).where(Message.id == step.input_message_id))
-            ).first()
-            payload = dict(message.payload) if message else {}
-        return agent, payload
-
-    async def _agent_run(self, process: Process, agent: Agent, payload: dict[str, Any]) -> AgentRun:
-        async with self.runtime.db.read() as session:
-            workflow = (
-                await session.exec(select(Workflow).where(Workflow.id == agent.workflow_id))
-            ).one()
-        token = issuer_for(self.runtime.settings).issue(
-            str(process.id),
-            self.runtime.settings.execution_token_ttl,
-            typ="execution",
-            ws=str(process.workspace_id),
-            usr=str(process.user_id) if process.user_id else None,
-        )
+    def _agent_run(self, run: ProcessRun, agent: Agent, step: Step) -> AgentRun:
+        process = run.process
+        workflow = run.definition.workflow
+        payload = self._payload(run, step)
+        # No credentials in the context: templates render user-controlled text into requests.
         context = {
             "message": payload,
-            "process": {
-                "id": str(process.id),
-                "number": process.number,
-                "input": process.input,
-                "token": token,
-            },
+            "process": {"id": str(process.id), "number": process.number, "input": process.input},
             "workflow": {
                 "id": str(workflow.id),
                 "number": workflow.number,
@@ -297,94 +389,59 @@ class Runner:
             scenario_action=scenario_action,
         )
 
-    async def _set_step(
-        self, uow: UnitOfWork, step: ProcessStep, status: StepStatus, **values: Any
-    ) -> None:
-        await uow.session.exec(
-            update(ProcessStep)
-            .where(col(ProcessStep.id) == step.id)
-            .values(status=status, finished_at=utcnow(), **values)
-        )
-
-    async def _complete(
-        self,
-        uow: UnitOfWork,
-        process: Process,
-        step: ProcessStep,
-        agent: Agent | None,
-        outcome: Outcome,
-    ) -> None:
-        session = uow.session
-        current = (await session.exec(select(Process).where(Process.id == process.id))).one()
-        if current.status in TERMINAL_STATUSES:
-            return  # cancelled while the agent ran: its work is discarded
-        # Still ours? If a stalled runner's job was handed to another worker, only the first to
-        # get here records the outcome; the row lock makes the second see 0 rows and write nothing.
-        still_ours = await session.exec(
-            update(ProcessStep)
-            .where(col(ProcessStep.id) == step.id)
-            .where(col(ProcessStep.status) == step.status)
-            .where(col(ProcessStep.attempt) == step.attempt)
-            .values(finished_at=utcnow())
-        )
-        if still_ours.rowcount != 1:
-            return
-        assert agent is not None
-        for text in outcome.logs:
-            log_line(uow, process, f"{agent.name}: {text}", step)
+    def _complete(self, run: ProcessRun, step: Step, agent: Agent, outcome: Outcome) -> None:
+        process = run.process
+        now = utcnow()
         if outcome.wait_until is not None:
-            await session.exec(
-                update(ProcessStep)
-                .where(col(ProcessStep.id) == step.id)
-                .values(status=StepStatus.WAITING, next_attempt_at=outcome.wait_until)
-            )
-            publish_process(
-                uow, current, step_id=str(step.id), step_status=StepStatus.WAITING.value
-            )
+            for text in outcome.logs:
+                run.log(f"{agent.name}: {text}", step)
+            run.set_step(step, StepStatus.WAITING, next_attempt_at=outcome.wait_until)
+            run.publish_process(step_id=str(step.id), step_status=StepStatus.WAITING.value)
             return
-        receivers = await self._receivers(uow, agent, outcome.route_to)
+        try:
+            receivers = run.definition.receivers_of(agent, outcome.route_to)
+        except StepFailed as exc:
+            self._failed(run, step, agent, str(exc))
+            return
+        for text in outcome.logs:
+            run.log(f"{agent.name}: {text}", step)
         expires = (
-            utcnow() + timedelta(seconds=agent.keep_messages_for)
-            if agent.keep_messages_for
-            else None
+            now + timedelta(seconds=agent.keep_messages_for) if agent.keep_messages_for else None
         )
         message_ids: list[str] = []
         for payload in outcome.emit:
-            message = Message(
-                workspace_id=process.workspace_id,
-                agent_id=agent.id,
-                workflow_id=agent.workflow_id,
-                process_id=process.id,
-                step_id=step.id,
-                payload=payload,
-                expires_at=expires,
+            message_id = uuid.uuid4()
+            run.write_set.add(
+                Message,
+                new_row(
+                    Message,
+                    id=message_id,
+                    workspace_id=process.workspace_id,
+                    agent_id=agent.id,
+                    workflow_id=agent.workflow_id,
+                    process_id=process.id,
+                    step_id=step.id,
+                    payload=payload,
+                    expires_at=expires,
+                ),
             )
-            session.add(message)
-            message_ids.append(str(message.id))
+            run.payloads[message_id] = payload
+            run.emitted.append((agent.id, payload))
+            message_ids.append(str(message_id))
             for receiver in receivers:
-                session.add(
-                    ProcessStep(
-                        workspace_id=process.workspace_id,
-                        process_id=process.id,
-                        agent_id=receiver.id,
-                        input_message_id=message.id,
-                    )
-                )
-            uow.publish(
+                run.new_step(receiver.id, message_id)
+            run.publish(
                 "message.created",
-                process.workspace_id,
-                message_id=str(message.id),
+                message_id=str(message_id),
                 agent_id=str(agent.id),
                 workflow_id=str(agent.workflow_id),
                 process_id=str(process.id),
             )
-            await outbox.enqueue(
-                session,
-                process.workspace_id,
+            run.outbox(
                 "message.created",
                 {
                     "message": {
-                        "id": str(message.id),
+                        "id": str(message_id),
                         "agent_id": str(agent.id),
                         "workflow_id": str(agent.workflow_id),
                         "process_id": str(process.id),
@@ -393,135 +450,91 @@ class Runner:
                 },
             )
         if outcome.response is not None:
-            current.response = outcome.response
-        current.last_activity_at = utcnow()
-        session.add(current)
-        await self._set_step(
-            uow, step, StepStatus.COMPLETED, output_message_ids=message_ids, error=None
+            process.response = outcome.response
+        process.last_activity_at = now
+        run.set_step(
+            step,
+            StepStatus.COMPLETED,
+            finished_at=now,
+            output_message_ids=message_ids,
+            error=None,
+            next_attempt_at=None,
         )
         if outcome.emit:
-            log_line(uow, process, f"{agent.name}: emitted {len(outcome.emit)} message(s)", step)
-        publish_process(uow, current, step_id=str(step.id), step_status=StepStatus.COMPLETED.value)
+            run.log(f"{agent.name}: emitted {len(outcome.emit)} message(s)", step)
+        run.publish_process(step_id=str(step.id), step_status=StepStatus.COMPLETED.value)
 
-    async def _receivers(self, uow: UnitOfWork, agent: Agent, route_to: str | None) -> list[Agent]:
-        stmt = (
-            select(Agent)
-            .join(AgentSource, col(AgentSource.receiver_id) == col(Agent.id))
-            .where(AgentSource.source_id == agent.id)
-            .order_by(col(Agent.number))
-        )
-        receivers = [a for a in (await uow.session.exec(stmt)).all() if not a.disabled]
-        if route_to is None:
-            return receivers
-        chosen = [a for a in receivers if a.name == route_to]
-        if not chosen:
-            raise StepFailed(
-                f"switch target {route_to!r} is not an enabled receiver of {agent.name}"
+    def _failed(self, run: ProcessRun, step: Step, agent: Agent, error: str) -> None:
+        if step.attempt <= agent.max_retries:
+            backoff = min(
+                self.config.retry_backoff_seconds * 2 ** (step.attempt - 1),
+                self.config.max_backoff_seconds,
             )
-        return chosen
-
-    async def _failed(self, process: Process, step: ProcessStep, agent: Agent, error: str) -> None:
-        async with unit_of_work(self.runtime) as uow:
-            current = (
-                await uow.session.exec(select(Process).where(Process.id == process.id))
-            ).one()
-            if current.status in TERMINAL_STATUSES:
-                return
-            if step.attempt <= agent.max_retries:
-                backoff = min(
-                    self.config.retry_backoff_seconds * 2 ** (step.attempt - 1),
-                    self.config.max_backoff_seconds,
-                )
-                await uow.session.exec(
-                    update(ProcessStep)
-                    .where(col(ProcessStep.id) == step.id)
-                    .values(
-                        status=StepStatus.PENDING,
-                        error=error,
-                        next_attempt_at=utcnow() + timedelta(seconds=backoff),
-                    )
-                )
-                log_line(
-                    uow,
-                    process,
-                    f"{agent.name}: attempt {step.attempt} failed: {error}; "
-                    f"retrying in {backoff:g}s",
-                    step,
-                    LogLevel.WARNING,
-                )
-                publish_process(
-                    uow, current, step_id=str(step.id), step_status=StepStatus.PENDING.value
-                )
-                return
-            await self._set_step(uow, step, StepStatus.FAILED, error=error)
-            log_line(uow, process, f"{agent.name}: failed: {error}", step, LogLevel.ERROR)
-        await self._finish(process.id, ProcessStatus.FAILED, f"{agent.name}: {error}")
+            run.set_step(
+                step,
+                StepStatus.PENDING,
+                error=error,
+                next_attempt_at=utcnow() + timedelta(seconds=backoff),
+            )
+            run.log(
+                f"{agent.name}: attempt {step.attempt} failed: {error}; retrying in {backoff:g}s",
+                step,
+                LogLevel.WARNING,
+            )
+            run.publish_process(step_id=str(step.id), step_status=StepStatus.PENDING.value)
+            return
+        run.set_step(step, StepStatus.FAILED, error=error, finished_at=utcnow())
+        run.log(f"{agent.name}: failed: {error}", step, LogLevel.ERROR)
+        self._finish(run, ProcessStatus.FAILED, f"{agent.name}: {error}")
 
     # -- the end -------------------------------------------------------------------------------
 
-    async def _finish(
-        self, process_id: uuid.UUID, status: ProcessStatus, error: str | None = None
-    ) -> None:
-        async with unit_of_work(self.runtime) as uow:
-            session = uow.session
-            process = (await session.exec(select(Process).where(Process.id == process_id))).one()
-            if process.status in TERMINAL_STATUSES:
-                return
-            now = utcnow()
-            if status is ProcessStatus.FAILED:
-                await session.exec(
-                    update(ProcessStep)
-                    .where(col(ProcessStep.process_id) == process_id)
-                    .where(col(ProcessStep.status).in_(RUNNABLE))
-                    .values(status=StepStatus.CANCELLED, finished_at=now)
-                )
-            process.status = status
-            process.error = error
-            process.completed_at = now
-            process.last_activity_at = now
-            process.wake_at = None
-            process.output = await self._output(uow, process)
-            session.add(process)
-            log_line(
-                uow,
-                process,
-                f"process {status.value.lower()}" + (f": {error}" if error else ""),
-                level=LogLevel.ERROR if error else LogLevel.INFO,
-            )
-            event = "process.completed" if status is ProcessStatus.COMPLETED else "process.failed"
-            await outbox.enqueue(
-                session, process.workspace_id, event, {"process": process_summary(process)}
-            )
-            publish_process(uow, process)
-
-    async def _output(self, uow: UnitOfWork, process: Process) -> dict[str, Any] | None:
-        """The respond step's body, else the payloads of the sink agents (those with no receivers)."""
+    def _finish(self, run: ProcessRun, status: ProcessStatus, error: str | None = None) -> None:
+        process = run.process
+        now = utcnow()
+        if status is ProcessStatus.FAILED:
+            for other in run.runnable():
+                run.set_step(other, StepStatus.CANCELLED, finished_at=now)
+        process.status = status
+        process.error = error
+        process.completed_at = now
+        process.last_activity_at = now
+        process.wake_at = None
+        output_from = None
         if process.response is not None:
             body = process.response.get("body")
-            return body if isinstance(body, dict) else {"body": body}
-        rows = (
-            await uow.session.exec(
-                select(Message, Agent.name)
-                .join(Agent, col(Agent.id) == col(Message.agent_id))
-                .where(Message.process_id == process.id)
-                .order_by(col(Message.number))
-            )
-        ).all()
-        if not rows:
-            return None
-        sources = set(
-            (
-                await uow.session.exec(
-                    select(AgentSource.source_id).where(
-                        col(AgentSource.source_id).in_({m.agent_id for m, _ in rows})
-                    )
-                )
-            ).all()
+            process.output = body if isinstance(body, dict) else {"body": body}
+        elif run.saved_status is None:  # never committed: every message is in memory
+            process.output = run.definition.sink_output(run.emitted)
+        else:
+            output_from = run.definition.sink_output
+        run.log(
+            f"process {status.value.lower()}" + (f": {error}" if error else ""),
+            level=LogLevel.ERROR if error else LogLevel.INFO,
         )
-        sinks: dict[str, Any] = {}
-        for message, name in rows:
-            if message.agent_id not in sources:
-                sinks[name] = message.payload
-        if len(sinks) == 1:
-            return dict(next(iter(sinks.values())))
-        return sinks or None
+        event = "process.completed" if status is ProcessStatus.COMPLETED else "process.failed"
+        summary = process_summary(process)
+        ws = run.write_set
+        ws.finish = Finish(event_type=event, summary=summary, output_from=output_from)
+        if summary["number"] is None:
+            ws.summaries.append(summary)
+        if output_from is None:
+            ws.process_values["output"] = process.output
+        run.publish_process()
+
+
+def snapshot(process: Process) -> Process:
+    """What a commit made durable, for a waiter (the run goes on changing its own copy)."""
+    return Process(
+        id=process.id,
+        number=process.number,
+        workspace_id=process.workspace_id,
+        workflow_id=process.workflow_id,
+        status=process.status,
+        input=process.input,
+        output=process.output,
+        error=process.error,
+        response=process.response,
+        created_at=process.created_at,
+        completed_at=process.completed_at,
+    )

@@ -11,8 +11,10 @@ starts from it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
+from typing import Any
 
+from sqlalchemy.orm import Session
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -44,19 +46,14 @@ async def record_edit(session: AsyncSession, principal: Principal, row: Workspac
         )
 
 
-async def _roles(
-    session: AsyncSession, workspace_id: uuid.UUID, users: set[uuid.UUID]
-) -> dict[uuid.UUID, Role]:
-    if not users:
-        return {}
-    stmt = (
+def _roles_statement(workspace_id: uuid.UUID, users: set[uuid.UUID]) -> Any:
+    return (
         select(Membership.user_id, Membership.role)
         .join(User, col(User.id) == col(Membership.user_id))
         .where(col(Membership.workspace_id) == workspace_id)
         .where(col(Membership.user_id).in_(users))
         .where(col(User.is_active).is_(True))
     )
-    return {user_id: Role(role) for user_id, role in (await session.exec(stmt)).all()}
 
 
 def _held(roles: dict[uuid.UUID, Role], user_id: uuid.UUID | None) -> frozenset[str]:
@@ -67,20 +64,41 @@ def _held(roles: dict[uuid.UUID, Role], user_id: uuid.UUID | None) -> frozenset[
     return ROLE_PRIVILEGES[role] if role is not None else frozenset()
 
 
-async def process_privileges(
-    session: AsyncSession, workflow: Workflow, starter_id: uuid.UUID | None
+def _people(workflow: Workflow, starter_id: uuid.UUID | None) -> set[uuid.UUID]:
+    return {u for u in (workflow.last_editor_id, starter_id) if u is not None}
+
+
+def _privileges(
+    workflow: Workflow, starter_id: uuid.UUID | None, rows: Iterable[tuple[uuid.UUID, str]]
 ) -> list[str]:
-    """The privileges a process of `workflow` started by `starter_id` runs with (one query)."""
-    roles = await _roles(
-        session,
-        workflow.workspace_id,
-        {u for u in (workflow.last_editor_id, starter_id) if u is not None},
-    )
+    roles = {user_id: Role(role) for user_id, role in rows}
     edited = (
         ALL_PRIVILEGES if workflow.editor_privileges is None else set(workflow.editor_privileges)
     )
     editor = edited & _held(roles, workflow.last_editor_id)
     return sorted(editor & _held(roles, starter_id))
+
+
+async def process_privileges(
+    session: AsyncSession, workflow: Workflow, starter_id: uuid.UUID | None
+) -> list[str]:
+    """The privileges a process of `workflow` started by `starter_id` runs with (one query)."""
+    people = _people(workflow, starter_id)
+    rows = (
+        (await session.exec(_roles_statement(workflow.workspace_id, people))).all()
+        if people
+        else []
+    )
+    return _privileges(workflow, starter_id, rows)
+
+
+def process_privileges_sync(
+    session: Session, workflow: Workflow, starter_id: uuid.UUID | None
+) -> list[str]:
+    """`process_privileges` for the engine's one-hop lookups (a synchronous session)."""
+    people = _people(workflow, starter_id)
+    rows = session.execute(_roles_statement(workflow.workspace_id, people)).all() if people else []
+    return _privileges(workflow, starter_id, [(u, r) for u, r in rows])
 
 
 def require_for_process(privileges: Collection[str] | None, privilege: str, doing: str) -> None:

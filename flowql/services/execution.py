@@ -8,9 +8,11 @@ from datetime import timedelta
 from typing import Any
 
 from sqlmodel import col, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from flowql.auth.principal import Principal
 from flowql.errors import ValidationFailed
+from flowql.events.bus import BusEvent
 from flowql.models import (
     TERMINAL_STATUSES,
     Agent,
@@ -48,6 +50,8 @@ class StartRequest:
     event_data: dict[str, Any] | None = None
     event_meta: dict[str, Any] = field(default_factory=dict)
     title: str = ""
+    # What the process may do (services/delegation.py); start_process works it out when None.
+    privileges: list[str] | None = None
 
 
 def process_summary(process: Process) -> dict[str, Any]:
@@ -63,17 +67,23 @@ def process_summary(process: Process) -> dict[str, Any]:
     }
 
 
-def publish_process(uow: UnitOfWork, process: Process, **extra: Any) -> None:
-    uow.publish(
-        "process.updated",
-        process.workspace_id,
-        process_id=str(process.id),
-        workflow_id=str(process.workflow_id) if process.workflow_id else None,
-        scenario_id=str(process.scenario_id) if process.scenario_id else None,
-        status=process.status.value,
-        state=process.state,
-        **extra,
+def process_event(process: Process, **extra: Any) -> BusEvent:
+    return BusEvent(
+        topic="process.updated",
+        workspace_id=process.workspace_id,
+        data={
+            "process_id": str(process.id),
+            "workflow_id": str(process.workflow_id) if process.workflow_id else None,
+            "scenario_id": str(process.scenario_id) if process.scenario_id else None,
+            "status": process.status.value,
+            "state": process.state,
+            **extra,
+        },
     )
+
+
+def publish_process(uow: UnitOfWork, process: Process, **extra: Any) -> None:
+    uow.events.append(process_event(process, **extra))
 
 
 async def _entry_agents(
@@ -81,6 +91,9 @@ async def _entry_agents(
 ) -> list[Agent]:
     """Where a process starts: the trigger that fired; else the manual trigger; else the
     agents nothing feeds; else the first trigger of another kind."""
+    if trigger is not None:
+        agent = (await uow.session.exec(select(Agent).where(Agent.id == trigger.agent_id))).first()
+        return [agent] if agent is not None and not agent.disabled else []
     agents = list(
         (
             await uow.session.exec(
@@ -88,8 +101,6 @@ async def _entry_agents(
             )
         ).all()
     )
-    if trigger is not None:
-        return [a for a in agents if a.id == trigger.agent_id and not a.disabled]
     manual = [a for a in agents if a.type == TriggerType.MANUAL and not a.disabled]
     if manual:
         return manual[:1]
@@ -113,7 +124,11 @@ async def _entry_agents(
     return [a for a in agents if a.type in trigger_types and not a.disabled][:1]
 
 
-async def find_idempotent(uow: UnitOfWork, workspace_id: uuid.UUID, key: str) -> Process | None:
+async def find_idempotent(
+    session: AsyncSession, workspace_id: uuid.UUID, key: str
+) -> Process | None:
+    if len(key) > 200:
+        raise ValidationFailed.one("idempotencyKey", "must be at most 200 characters")
     stmt = (
         select(Process)
         .where(Process.workspace_id == workspace_id)
@@ -121,7 +136,33 @@ async def find_idempotent(uow: UnitOfWork, workspace_id: uuid.UUID, key: str) ->
         .where(col(Process.created_at) >= utcnow() - IDEMPOTENCY_WINDOW)
         .order_by(col(Process.number).desc())
     )
-    return (await uow.session.exec(stmt)).first()
+    return (await session.exec(stmt)).first()
+
+
+def new_process(request: StartRequest) -> tuple[Event, Process]:
+    """The Event and the PENDING Process a start writes (not yet added to any session)."""
+    workflow = request.workflow
+    trigger = request.trigger
+    event = Event(
+        workspace_id=workflow.workspace_id,
+        trigger_id=trigger.id if trigger else None,
+        trigger_type=trigger.type.value if trigger else TriggerType.MANUAL.value,
+        data=request.event_data if request.event_data is not None else request.input,
+        meta=request.event_meta,
+    )
+    process = Process(
+        workspace_id=workflow.workspace_id,
+        workflow_id=workflow.id,
+        trigger_id=trigger.id if trigger else None,
+        event_id=event.id,
+        user_id=request.user_id,
+        title=request.title or workflow.name,
+        input=request.input,
+        idempotency_key=request.idempotency_key,
+        last_activity_at=event.created_at,
+        privileges=request.privileges,
+    )
+    return event, process
 
 
 async def start_process(
@@ -133,33 +174,15 @@ async def start_process(
     """
     workflow = request.workflow
     if request.idempotency_key:
-        if len(request.idempotency_key) > 200:
-            raise ValidationFailed.one("idempotencyKey", "must be at most 200 characters")
-        earlier = await find_idempotent(uow, workflow.workspace_id, request.idempotency_key)
+        earlier = await find_idempotent(uow.session, workflow.workspace_id, request.idempotency_key)
         if earlier is not None:
             return earlier, False
     trigger = request.trigger
-    event = Event(
-        workspace_id=workflow.workspace_id,
-        trigger_id=trigger.id if trigger else None,
-        trigger_type=trigger.type.value if trigger else TriggerType.MANUAL.value,
-        data=request.event_data if request.event_data is not None else request.input,
-        meta=request.event_meta,
-    )
+    event, process = new_process(request)
+    now = process.last_activity_at
     uow.session.add(event)
-    now = utcnow()
-    process = Process(
-        workspace_id=workflow.workspace_id,
-        workflow_id=workflow.id,
-        trigger_id=trigger.id if trigger else None,
-        event_id=event.id,
-        user_id=request.user_id,
-        title=request.title or workflow.name,
-        input=request.input,
-        idempotency_key=request.idempotency_key,
-        last_activity_at=now,
-        privileges=await process_privileges(uow.session, workflow, request.user_id),
-    )
+    if process.privileges is None:
+        process.privileges = await process_privileges(uow.session, workflow, request.user_id)
     uow.session.add(process)
     await uow.session.flush()
     for agent in await _entry_agents(uow, workflow, trigger):

@@ -97,3 +97,27 @@ async def test_execution_token_is_scoped_to_its_workspace_and_rotates(
     assert reuse["errors"][0]["extensions"]["code"] == "UNAUTHORIZED"
     revoked = await server.gql(rotate, {"r": rotated["refreshToken"]}, expect_errors=True)
     assert revoked["errors"][0]["extensions"]["code"] == "UNAUTHORIZED"
+
+
+async def test_templates_cannot_read_an_execution_token(
+    server: LiveServer, factory: Factory
+) -> None:
+    """Options render user-controlled text into requests; no credential is in their context."""
+    account = await factory.account()
+    workflow = await create_workflow(
+        server,
+        account.token,
+        "leaky",
+        [
+            {"name": "start", "type": "manual"},
+            {
+                "name": "shape",
+                "type": "transform",
+                "sources": ["start"],
+                "options": {"payload": {"token": "{{ process.token }}", "id": "{{ process.id }}"}},
+            },
+        ],
+    )
+    process = await execute(server, account.token, workflow["id"])
+    assert process["status"] == "COMPLETED"
+    assert process["output"] == {"token": "", "id": process["id"]}

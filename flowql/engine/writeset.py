@@ -1,0 +1,242 @@
+"""A write set: everything a run changed since its last commit, as rows built in memory and
+written in one transaction with a few statements (one multi-row INSERT per table), whatever the
+number of steps, messages and log lines.
+
+It runs as a function of a synchronous connection (`Database.write`): on SQLite the writer
+thread runs many processes' write sets in one transaction, so a whole batch is one hop.
+
+Guards keep a stale runner from writing: the process must still have the status the run last
+wrote (a cancelled process has not), and every step the run changes must still have the status
+and attempt it last saw (a second runner handed the same process has moved it on). A failed
+guard raises `Lost` and the write set rolls back whole.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from pydantic_core import PydanticUndefined
+from sqlalchemy import Connection, Executable, Table, bindparam, insert, or_, select, update
+from sqlmodel import SQLModel
+
+from flowql.models import (
+    Message,
+    Process,
+    ProcessLog,
+    ProcessStatus,
+    ProcessStep,
+    StepStatus,
+    Trigger,
+    WebhookDelivery,
+    Workflow,
+)
+from flowql.services import outbox
+
+
+class Lost(Exception):
+    """The process was cancelled, or another runner moved it on: this run's work is discarded."""
+
+
+def _table(model: type[SQLModel]) -> Table:
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    return table
+
+
+PROCESSES = _table(Process)
+STEPS = _table(ProcessStep)
+MESSAGES = _table(Message)
+# Parents before children (foreign keys are checked per statement).
+CHILD_TABLES = (MESSAGES, STEPS, _table(ProcessLog))
+STEP_FIELDS = (
+    "status",
+    "attempt",
+    "started_at",
+    "finished_at",
+    "next_attempt_at",
+    "error",
+    "output_message_ids",
+)
+PROCESS_FIELDS = (
+    "status",
+    "error",
+    "response",
+    "started_at",
+    "completed_at",
+    "last_activity_at",
+    "wake_at",
+)
+# Statements are built once: building one per commit costs more than running it.
+STEP_UPDATE = (
+    update(STEPS)
+    .where(STEPS.c.id == bindparam("_id"))
+    .where(STEPS.c.status == bindparam("_status"))
+    .where(STEPS.c.attempt == bindparam("_attempt"))
+    .values({key: bindparam(key) for key in STEP_FIELDS})
+)
+# Last-run times move at most once a second: under load, concurrent runs of one workflow would
+# otherwise queue on its row lock (PostgreSQL) until each commits.
+WORKFLOWS, TRIGGERS = _table(Workflow), _table(Trigger)
+WORKFLOW_RAN = (
+    update(WORKFLOWS)
+    .where(WORKFLOWS.c.id == bindparam("_id"))
+    .where(or_(WORKFLOWS.c.last_run_at.is_(None), WORKFLOWS.c.last_run_at < bindparam("_before")))
+    .values(last_run_at=bindparam("at"))
+)
+TRIGGER_FIRED = (
+    update(TRIGGERS)
+    .where(TRIGGERS.c.id == bindparam("_id"))
+    .where(or_(TRIGGERS.c.last_fired_at.is_(None), TRIGGERS.c.last_fired_at < bindparam("_before")))
+    .values(last_fired_at=bindparam("at"))
+)
+LAST_RUN_RESOLUTION = timedelta(seconds=1)
+_INSERTS: dict[Table, Executable] = {}
+_PROCESS_UPDATES: dict[tuple[str, ...], Executable] = {}
+
+
+def _insert(table: Table) -> Executable:
+    statement = _INSERTS.get(table)
+    if statement is None:
+        statement = _INSERTS[table] = insert(table)
+    return statement
+
+
+def _process_update(keys: tuple[str, ...]) -> Executable:
+    statement = _PROCESS_UPDATES.get(keys)
+    if statement is None:
+        statement = _PROCESS_UPDATES[keys] = (
+            update(PROCESSES)
+            .where(PROCESSES.c.id == bindparam("_id"))
+            .where(PROCESSES.c.status == bindparam("_status"))
+            .values({key: bindparam(key) for key in keys})
+        )
+    return statement
+
+
+def values(row: SQLModel) -> dict[str, Any]:
+    """A row's columns for a Core INSERT (the database numbers it)."""
+    return {c.key: getattr(row, c.key) for c in _table(type(row)).columns if c.key != "number"}
+
+
+_FIELDS: dict[type[SQLModel], list[tuple[str, Any, Callable[[], Any] | None]]] = {}
+
+
+def new_row(model: type[SQLModel], **given: Any) -> dict[str, Any]:
+    """A row to INSERT as a plain dict, defaults filled in as the model declares them. Building
+    a table model instance costs far more (pydantic inspects every default factory's signature
+    on each call), and a run makes several rows per step."""
+    fields = _FIELDS.get(model)
+    if fields is None:
+        fields = _FIELDS[model] = [
+            (name, info.default, info.default_factory)  # type: ignore[misc]
+            for name, info in model.model_fields.items()
+            if name != "number"
+        ]
+    row = {}
+    for name, default, factory in fields:
+        if name in given:
+            row[name] = given[name]
+        elif factory is not None:
+            row[name] = factory()
+        elif default is PydanticUndefined:
+            raise TypeError(f"{model.__name__}.{name} is required")
+        else:
+            row[name] = default
+    return row
+
+
+@dataclass
+class Finish:
+    event_type: str  # process.completed | process.failed
+    summary: dict[str, Any]  # the outbox payload's process; output filled in below if unknown
+    # The output comes from the process's messages in the database (a process that committed
+    # before: its earlier messages are not in memory); `definition.sink_output` picks the sinks.
+    output_from: Callable[[list[tuple[uuid.UUID, dict[str, Any]]]], Any] | None = None
+
+
+@dataclass
+class WriteSet:
+    workspace_id: uuid.UUID
+    process_id: uuid.UUID
+    # A new process (its first commit): its event and row are inserted first.
+    new_rows: list[SQLModel] = field(default_factory=list)
+    # Or an existing one: these fields are updated where its status is still `process_status`.
+    process_values: dict[str, Any] = field(default_factory=dict)
+    process_status: ProcessStatus | None = None
+    children: dict[Table, list[dict[str, Any]]] = field(default_factory=dict)
+    # ((id, new values), status and attempt last seen) of steps already in the database
+    step_changes: list[tuple[tuple[uuid.UUID, dict[str, Any]], StepStatus, int]] = field(
+        default_factory=list
+    )
+    # Outbox events; summaries of this process in them get its number once it has one.
+    outbox: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    summaries: list[dict[str, Any]] = field(default_factory=list)
+    finish: Finish | None = None
+    # Further (statement, parameters), run last (e.g. WORKFLOW_RAN, TRIGGER_FIRED).
+    statements: list[tuple[Executable, dict[str, Any]]] = field(default_factory=list)
+
+    def add(self, model: type[SQLModel], row: dict[str, Any]) -> None:
+        self.children.setdefault(_table(model), []).append(row)
+
+    def __call__(self, conn: Connection) -> tuple[int | None, Any]:
+        """Returns (the new process's number or None, the output computed here or None).
+        Runs again from the start if its transaction is retried."""
+        number = None
+        for row in self.new_rows:
+            result = conn.execute(_insert(_table(type(row))), values(row))
+            if isinstance(row, Process):
+                key = result.inserted_primary_key
+                number = int(key[0]) if key else None
+        for summary in self.summaries:  # summaries made before the process had a number
+            summary["number"] = number
+        for table in CHILD_TABLES:
+            rows = self.children.get(table)
+            if rows:
+                conn.execute(_insert(table), rows)
+        for (step_id, change), status, attempt in self.step_changes:
+            params = {"_id": step_id, "_status": status, "_attempt": attempt}
+            if conn.execute(STEP_UPDATE, {**change, **params}).rowcount != 1:
+                raise Lost(f"step {step_id} moved on")
+        output = None
+        if self.finish is not None and self.finish.output_from is not None:
+            messages = conn.execute(
+                select(MESSAGES.c.agent_id, MESSAGES.c.payload)
+                .where(MESSAGES.c.process_id == self.process_id)
+                .order_by(MESSAGES.c.number)
+            ).all()
+            output = self.finish.output_from([(a, p) for a, p in messages])
+            self.process_values["output"] = output
+            self.finish.summary["output"] = output
+        if self.process_status is not None:
+            keys = tuple(sorted(self.process_values))
+            changed = conn.execute(
+                _process_update(keys),
+                {**self.process_values, "_id": self.process_id, "_status": self.process_status},
+            )
+            if changed.rowcount != 1:
+                raise Lost(f"process {self.process_id} is no longer {self.process_status.value}")
+        events = list(self.outbox)
+        if self.finish is not None:
+            events.append((self.finish.event_type, {"process": self.finish.summary}))
+        self._enqueue(conn, events)
+        for statement, parameters in self.statements:
+            conn.execute(statement, parameters)
+        return number, output
+
+    def _enqueue(self, conn: Connection, events: list[tuple[str, dict[str, Any]]]) -> None:
+        if not events:
+            return
+        found = conn.execute(outbox.subscriptions_query(self.workspace_id)).all()
+        subscriptions = [(row[0], list(row[1])) for row in found]
+        if not subscriptions:
+            return
+        rows = [
+            values(row)
+            for event_type, data in events
+            for row in outbox.deliveries(subscriptions, self.workspace_id, event_type, data)
+        ]
+        if rows:
+            conn.execute(_insert(_table(WebhookDelivery)), rows)
