@@ -19,7 +19,7 @@ R = TypeVar("R", bound=Row)
 
 DEFAULT_PAGE = 20
 INT32_MAX = 2**31 - 1
-MAX_PAGE = 100
+MAX_PAGE = 500
 
 
 @dataclass(frozen=True)
