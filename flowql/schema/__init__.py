@@ -12,6 +12,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from flowql.errors import DomainError
+from flowql.schema.documents import CachedDocuments, DocumentStore
 from flowql.schema.errors import ErrorCodes
 
 DOMAINS = (
@@ -66,11 +67,13 @@ def build_schema(production: bool = False) -> strawberry.Schema:
     mutation = merge_types("Mutation", _parts("Mutation"))
     subscriptions = _parts("Subscription")
     subscription = merge_types("Subscription", subscriptions) if subscriptions else None
+    documents = DocumentStore()
     return FlowqlSchema(
         query=query,
         mutation=mutation,
         subscription=subscription,
         extensions=[
+            lambda: CachedDocuments(documents),
             lambda: ErrorCodes(production=production),
             lambda: QueryDepthLimiter(max_depth=12),
             lambda: MaxTokensLimiter(max_token_count=20000),

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 import strawberry
 from strawberry.types import Info as StrawberryInfo
+from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
 
 from flowql.errors import ValidationFailed
 from flowql.models import Row
@@ -82,9 +83,30 @@ class Connection(Generic[T]):
 
 
 def page_args(
-    first: int | None, after: str | None, offset: int | None = None, descending: bool = True
+    first: int | None,
+    after: str | None,
+    offset: int | None = None,
+    descending: bool = True,
+    info: Info | None = None,
 ) -> PageArgs:
-    return PageArgs(first=first, after=after, offset=offset, descending=descending)
+    """With `info`, the page skips its COUNT(*) unless the query asks for `totalCount`."""
+    count = info is None or selects(info, "totalCount")
+    return PageArgs(first=first, after=after, offset=offset, descending=descending, count=count)
+
+
+def selects(info: Info, name: str) -> bool:
+    """Whether the current field's selection names the field `name` (fragments included)."""
+    pending: list[Selection] = []
+    for field in info.selected_fields:
+        pending.extend(field.selections if isinstance(field, SelectedField) else [field])
+    while pending:
+        selection = pending.pop()
+        if isinstance(selection, SelectedField):
+            if selection.name == name:
+                return True
+        elif isinstance(selection, FragmentSpread | InlineFragment):
+            pending.extend(selection.selections)
+    return False
 
 
 def ident(id: uuid.UUID | None, number: int | None) -> uuid.UUID | int:
@@ -96,4 +118,15 @@ def ident(id: uuid.UUID | None, number: int | None) -> uuid.UUID | int:
     raise ValidationFailed.one("id", "give id or number")
 
 
-__all__ = ["JSON", "Connection", "Edge", "FromRow", "Info", "PageInfo", "Row", "ident", "page_args"]
+__all__ = [
+    "JSON",
+    "Connection",
+    "Edge",
+    "FromRow",
+    "Info",
+    "PageInfo",
+    "Row",
+    "ident",
+    "page_args",
+    "selects",
+]

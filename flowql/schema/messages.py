@@ -35,7 +35,8 @@ class Message(FromRow):
     async def agent(self, info: Info) -> AgentRef | None:
         from flowql.schema.workflows import Agent
 
-        return Agent.maybe(await info.context.loaders.by_id(models.Agent).load(self.agent_id))
+        loader = info.context.loaders.by_id(models.Agent, rows=True)
+        return Agent.maybe(await loader.load(self.agent_id))
 
 
 @strawberry.input
@@ -72,9 +73,8 @@ class Query:
 
         f = filter or AgentFilterInput()
         filters = AgentFilter(f.workspace_id, f.workflow_id, f.type, f.search)
-        page = await resolve.list_agents(
-            info.context, filters, page_args(first, after, offset, descending)
-        )
+        args = page_args(first, after, offset, descending, info=info)
+        page = await resolve.list_agents(info.context, filters, args)
         return Connection.of(page, Agent.from_row)
 
     @strawberry.field(description="Messages, newest first.")
@@ -95,7 +95,8 @@ class Query:
             f.created_after,
             f.created_before,
         )
-        page = await resolve.list_messages(info.context, filters, page_args(first, after, offset))
+        args = page_args(first, after, offset, info=info)
+        page = await resolve.list_messages(info.context, filters, args)
         return Connection.of(page, Message.from_row)
 
     @strawberry.field

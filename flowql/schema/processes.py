@@ -52,7 +52,8 @@ class ProcessStep(FromRow):
     async def agent(self, info: Info) -> AgentRef | None:
         from flowql.schema.workflows import Agent
 
-        return Agent.maybe(await info.context.loaders.by_id(models.Agent).load(self.agent_id))
+        loader = info.context.loaders.by_id(models.Agent, rows=True)
+        return Agent.maybe(await loader.load(self.agent_id))
 
 
 @strawberry.type
@@ -111,13 +112,13 @@ class Process(FromRow):
 
     @strawberry.field
     async def steps(self, info: Info) -> list[ProcessStep]:
-        rows = await info.context.loaders.children(models.ProcessStep, "process_id").load(self.id)
-        return ProcessStep.from_rows(rows)
+        loader = info.context.loaders.children(models.ProcessStep, "process_id", rows=True)
+        return ProcessStep.from_rows(await loader.load(self.id))
 
     @strawberry.field(description="Log lines in the order they were written.")
     async def logs(self, info: Info) -> list[ProcessLog]:
-        rows = await info.context.loaders.children(models.ProcessLog, "process_id").load(self.id)
-        return ProcessLog.from_rows(rows)
+        loader = info.context.loaders.children(models.ProcessLog, "process_id", rows=True)
+        return ProcessLog.from_rows(await loader.load(self.id))
 
     # -- scenario processes (flowql.schema.scenarios) --
 
@@ -197,7 +198,8 @@ class Query:
             scenario_processes=f.scenario_processes,
             involving_me=f.involving_me,
         )
-        page = await resolve.list_processes(info.context, filters, page_args(first, after, offset))
+        args = page_args(first, after, offset, info=info)
+        page = await resolve.list_processes(info.context, filters, args)
         return Connection.of(page, Process.from_row)
 
     @strawberry.field

@@ -159,13 +159,13 @@ class Workflow(FromRow):
 
     @strawberry.field
     async def agents(self, info: Info) -> list[Agent]:
-        rows = await info.context.loaders.children(models.Agent, "workflow_id").load(self.id)
-        return Agent.from_rows(rows)
+        loader = info.context.loaders.children(models.Agent, "workflow_id", rows=True)
+        return Agent.from_rows(await loader.load(self.id))
 
     @strawberry.field
     async def triggers(self, info: Info) -> list[Trigger]:
-        rows = await info.context.loaders.children(models.Trigger, "workflow_id").load(self.id)
-        return Trigger.from_rows(rows)
+        loader = info.context.loaders.children(models.Trigger, "workflow_id", rows=True)
+        return Trigger.from_rows(await loader.load(self.id))
 
     @strawberry.field(description="The workflow's newest processes, newest first.")
     async def processes(self, info: Info, last: int = 10) -> list[ProcessConn]:
@@ -299,7 +299,8 @@ class Query:
             created_after=f.created_after,
             created_before=f.created_before,
         )
-        page = await resolve.list_workflows(info.context, filters, page_args(first, after, offset))
+        args = page_args(first, after, offset, info=info)
+        page = await resolve.list_workflows(info.context, filters, args)
         return Connection.of(page, Workflow.from_row)
 
     @strawberry.field
