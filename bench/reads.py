@@ -325,8 +325,19 @@ def environment(settings: Settings) -> dict[str, str]:
     }
 
 
+@dataclass
+class Server:
+    url: str
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU the server process (all its threads) has used so far."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @asynccontextmanager
-async def started(command: list[str], env: dict[str, str], port: int) -> AsyncIterator[str]:
+async def started(command: list[str], env: dict[str, str], port: int) -> AsyncIterator[Server]:
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
     try:
@@ -340,7 +351,7 @@ async def started(command: list[str], env: dict[str, str], port: int) -> AsyncIt
                 if proc.poll() is not None:
                     raise RuntimeError(f"{command} exited with {proc.returncode}")
                 await asyncio.sleep(0.1)
-        yield url
+        yield Server(url, proc.pid)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -352,6 +363,8 @@ class Load:
     p50_ms: float
     p99_ms: float
     errors: int
+    requests: int = 0
+    cpu_ms: float = 0.0  # server CPU per request: steadier than req/s on a shared machine
 
 
 def _ms(value: str) -> float:
@@ -380,12 +393,20 @@ def wrk(url: str, script: str, duration: float, connections: int, tmp: Path) -> 
         check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     timeouts = re.search(r"timeout (\d+)", out)
     errors = (int(bad.group(1)) if bad else 0) + (int(timeouts.group(1)) if timeouts else 0)
-    return Load(rps, p50, p99, errors)
+    return Load(rps, p50, p99, errors, requests)
+
+
+def loaded(server: Server, path: str, script: str, duration: float, args: Any, tmp: Path) -> Load:
+    before = server.cpu_seconds()
+    load = wrk(f"{server.url}{path}", script, duration, args.connections, tmp)
+    load.cpu_ms = (server.cpu_seconds() - before) * 1000 / max(1, load.requests)
+    return load
 
 
 def lua_post(body: dict[str, Any], token: str) -> str:
@@ -489,21 +510,19 @@ async def load_run(
     ceiling_cmd = [python, "-m", "bench.reads", "--serve-ceiling", str(ceiling_port)]
     results: dict[str, tuple[Load, Load]] = {}
     async with (
-        started(flowql_cmd, env, flowql_port) as flowql_url,
-        started(ceiling_cmd, env, ceiling_port) as ceiling_url,
+        started(flowql_cmd, env, flowql_port) as flowql,
+        started(ceiling_cmd, env, ceiling_port) as ceiling,
     ):
         for op in operations(seeded):
             post = lua_post({"query": op.document, "variables": op.variables}, seeded.token)
             get = lua_get(seeded.token)
             # Alternate short rounds so that load from elsewhere on the machine hits both alike.
             f_runs, c_runs = [], []
-            wrk(f"{flowql_url}/graphql", post, 1, args.connections, tmp)  # warm-up
-            wrk(f"{ceiling_url}{op.ceiling_path}", get, 1, args.connections, tmp)
+            loaded(flowql, "/graphql", post, 1, args, tmp)  # warm-up
+            loaded(ceiling, op.ceiling_path, get, 1, args, tmp)
             for _ in range(args.rounds):
-                c_runs.append(
-                    wrk(f"{ceiling_url}{op.ceiling_path}", get, duration, args.connections, tmp)
-                )
-                f_runs.append(wrk(f"{flowql_url}/graphql", post, duration, args.connections, tmp))
+                c_runs.append(loaded(ceiling, op.ceiling_path, get, duration, args, tmp))
+                f_runs.append(loaded(flowql, "/graphql", post, duration, args, tmp))
             results[op.name] = (combine(f_runs), combine(c_runs))
     return results
 
@@ -515,6 +534,8 @@ def combine(runs: list[Load]) -> Load:
         p50_ms=sorted(r.p50_ms for r in runs)[n // 2],
         p99_ms=max(r.p99_ms for r in runs),
         errors=sum(r.errors for r in runs),
+        requests=sum(r.requests for r in runs),
+        cpu_ms=sum(r.cpu_ms * r.requests for r in runs) / max(1, sum(r.requests for r in runs)),
     )
 
 
@@ -530,13 +551,16 @@ def report(
             f, c = loads[name]
             print(
                 f"    flowql  {f.rps:8.1f} req/s  p50 {f.p50_ms:8.2f} ms  p99 {f.p99_ms:8.2f} ms"
-                f"  errors {f.errors}"
+                f"  CPU {f.cpu_ms:6.2f} ms/req  errors {f.errors}"
             )
             print(
                 f"    ceiling {c.rps:8.1f} req/s  p50 {c.p50_ms:8.2f} ms  p99 {c.p99_ms:8.2f} ms"
-                f"  errors {c.errors}"
+                f"  CPU {c.cpu_ms:6.2f} ms/req  errors {c.errors}"
             )
-            print(f"    ratio (flowql / ceiling req/s): {f.rps / c.rps:.2f}")
+            print(
+                f"    ratio to the ceiling: req/s {f.rps / c.rps:.2f}"
+                f", by CPU per request {c.cpu_ms / f.cpu_ms:.2f}"
+            )
         print(
             f"    SQL statements per request: flowql {f_n:.0f}, ceiling {c_n:.0f}"
             f"; same JSON: {'yes' if same else 'NO'}"
