@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import functools
 import uuid
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast
 
 import strawberry
 from strawberry.types import Info as StrawberryInfo
@@ -14,7 +16,7 @@ from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 from flowql.errors import ValidationFailed
 from flowql.models import Row
 from flowql.resolvers.context import Context
-from flowql.resolvers.pagination import Page, PageArgs
+from flowql.resolvers.pagination import Page, PageArgs, encode_cursor
 
 if TYPE_CHECKING:
     JSON = Any  # strawberry's JSON scalar; to the type checker, any JSON value
@@ -31,8 +33,8 @@ class FromRow:
 
     @classmethod
     def from_row(cls, row: Any) -> Self:
-        values = {f.name: getattr(row, f.name) for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
-        return cls(**values)
+        names: tuple[str, ...] = _init_fields(cls)  # type: ignore[arg-type]
+        return cls(**{name: getattr(row, name) for name in names})
 
     @classmethod
     def from_rows(cls, rows: Iterable[Any]) -> list[Self]:
@@ -41,6 +43,43 @@ class FromRow:
     @classmethod
     def maybe(cls, row: Any | None) -> Self | None:
         return None if row is None else cls.from_row(row)
+
+
+@functools.cache
+def _init_fields(cls: type[Any]) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls) if f.init)
+
+
+R = TypeVar("R")
+
+
+def when_loaded(pending: Awaitable[Any], convert: Callable[[Any], R]) -> R:
+    """`convert` of a dataloader's answer: at once when the answer is already there (the list
+    above prefetched it), else an awaitable of it, which graphql-core awaits.
+
+    A synchronous resolver costs a plain call; an async one costs a coroutine and a task per
+    item, which on a page of hundreds is most of the time spent on the relation.
+    """
+    if isinstance(pending, asyncio.Future) and pending.done():
+        return convert(pending.result())
+
+    async def later() -> R:
+        return convert(await pending)
+
+    return cast(R, later())
+
+
+def subtree_names(info: Info) -> set[str]:
+    """Every field name selected anywhere under the current field (fragments included): lists
+    use it to prefetch the relations the query will ask for, in one statement each."""
+    names: set[str] = set()
+    pending: list[Selection] = list(info.selected_fields)
+    while pending:
+        selection = pending.pop()
+        if isinstance(selection, SelectedField):
+            names.add(selection.name)
+        pending.extend(selection.selections)
+    return names
 
 
 @strawberry.type
@@ -59,26 +98,44 @@ class Edge(Generic[T]):
 
 @strawberry.type(description="A Relay-style page of results, newest first unless said otherwise.")
 class Connection(Generic[T]):
-    edges: list[Edge[T]]
-    page_info: PageInfo
-    total_count: int
+    # Nodes and their rows' numbers (the cursors): edges are only built when asked for.
+    _nodes: strawberry.Private[list[T]]
+    _numbers: strawberry.Private[list[int]]
+    _page_info: strawberry.Private[PageInfo]
+    _total_count: strawberry.Private[int]
+
+    @strawberry.field
+    def edges(self) -> list[Edge[T]]:
+        return [
+            Edge(cursor=encode_cursor(n), node=node)
+            for n, node in zip(self._numbers, self._nodes, strict=True)
+        ]
+
+    @strawberry.field
+    def page_info(self) -> PageInfo:
+        return self._page_info
+
+    @strawberry.field
+    def total_count(self) -> int:
+        return self._total_count
 
     @strawberry.field
     def nodes(self) -> list[T]:
-        return [edge.node for edge in self.edges]
+        return self._nodes
 
     @classmethod
     def of(cls, page: Page[Any], convert: Callable[[Any], T]) -> Connection[T]:
-        edges = [Edge(cursor=Page.cursor(row), node=convert(row)) for row in page.rows]
+        numbers = [row.number or 0 for row in page.rows]
         return Connection(
-            edges=edges,
-            page_info=PageInfo(
+            _nodes=[convert(row) for row in page.rows],
+            _numbers=numbers,
+            _page_info=PageInfo(
                 has_next_page=page.has_next,
                 has_previous_page=page.has_previous,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
+                start_cursor=encode_cursor(numbers[0]) if numbers else None,
+                end_cursor=encode_cursor(numbers[-1]) if numbers else None,
             ),
-            total_count=page.total,
+            _total_count=page.total,
         )
 
 

@@ -10,7 +10,16 @@ import strawberry
 
 from flowql import models
 from flowql.resolvers import messages as resolve
-from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args
+from flowql.schema.base import (
+    JSON,
+    Connection,
+    FromRow,
+    Info,
+    ident,
+    page_args,
+    subtree_names,
+    when_loaded,
+)
 from flowql.services.messages import AgentFilter, MessageFilter
 
 if TYPE_CHECKING:
@@ -32,11 +41,11 @@ class Message(FromRow):
     expires_at: datetime | None
 
     @strawberry.field
-    async def agent(self, info: Info) -> AgentRef | None:
+    def agent(self, info: Info) -> AgentRef | None:
         from flowql.schema.workflows import Agent
 
         loader = info.context.loaders.by_id(models.Agent, rows=True)
-        return Agent.maybe(await loader.load(self.agent_id))
+        return when_loaded(loader.load(self.agent_id), Agent.maybe)
 
 
 @strawberry.input
@@ -97,6 +106,9 @@ class Query:
         )
         args = page_args(first, after, offset, info=info)
         page = await resolve.list_messages(info.context, filters, args)
+        if page.rows and "agent" in subtree_names(info):
+            agent_ids = list({row.agent_id for row in page.rows})
+            await info.context.loaders.by_id(models.Agent, rows=True).load_many(agent_ids)
         return Connection.of(page, Message.from_row)
 
     @strawberry.field

@@ -11,7 +11,7 @@ import strawberry
 from flowql import models
 from flowql.formats.huginn import export_filename
 from flowql.resolvers import workflows as resolve
-from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args
+from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args, when_loaded
 from flowql.schema.messages import Message
 from flowql.services.workflows import AgentSpec, WorkflowFilter, redact_options
 
@@ -158,9 +158,9 @@ class Workflow(FromRow):
     last_deployed_at: datetime | None
 
     @strawberry.field
-    async def agents(self, info: Info) -> list[Agent]:
+    def agents(self, info: Info) -> list[Agent]:
         loader = info.context.loaders.children(models.Agent, "workflow_id", rows=True)
-        return Agent.from_rows(await loader.load(self.id))
+        return when_loaded(loader.load(self.id), Agent.from_rows)
 
     @strawberry.field
     async def triggers(self, info: Info) -> list[Trigger]:
