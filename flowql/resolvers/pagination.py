@@ -30,6 +30,8 @@ class PageArgs:
     descending: bool = True
     # False when the caller does not ask for the total: the page then costs no COUNT(*).
     count: bool = True
+    # paginate_rows: the columns to fetch (None: all); the rows lack the others.
+    columns: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -106,8 +108,9 @@ async def _page(
         # Straight to the connection: the session would give back only the first column of a
         # statement that started as select(Model).
         table: Any = model.__table__  # type: ignore[attr-defined]
+        columns = table.c if args.columns is None else [table.c[name] for name in args.columns]
         connection = await session.connection()
-        result = await connection.execute(page_stmt.with_only_columns(*table.c))
+        result = await connection.execute(page_stmt.with_only_columns(*columns))
         rows: list[Any] = list(result.all())
     else:
         rows = list((await session.exec(page_stmt)).all())

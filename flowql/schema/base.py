@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import re
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast
 
 import strawberry
@@ -34,6 +35,12 @@ class FromRow:
     @classmethod
     def from_row(cls, row: Any) -> Self:
         names: tuple[str, ...] = _init_fields(cls)  # type: ignore[arg-type]
+        as_dict = getattr(row, "_asdict", None)
+        if as_dict is not None:
+            # A plain row; that of a pruned list (`node_columns`) lacks the columns nobody
+            # asked for, and those fields stay None (never read: not selected).
+            values = as_dict()
+            return cls(**{name: values.get(name) for name in names})
         return cls(**{name: getattr(row, name) for name in names})
 
     @classmethod
@@ -145,10 +152,58 @@ def page_args(
     offset: int | None = None,
     descending: bool = True,
     info: Info | None = None,
+    model: type[Any] | None = None,
+    needs: Mapping[str, tuple[str, ...]] | None = None,
 ) -> PageArgs:
-    """With `info`, the page skips its COUNT(*) unless the query asks for `totalCount`."""
+    """With `info`, the page skips its COUNT(*) unless the query asks for `totalCount`; with
+    `model` too, it fetches only the columns the nodes' selected fields need (see
+    `node_columns`)."""
     count = info is None or selects(info, "totalCount")
-    return PageArgs(first=first, after=after, offset=offset, descending=descending, count=count)
+    columns = None if info is None or model is None else node_columns(info, model, needs or {})
+    return PageArgs(
+        first=first, after=after, offset=offset, descending=descending, count=count, columns=columns
+    )
+
+
+def node_columns(
+    info: Info, model: type[Any], needs: Mapping[str, tuple[str, ...]]
+) -> tuple[str, ...] | None:
+    """The columns of `model` a connection's selected node fields read: a field named like a
+    column reads it, a resolver field reads what `needs` says; any other field (or a field of a
+    type condition) means all columns (None), so pruning is never wrong, only less useful."""
+    table_columns = model.__table__.c
+    wanted = {"id", "number"}
+    pending: list[Selection] = []
+    for field in info.selected_fields:
+        for selection in field.selections:
+            if isinstance(selection, SelectedField) and selection.name == "nodes":
+                pending.extend(selection.selections)
+            elif isinstance(selection, SelectedField) and selection.name == "edges":
+                for edge in selection.selections:
+                    if isinstance(edge, SelectedField) and edge.name == "node":
+                        pending.extend(edge.selections)
+                    elif not isinstance(edge, SelectedField):
+                        return None
+            elif not isinstance(selection, SelectedField):
+                return None
+    while pending:
+        selection = pending.pop()
+        if not isinstance(selection, SelectedField):
+            pending.extend(selection.selections)
+            continue
+        name = _snake(selection.name)
+        if name in needs:
+            wanted.update(needs[name])
+        elif name in table_columns:
+            wanted.add(name)
+        elif name != "__typename":
+            return None
+    return tuple(c.name for c in table_columns if c.name in wanted)
+
+
+@functools.cache
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 def selects(info: Info, name: str) -> bool:

@@ -104,7 +104,9 @@ class Query:
             f.created_after,
             f.created_before,
         )
-        args = page_args(first, after, offset, info=info)
+        args = page_args(
+            first, after, offset, info=info, model=models.Message, needs={"agent": ("agent_id",)}
+        )
         page = await resolve.list_messages(info.context, filters, args)
         if page.rows and "agent" in subtree_names(info):
             agent_ids = list({row.agent_id for row in page.rows})

@@ -165,6 +165,20 @@ class Process(FromRow):
         return await process_scenario(info, self.scenario_id)
 
 
+# The columns a Process's resolver fields read (for lists that fetch only what is selected).
+NEEDS = {
+    "workflow": ("workflow_id",),
+    "event": ("event_id",),
+    "steps": (),
+    "logs": (),
+    "current": ("scenario_id",),
+    "projection": ("scenario_id",),
+    "previous": ("scenario_id",),
+    "history": (),
+    "scenario": ("scenario_id",),
+}
+
+
 async def prefetch(info: Info, rows: list[Any]) -> None:
     """Load the page's steps (and their agents) up front when the query asks for them: one
     statement each, as the dataloaders would, but the per-item resolvers then answer at once."""
@@ -221,7 +235,7 @@ class Query:
             scenario_processes=f.scenario_processes,
             involving_me=f.involving_me,
         )
-        args = page_args(first, after, offset, info=info)
+        args = page_args(first, after, offset, info=info, model=models.Process, needs=NEEDS)
         page = await resolve.list_processes(info.context, filters, args)
         await prefetch(info, page.rows)
         return Connection.of(page, Process.from_row)

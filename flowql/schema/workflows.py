@@ -194,6 +194,17 @@ class Workflow(FromRow):
         return Workspace.maybe(row)
 
 
+# The columns a Workflow's resolver fields read (for lists that fetch only what is selected).
+NEEDS = {
+    "agents": (),
+    "triggers": (),
+    "processes": (),
+    "export_definition": (),
+    "export_filename": ("name",),
+    "workspace": ("workspace_id",),
+}
+
+
 # -- inputs ------------------------------------------------------------------------------------
 
 
@@ -299,7 +310,7 @@ class Query:
             created_after=f.created_after,
             created_before=f.created_before,
         )
-        args = page_args(first, after, offset, info=info)
+        args = page_args(first, after, offset, info=info, model=models.Workflow, needs=NEEDS)
         page = await resolve.list_workflows(info.context, filters, args)
         return Connection.of(page, Workflow.from_row)
 
