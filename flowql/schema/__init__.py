@@ -48,6 +48,9 @@ def _parts(kind: str) -> tuple[type[Any], ...]:
 
 
 class FlowqlSchema(strawberry.Schema):
+    # The parsed, validated documents this schema reuses (build_schema sets it).
+    documents: DocumentStore | None = None
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -68,7 +71,7 @@ def build_schema(production: bool = False) -> strawberry.Schema:
     subscriptions = _parts("Subscription")
     subscription = merge_types("Subscription", subscriptions) if subscriptions else None
     documents = DocumentStore()
-    return FlowqlSchema(
+    schema = FlowqlSchema(
         query=query,
         mutation=mutation,
         subscription=subscription,
@@ -80,3 +83,5 @@ def build_schema(production: bool = False) -> strawberry.Schema:
             lambda: MaxAliasesLimiter(max_alias_count=50),
         ],
     )
+    schema.documents = documents
+    return schema

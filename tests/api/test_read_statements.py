@@ -26,11 +26,11 @@ mutation ($input: CreateWorkflowInput!) { createWorkflow(input: $input) { id age
 
 
 async def add_rows(
-    server: LiveServer, account: Account, workflow: dict[str, Any], processes: int, messages: int
+    live: LiveServer, account: Account, workflow: dict[str, Any], processes: int, messages: int
 ) -> None:
     agents = [uuid.UUID(a["id"]) for a in workflow["agents"]]
     workflow_id = uuid.UUID(workflow["id"])
-    async with server.runtime.db.transaction() as session:
+    async with live.runtime.db.transaction() as session:
         for i in range(processes):
             process = Process(
                 workspace_id=account.workspace_id,
@@ -60,14 +60,14 @@ async def add_rows(
             )
 
 
-async def create_workflows(server: LiveServer, account: Account, n: int) -> list[dict[str, Any]]:
+async def create_workflows(live: LiveServer, account: Account, n: int) -> list[dict[str, Any]]:
     created = []
     for i in range(n):
         agents = [
             {"name": f"start {i}", "type": "manual"},
             {"name": f"echo {i}", "type": "message", "sources": [f"start {i}"]},
         ]
-        body = await server.gql(
+        body = await live.gql(
             CREATE_WORKFLOW,
             {"input": {"name": f"workflow {i}", "agents": agents}},
             token=account.token,
@@ -77,11 +77,11 @@ async def create_workflows(server: LiveServer, account: Account, n: int) -> list
 
 
 async def statements_beyond_baseline(
-    server: LiveServer, query: str, token: str
+    live: LiveServer, query: str, token: str
 ) -> tuple[dict[str, Any], list[str]]:
     """The body and the statements of `query`, less those every request makes (auth)."""
-    _, baseline = await run_counted(server, BASELINE, {}, token)
-    body, statements = await run_counted(server, query, {}, token)
+    _, baseline = await run_counted(live, BASELINE, {}, token)
+    body, statements = await run_counted(live, query, {}, token)
     assert "errors" not in body, body
     assert statements[: len(baseline)] == baseline, describe(statements)
     return body, statements[len(baseline) :]
