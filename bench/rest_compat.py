@@ -1,17 +1,18 @@
 """REST compatibility overhead: each family's most used read through its REST route vs the same
-GraphQL operation sent directly to /graphql, on one server in the same run.
+GraphQL operation sent directly to /graphql, on one `flowql serve` in the same run.
 
-Prints the p50 latency of both and their ratio per family (the REST route runs the same
-GraphQL document in process, then shapes it; the ratio is the price of the translation).
+Each pair is loaded with wrk (one connection, alternating short rounds) and prints the p50
+latency of both, their ratio, and the server's CPU per request (steadier than latency on a
+shared machine). The REST route runs the same GraphQL document in process, then shapes it: the
+ratio is the price of the translation. Needs wrk (`apt-get install -y wrk`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
+import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,8 @@ from typing import Any
 import httpx
 from cryptography.fernet import Fernet
 
-from bench.engine import serve
-from flowql.app import build_runtime, create_app
+from bench.reads import Load, combine, environment, free_port, loaded, lua_get, lua_post, started
+from flowql.app import build_runtime
 from flowql.db import upgrade
 from flowql.rest_compat.activeworkflow import AGENT_FIELDS
 from flowql.rest_compat.wayscript_http import LAIR
@@ -29,21 +30,12 @@ from flowql.services.workspaces import create_workspace
 from flowql.settings import Settings
 
 
-async def timed(client: httpx.AsyncClient, n: int, send: Any) -> list[float]:
-    samples = []
-    for _ in range(n):
-        started = time.perf_counter()
-        response = await send(client)
-        samples.append(time.perf_counter() - started)
-        assert response.status_code == 200, response.text
-    return samples
-
-
 async def main(args: argparse.Namespace) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
         settings = Settings(
-            database_url=f"sqlite:///{Path(tmp) / 'bench.db'}",
-            data_dir=Path(tmp),
+            database_url=f"sqlite:///{tmp / 'bench.db'}",
+            data_dir=tmp,
             secret_key="bench" * 8,
             encryption_keys=Fernet.generate_key().decode(),
             demo_accounts=False,
@@ -59,13 +51,20 @@ async def main(args: argparse.Namespace) -> None:
             key = (await create_api_key(session, workspace.id, "bench", user_id=user.id)).token
         async with runtime.db.transaction() as session:
             token = (await login(session, settings, user.email, "bench-password")).access_token
-        server, task, url = await serve(create_app(settings, runtime))
-        auth = {"Authorization": f"Bearer {token}"}
-        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-            created = (
-                await client.post(
+        await runtime.db.dispose()
+
+        port = free_port()
+        command = [
+            sys.executable,
+            "-c",
+            "import sys; from flowql.cli import main; sys.exit(main())",
+        ]
+        command += ["serve", "--no-worker", "--port", str(port), "--log-level", "warning"]
+        async with started(command, environment(settings), port) as server:
+            async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+                response = await client.post(
                     "/graphql",
-                    headers=auth,
+                    headers={"Authorization": f"Bearer {token}"},
                     json={
                         "query": "mutation($i: CreateWorkflowInput!) { createWorkflow(input: $i) { id number } }",
                         "variables": {
@@ -79,60 +78,67 @@ async def main(args: argparse.Namespace) -> None:
                         },
                     },
                 )
-            ).json()["data"]["createWorkflow"]
+                created = response.json()["data"]["createWorkflow"]
 
-            def gql(
-                document: str, variables: dict[str, Any], headers: dict[str, str] = auth
-            ) -> Any:
-                return lambda c: c.post(
-                    "/graphql", headers=headers, json={"query": document, "variables": variables}
-                )
+            def gql(document: str, variables: dict[str, Any], bearer: str = token) -> str:
+                return lua_post({"query": document, "variables": variables}, bearer)
 
+            # name -> (REST path, its bearer, the same operation sent to /graphql)
             families = {
                 "ActiveWorkflow GET /api/v1/workflows/:id": (
-                    lambda c: c.get(
-                        f"/compat/activeworkflow/api/v1/workflows/{created['number']}", headers=auth
-                    ),
+                    f"/compat/activeworkflow/api/v1/workflows/{created['number']}",
+                    token,
                     gql(
                         f"query($n: Int!) {{ workflow(number: $n) {{ number name description agents {{ {AGENT_FIELDS} }} }} }}",
                         {"n": created["number"]},
                     ),
                 ),
                 "WayScript GET /lairs/:id": (
-                    lambda c: c.get(f"/compat/wayscript/lairs/{created['id']}", headers=auth),
+                    f"/compat/wayscript/lairs/{created['id']}",
+                    token,
                     gql(LAIR, {"id": created["id"]}),
                 ),
                 "platform v1 GET /workflows": (
-                    lambda c: c.get("/v1/workflows", headers={"Authorization": f"Bearer {key}"}),
+                    "/v1/workflows",
+                    key,
                     gql(
                         "{ workflows(first: 20) { totalCount nodes { number name status createdAt updatedAt } } }",
                         {},
-                        {"Authorization": f"Bearer {key}"},
+                        key,
                     ),
                 ),
                 "LetsFlow GET /scenarios": (
-                    lambda c: c.get("/compat/letsflow/scenarios", headers=auth),
+                    "/compat/letsflow/scenarios",
+                    token,
                     gql("{ scenarios(first: 100) { nodes { id name title description } } }", {}),
                 ),
             }
             print(
-                f"REST compatibility vs direct GraphQL ({args.requests} sequential requests each, SQLite)"
+                f"REST compatibility vs direct GraphQL (SQLite; wrk, 1 connection, "
+                f"{args.rounds} x {args.duration:g} s per side, alternating)"
             )
-            for name, (rest, direct) in families.items():
-                await timed(client, 5, rest)
-                await timed(client, 5, direct)
-                rest_lat = await timed(client, args.requests, rest)
-                direct_lat = await timed(client, args.requests, direct)
-                r, d = statistics.median(rest_lat) * 1000, statistics.median(direct_lat) * 1000
+            for name, (path, bearer, direct) in families.items():
+                rest_runs: list[Load] = []
+                direct_runs: list[Load] = []
+                loaded(server, path, lua_get(bearer), 1, args, tmp)  # warm-up
+                loaded(server, "/graphql", direct, 1, args, tmp)
+                for _ in range(args.rounds):
+                    rest_runs.append(
+                        loaded(server, path, lua_get(bearer), args.duration, args, tmp)
+                    )
+                    direct_runs.append(loaded(server, "/graphql", direct, args.duration, args, tmp))
+                r, d = combine(rest_runs), combine(direct_runs)
                 print(
-                    f"  {name}: REST p50 {r:.2f} ms, GraphQL p50 {d:.2f} ms -> ratio {r / d:.2f}x"
+                    f"  {name}: REST p50 {r.p50_ms:.2f} ms, GraphQL p50 {d.p50_ms:.2f} ms"
+                    f" -> ratio {r.p50_ms / d.p50_ms:.2f}x; CPU/request REST {r.cpu_ms:.2f} ms,"
+                    f" GraphQL {d.cpu_ms:.2f} ms -> {r.cpu_ms / d.cpu_ms:.2f}x"
+                    f"; errors {r.errors + d.errors}"
                 )
-        server.should_exit = True
-        await task
-        await runtime.db.dispose()
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per wrk round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=1, help=argparse.SUPPRESS)
     asyncio.run(main(parser.parse_args()))

@@ -7,6 +7,8 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
+import orjson
+from graphql import GraphQLError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -15,6 +17,8 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLRequestData
+from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
 
 from flowql import graphiql, logs, transport
@@ -32,6 +36,7 @@ from flowql.events.postgres import PostgresBus, make_bus
 from flowql.forwarded import TrustedProxies
 from flowql.guards import BodyGuard, SafeJSONView
 from flowql.middleware import ClientAddress, Identify, RateLimit, graphql_error
+from flowql.persisted_queries import PersistedQueries, PersistedQueryError
 from flowql.resolvers.context import Context
 from flowql.rest_compat import ERROR_FORMATS, QUERY_KEY_PATHS
 from flowql.rest_compat import mounts as rest_mounts
@@ -50,10 +55,32 @@ class FlowqlGraphQL(SafeJSONView, GraphQL[Context, None]):
         super().__init__(build_schema(production=runtime.settings.is_production), **options)
         self.runtime = runtime
         self.credentials = transport.CredentialWatch()
+        self.persisted_queries = PersistedQueries()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async with self.credentials.connection(scope):
             await super().__call__(scope, receive, send)
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)  # decoding stays SafeJSONView's (flowql.jsonsafe)
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: Any,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        try:
+            request_data = self.persisted_queries.resolve(request_data)
+        except PersistedQueryError as exc:
+            error = GraphQLError(exc.message, extensions=exc.as_error()["extensions"])
+            return ExecutionResult(data=None, errors=[error])
+        return await super().execute_single(
+            request, request_adapter, sub_response, context, root_value, request_data
+        )
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         token = await transport.authenticate_connection(self.runtime, context)

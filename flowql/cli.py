@@ -76,6 +76,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ws="websockets-sansio",
         log_config=uvicorn_log_config(),  # every line, access log included, masks credentials
         proxy_headers=False,  # forwarded headers: flowql.middleware.ClientAddress, trusted only
+        # uvicorn[standard]'s fast event loop and HTTP parser, named so that a missing one
+        # fails at start instead of silently falling back to the slow pure-Python ones.
+        loop="uvloop",
+        http="httptools",
+        access_log=args.access_log,
     )
     return 0
 
@@ -224,6 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--no-worker", action="store_true", help="API only: run no processes")
     serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="log every request (a proxy in front usually does; off saves time per request)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run procrastinate workers (PostgreSQL)")

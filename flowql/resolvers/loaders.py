@@ -2,6 +2,10 @@
 
 Loaders are made lazily and kept on the request's `Loaders`; each batch opens a short session
 of its own, so loaders firing in the same tick never share a connection.
+
+With `rows=True` a loader hands back plain rows (attribute access, no ORM objects, no session):
+for relations that are only read and turned into GraphQL types, where building hundreds of ORM
+objects would cost more than fetching them.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 from aiodataloader import DataLoader
-from sqlalchemy import func
+from sqlalchemy import Select, func
 from sqlmodel import col, select
 
 from flowql.db import Database
@@ -36,34 +40,47 @@ class Loaders:
     def clear(self) -> None:
         self._loaders.clear()
 
+    async def _fetch(self, model: type[R], stmt: Any, rows: bool) -> list[Any]:
+        """Run `stmt` (a select of `model`): ORM objects, or plain rows of all its columns."""
+        if rows:
+            table: Any = model.__table__  # type: ignore[attr-defined]
+            light: Select[Any] = stmt.with_only_columns(*table.c)
+            async with self._db.engine.connect() as connection:
+                return list((await connection.execute(light)).all())
+        async with self._db.read() as session:
+            return list((await session.exec(stmt)).all())
+
     # -- generic shapes --------------------------------------------------------------------
 
-    def by_id(self, model: type[R]) -> DataLoader[Any, Any]:
+    def by_id(self, model: type[R], rows: bool = False) -> DataLoader[Any, Any]:
         """id -> row or None."""
 
-        async def batch(ids: list[uuid.UUID]) -> list[R | None]:
-            async with self._db.read() as session:
-                rows = (await session.exec(select(model).where(col(model.id).in_(ids)))).all()
-            found = {row.id: row for row in rows}
+        async def batch(ids: list[uuid.UUID]) -> list[Any]:
+            found = {
+                row.id: row
+                for row in await self._fetch(
+                    model, select(model).where(col(model.id).in_(ids)), rows
+                )
+            }
             return [found.get(i) for i in ids]
 
-        return self._get(("by_id", model), batch)
+        return self._get(("by_id", model, rows), batch)
 
-    def children(self, model: type[R], fk: str, order_desc: bool = False) -> DataLoader[Any, Any]:
+    def children(
+        self, model: type[R], fk: str, order_desc: bool = False, rows: bool = False
+    ) -> DataLoader[Any, Any]:
         """parent id -> list of rows whose `fk` column is that id, ordered by number."""
 
-        async def batch(ids: list[uuid.UUID]) -> list[list[R]]:
+        async def batch(ids: list[uuid.UUID]) -> list[list[Any]]:
             column = getattr(model, fk)
             order = col(model.number).desc() if order_desc else col(model.number)
-            async with self._db.read() as session:
-                stmt = select(model).where(column.in_(ids)).order_by(order)
-                rows = (await session.exec(stmt)).all()
-            grouped: dict[uuid.UUID, list[R]] = defaultdict(list)
-            for row in rows:
+            stmt = select(model).where(column.in_(ids)).order_by(order)
+            grouped: dict[uuid.UUID, list[Any]] = defaultdict(list)
+            for row in await self._fetch(model, stmt, rows):
                 grouped[getattr(row, fk)].append(row)
             return [grouped.get(i, []) for i in ids]
 
-        return self._get(("children", model, fk, order_desc), batch)
+        return self._get(("children", model, fk, order_desc, rows), batch)
 
     def latest(self, model: type[R], fk: str) -> DataLoader[Any, Any]:
         """(parent id, n) -> the parent's n newest rows, newest first: one windowed statement."""

@@ -7,17 +7,17 @@ from typing import Any
 
 from flowql.models import Agent, Workflow
 from flowql.resolvers.context import Context
-from flowql.resolvers.pagination import Page, PageArgs, paginate
+from flowql.resolvers.pagination import Page, PageArgs, paginate_rows
 from flowql.services import workflow_export
 from flowql.services import workflows as service
 from flowql.services.uow import unit_of_work
 from flowql.services.workflows import AgentSpec, WorkflowFilter
 
 
-async def list_workflows(ctx: Context, filters: WorkflowFilter, page: PageArgs) -> Page[Workflow]:
+async def list_workflows(ctx: Context, filters: WorkflowFilter, page: PageArgs) -> Page[Any]:
     stmt = service.list_statement(ctx.principal, filters)
     async with ctx.db.read() as session:
-        return await paginate(session, Workflow, stmt, page)
+        return await paginate_rows(session, Workflow, stmt, page)
 
 
 async def workflow(ctx: Context, ident: uuid.UUID | int) -> Workflow:

@@ -11,6 +11,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from flowql.errors import DomainError
+from flowql.schema.documents import CachedDocuments, DocumentStore
 from flowql.schema.errors import ErrorCodes
 from flowql.schema.limits import GraphQLLimits, RequestLimits
 
@@ -48,6 +49,9 @@ def _parts(kind: str) -> tuple[type[Any], ...]:
 
 
 class FlowqlSchema(strawberry.Schema):
+    # The parsed, validated documents this schema reuses (build_schema sets it).
+    documents: DocumentStore | None = None
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -67,14 +71,18 @@ def build_schema(production: bool = False) -> strawberry.Schema:
     mutation = merge_types("Mutation", _parts("Mutation"))
     subscriptions = _parts("Subscription")
     subscription = merge_types("Subscription", subscriptions) if subscriptions else None
-    return FlowqlSchema(
+    documents = DocumentStore()
+    schema = FlowqlSchema(
         query=query,
         mutation=mutation,
         subscription=subscription,
         extensions=[
+            lambda: CachedDocuments(documents),
             lambda: ErrorCodes(production=production),
             # Size, tokens, depth, aliases, repeated fields, root fields, cost and introspection,
             # from the request's settings (these defaults when executed without a server).
             lambda: RequestLimits(limits=GraphQLLimits(hide_suggestions=production)),
         ],
     )
+    schema.documents = documents
+    return schema

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import functools
+import re
 import uuid
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast
 
 import strawberry
 from strawberry.types import Info as StrawberryInfo
+from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
 
 from flowql.errors import ValidationFailed
 from flowql.models import Row
 from flowql.resolvers.context import Context
-from flowql.resolvers.pagination import Page, PageArgs
+from flowql.resolvers.pagination import Page, PageArgs, encode_cursor
 
 if TYPE_CHECKING:
     JSON = Any  # strawberry's JSON scalar; to the type checker, any JSON value
@@ -30,8 +34,14 @@ class FromRow:
 
     @classmethod
     def from_row(cls, row: Any) -> Self:
-        values = {f.name: getattr(row, f.name) for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
-        return cls(**values)
+        names: tuple[str, ...] = _init_fields(cls)  # type: ignore[arg-type]
+        as_dict = getattr(row, "_asdict", None)
+        if as_dict is not None:
+            # A plain row; that of a pruned list (`node_columns`) lacks the columns nobody
+            # asked for, and those fields stay None (never read: not selected).
+            values = as_dict()
+            return cls(**{name: values.get(name) for name in names})
+        return cls(**{name: getattr(row, name) for name in names})
 
     @classmethod
     def from_rows(cls, rows: Iterable[Any]) -> list[Self]:
@@ -40,6 +50,43 @@ class FromRow:
     @classmethod
     def maybe(cls, row: Any | None) -> Self | None:
         return None if row is None else cls.from_row(row)
+
+
+@functools.cache
+def _init_fields(cls: type[Any]) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls) if f.init)
+
+
+R = TypeVar("R")
+
+
+def when_loaded(pending: Awaitable[Any], convert: Callable[[Any], R]) -> R:
+    """`convert` of a dataloader's answer: at once when the answer is already there (the list
+    above prefetched it), else an awaitable of it, which graphql-core awaits.
+
+    A synchronous resolver costs a plain call; an async one costs a coroutine and a task per
+    item, which on a page of hundreds is most of the time spent on the relation.
+    """
+    if isinstance(pending, asyncio.Future) and pending.done():
+        return convert(pending.result())
+
+    async def later() -> R:
+        return convert(await pending)
+
+    return cast(R, later())
+
+
+def subtree_names(info: Info) -> set[str]:
+    """Every field name selected anywhere under the current field (fragments included): lists
+    use it to prefetch the relations the query will ask for, in one statement each."""
+    names: set[str] = set()
+    pending: list[Selection] = list(info.selected_fields)
+    while pending:
+        selection = pending.pop()
+        if isinstance(selection, SelectedField):
+            names.add(selection.name)
+        pending.extend(selection.selections)
+    return names
 
 
 @strawberry.type
@@ -58,33 +105,120 @@ class Edge(Generic[T]):
 
 @strawberry.type(description="A Relay-style page of results, newest first unless said otherwise.")
 class Connection(Generic[T]):
-    edges: list[Edge[T]]
-    page_info: PageInfo
-    total_count: int
+    # Nodes and their rows' numbers (the cursors): edges are only built when asked for.
+    _nodes: strawberry.Private[list[T]]
+    _numbers: strawberry.Private[list[int]]
+    _page_info: strawberry.Private[PageInfo]
+    _total_count: strawberry.Private[int]
+
+    @strawberry.field
+    def edges(self) -> list[Edge[T]]:
+        return [
+            Edge(cursor=encode_cursor(n), node=node)
+            for n, node in zip(self._numbers, self._nodes, strict=True)
+        ]
+
+    @strawberry.field
+    def page_info(self) -> PageInfo:
+        return self._page_info
+
+    @strawberry.field
+    def total_count(self) -> int:
+        return self._total_count
 
     @strawberry.field
     def nodes(self) -> list[T]:
-        return [edge.node for edge in self.edges]
+        return self._nodes
 
     @classmethod
     def of(cls, page: Page[Any], convert: Callable[[Any], T]) -> Connection[T]:
-        edges = [Edge(cursor=Page.cursor(row), node=convert(row)) for row in page.rows]
+        numbers = [row.number or 0 for row in page.rows]
         return Connection(
-            edges=edges,
-            page_info=PageInfo(
+            _nodes=[convert(row) for row in page.rows],
+            _numbers=numbers,
+            _page_info=PageInfo(
                 has_next_page=page.has_next,
                 has_previous_page=page.has_previous,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
+                start_cursor=encode_cursor(numbers[0]) if numbers else None,
+                end_cursor=encode_cursor(numbers[-1]) if numbers else None,
             ),
-            total_count=page.total,
+            _total_count=page.total,
         )
 
 
 def page_args(
-    first: int | None, after: str | None, offset: int | None = None, descending: bool = True
+    first: int | None,
+    after: str | None,
+    offset: int | None = None,
+    descending: bool = True,
+    info: Info | None = None,
+    model: type[Any] | None = None,
+    needs: Mapping[str, tuple[str, ...]] | None = None,
 ) -> PageArgs:
-    return PageArgs(first=first, after=after, offset=offset, descending=descending)
+    """With `info`, the page skips its COUNT(*) unless the query asks for `totalCount`; with
+    `model` too, it fetches only the columns the nodes' selected fields need (see
+    `node_columns`)."""
+    count = info is None or selects(info, "totalCount")
+    columns = None if info is None or model is None else node_columns(info, model, needs or {})
+    return PageArgs(
+        first=first, after=after, offset=offset, descending=descending, count=count, columns=columns
+    )
+
+
+def node_columns(
+    info: Info, model: type[Any], needs: Mapping[str, tuple[str, ...]]
+) -> tuple[str, ...] | None:
+    """The columns of `model` a connection's selected node fields read: a field named like a
+    column reads it, a resolver field reads what `needs` says; any other field (or a field of a
+    type condition) means all columns (None), so pruning is never wrong, only less useful."""
+    table_columns = model.__table__.c
+    wanted = {"id", "number"}
+    pending: list[Selection] = []
+    for field in info.selected_fields:
+        for selection in field.selections:
+            if isinstance(selection, SelectedField) and selection.name == "nodes":
+                pending.extend(selection.selections)
+            elif isinstance(selection, SelectedField) and selection.name == "edges":
+                for edge in selection.selections:
+                    if isinstance(edge, SelectedField) and edge.name == "node":
+                        pending.extend(edge.selections)
+                    elif not isinstance(edge, SelectedField):
+                        return None
+            elif not isinstance(selection, SelectedField):
+                return None
+    while pending:
+        selection = pending.pop()
+        if not isinstance(selection, SelectedField):
+            pending.extend(selection.selections)
+            continue
+        name = _snake(selection.name)
+        if name in needs:
+            wanted.update(needs[name])
+        elif name in table_columns:
+            wanted.add(name)
+        elif name != "__typename":
+            return None
+    return tuple(c.name for c in table_columns if c.name in wanted)
+
+
+@functools.cache
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def selects(info: Info, name: str) -> bool:
+    """Whether the current field's selection names the field `name` (fragments included)."""
+    pending: list[Selection] = []
+    for field in info.selected_fields:
+        pending.extend(field.selections if isinstance(field, SelectedField) else [field])
+    while pending:
+        selection = pending.pop()
+        if isinstance(selection, SelectedField):
+            if selection.name == name:
+                return True
+        elif isinstance(selection, FragmentSpread | InlineFragment):
+            pending.extend(selection.selections)
+    return False
 
 
 def ident(id: uuid.UUID | None, number: int | None) -> uuid.UUID | int:
@@ -96,4 +230,15 @@ def ident(id: uuid.UUID | None, number: int | None) -> uuid.UUID | int:
     raise ValidationFailed.one("id", "give id or number")
 
 
-__all__ = ["JSON", "Connection", "Edge", "FromRow", "Info", "PageInfo", "Row", "ident", "page_args"]
+__all__ = [
+    "JSON",
+    "Connection",
+    "Edge",
+    "FromRow",
+    "Info",
+    "PageInfo",
+    "Row",
+    "ident",
+    "page_args",
+    "selects",
+]

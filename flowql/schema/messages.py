@@ -10,7 +10,16 @@ import strawberry
 
 from flowql import models
 from flowql.resolvers import messages as resolve
-from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args
+from flowql.schema.base import (
+    JSON,
+    Connection,
+    FromRow,
+    Info,
+    ident,
+    page_args,
+    subtree_names,
+    when_loaded,
+)
 from flowql.services.messages import AgentFilter, MessageFilter
 
 if TYPE_CHECKING:
@@ -32,10 +41,11 @@ class Message(FromRow):
     expires_at: datetime | None
 
     @strawberry.field
-    async def agent(self, info: Info) -> AgentRef | None:
+    def agent(self, info: Info) -> AgentRef | None:
         from flowql.schema.workflows import Agent
 
-        return Agent.maybe(await info.context.loaders.by_id(models.Agent).load(self.agent_id))
+        loader = info.context.loaders.by_id(models.Agent, rows=True)
+        return when_loaded(loader.load(self.agent_id), Agent.maybe)
 
 
 @strawberry.input
@@ -72,9 +82,8 @@ class Query:
 
         f = filter or AgentFilterInput()
         filters = AgentFilter(f.workspace_id, f.workflow_id, f.type, f.search)
-        page = await resolve.list_agents(
-            info.context, filters, page_args(first, after, offset, descending)
-        )
+        args = page_args(first, after, offset, descending, info=info)
+        page = await resolve.list_agents(info.context, filters, args)
         return Connection.of(page, Agent.from_row)
 
     @strawberry.field(description="Messages, newest first.")
@@ -95,7 +104,13 @@ class Query:
             f.created_after,
             f.created_before,
         )
-        page = await resolve.list_messages(info.context, filters, page_args(first, after, offset))
+        args = page_args(
+            first, after, offset, info=info, model=models.Message, needs={"agent": ("agent_id",)}
+        )
+        page = await resolve.list_messages(info.context, filters, args)
+        if page.rows and "agent" in subtree_names(info):
+            agent_ids = list({row.agent_id for row in page.rows})
+            await info.context.loaders.by_id(models.Agent, rows=True).load_many(agent_ids)
         return Connection.of(page, Message.from_row)
 
     @strawberry.field

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
 from flowql import models
 from flowql.resolvers import execution as resolve_execution
 from flowql.resolvers import processes as resolve
-from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args
+from flowql.schema.base import (
+    JSON,
+    Connection,
+    FromRow,
+    Info,
+    ident,
+    page_args,
+    subtree_names,
+    when_loaded,
+)
 from flowql.services.processes import ProcessFilter
 
 if TYPE_CHECKING:
@@ -49,10 +58,11 @@ class ProcessStep(FromRow):
     created_at: datetime
 
     @strawberry.field
-    async def agent(self, info: Info) -> AgentRef | None:
+    def agent(self, info: Info) -> AgentRef | None:
         from flowql.schema.workflows import Agent
 
-        return Agent.maybe(await info.context.loaders.by_id(models.Agent).load(self.agent_id))
+        loader = info.context.loaders.by_id(models.Agent, rows=True)
+        return when_loaded(loader.load(self.agent_id), Agent.maybe)
 
 
 @strawberry.type
@@ -110,14 +120,14 @@ class Process(FromRow):
         return Event.maybe(await info.context.loaders.by_id(models.Event).load(self.event_id))
 
     @strawberry.field
-    async def steps(self, info: Info) -> list[ProcessStep]:
-        rows = await info.context.loaders.children(models.ProcessStep, "process_id").load(self.id)
-        return ProcessStep.from_rows(rows)
+    def steps(self, info: Info) -> list[ProcessStep]:
+        loader = info.context.loaders.children(models.ProcessStep, "process_id", rows=True)
+        return when_loaded(loader.load(self.id), ProcessStep.from_rows)
 
     @strawberry.field(description="Log lines in the order they were written.")
     async def logs(self, info: Info) -> list[ProcessLog]:
-        rows = await info.context.loaders.children(models.ProcessLog, "process_id").load(self.id)
-        return ProcessLog.from_rows(rows)
+        loader = info.context.loaders.children(models.ProcessLog, "process_id", rows=True)
+        return ProcessLog.from_rows(await loader.load(self.id))
 
     # -- scenario processes (flowql.schema.scenarios) --
 
@@ -153,6 +163,34 @@ class Process(FromRow):
         from flowql.schema.scenarios import process_scenario
 
         return await process_scenario(info, self.scenario_id)
+
+
+# The columns a Process's resolver fields read (for lists that fetch only what is selected).
+NEEDS = {
+    "workflow": ("workflow_id",),
+    "event": ("event_id",),
+    "steps": (),
+    "logs": (),
+    "current": ("scenario_id",),
+    "projection": ("scenario_id",),
+    "previous": ("scenario_id",),
+    "history": (),
+    "scenario": ("scenario_id",),
+}
+
+
+async def prefetch(info: Info, rows: list[Any]) -> None:
+    """Load the page's steps (and their agents) up front when the query asks for them: one
+    statement each, as the dataloaders would, but the per-item resolvers then answer at once."""
+    names = subtree_names(info)
+    if "steps" not in names or not rows:
+        return
+    loaders = info.context.loaders
+    steps = loaders.children(models.ProcessStep, "process_id", rows=True)
+    groups = await steps.load_many([row.id for row in rows])
+    if "agent" in names:
+        agent_ids = list({step.agent_id for group in groups for step in group})
+        await loaders.by_id(models.Agent, rows=True).load_many(agent_ids)
 
 
 @strawberry.input
@@ -197,7 +235,9 @@ class Query:
             scenario_processes=f.scenario_processes,
             involving_me=f.involving_me,
         )
-        page = await resolve.list_processes(info.context, filters, page_args(first, after, offset))
+        args = page_args(first, after, offset, info=info, model=models.Process, needs=NEEDS)
+        page = await resolve.list_processes(info.context, filters, args)
+        await prefetch(info, page.rows)
         return Connection.of(page, Process.from_row)
 
     @strawberry.field

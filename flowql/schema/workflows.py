@@ -12,7 +12,7 @@ from flowql import models
 from flowql.errors import ValidationFailed
 from flowql.formats.huginn import export_filename
 from flowql.resolvers import workflows as resolve
-from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args
+from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args, when_loaded
 from flowql.schema.messages import Message
 from flowql.services.common import sees_row
 from flowql.services.workflows import AgentSpec, WorkflowFilter, redact_options
@@ -160,14 +160,14 @@ class Workflow(FromRow):
     last_deployed_at: datetime | None
 
     @strawberry.field
-    async def agents(self, info: Info) -> list[Agent]:
-        rows = await info.context.loaders.children(models.Agent, "workflow_id").load(self.id)
-        return Agent.from_rows(rows)
+    def agents(self, info: Info) -> list[Agent]:
+        loader = info.context.loaders.children(models.Agent, "workflow_id", rows=True)
+        return when_loaded(loader.load(self.id), Agent.from_rows)
 
     @strawberry.field
     async def triggers(self, info: Info) -> list[Trigger]:
-        rows = await info.context.loaders.children(models.Trigger, "workflow_id").load(self.id)
-        return Trigger.from_rows(rows)
+        loader = info.context.loaders.children(models.Trigger, "workflow_id", rows=True)
+        return Trigger.from_rows(await loader.load(self.id))
 
     @strawberry.field(description="The workflow's newest processes, newest first.")
     async def processes(self, info: Info, last: int = 10) -> list[ProcessConn]:
@@ -195,6 +195,17 @@ class Workflow(FromRow):
 
         row = await info.context.loaders.by_id(models.Workspace).load(self.workspace_id)
         return Workspace.maybe(row)
+
+
+# The columns a Workflow's resolver fields read (for lists that fetch only what is selected).
+NEEDS = {
+    "agents": (),
+    "triggers": (),
+    "processes": (),
+    "export_definition": (),
+    "export_filename": ("name",),
+    "workspace": ("workspace_id",),
+}
 
 
 # -- inputs ------------------------------------------------------------------------------------
@@ -308,7 +319,8 @@ class Query:
             created_after=f.created_after,
             created_before=f.created_before,
         )
-        page = await resolve.list_workflows(info.context, filters, page_args(first, after, offset))
+        args = page_args(first, after, offset, info=info, model=models.Workflow, needs=NEEDS)
+        page = await resolve.list_workflows(info.context, filters, args)
         return Connection.of(page, Workflow.from_row)
 
     @strawberry.field
