@@ -12,7 +12,7 @@ suggestions hidden in production. Every refusal is a GraphQL error with a stable
   the `FLOWQL_GRAPHQL_INTROSPECTION` setting does not let in (`__typename` is always allowed).
 
 Cost counts every field selected, multiplied by the sizes of the lists above it: a `first` or
-`last` argument (a variable's value, else the argument's default, else a page of 20; at most 100)
+`last` argument (a variable's value, else the argument's default, else a page of 20; at most `MAX_PAGE`)
 sizes the list it applies to; a list without one counts as `ASSUMED_LIST_SIZE`. Introspection
 fields count toward neither depth nor cost (they are gated by the setting instead, and nest at
 most `INTROSPECTION_DEPTH`).
