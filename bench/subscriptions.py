@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import gc
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -66,6 +69,31 @@ class TimedBus(MemoryBus):
             if event.topic == "process.updated":
                 self.published.append((str(event.data.get("workflow_id")), now))
         await super().publish(events)
+
+
+class GcPauses:
+    """Time the server process spends in the garbage collector, by generation."""
+
+    def __init__(self) -> None:
+        self.started: float | None = None
+        self.total = [0.0, 0.0, 0.0]
+        self.count = [0, 0, 0]
+        gc.callbacks.append(self.callback)
+
+    def callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+        elif self.started is not None:
+            self.total[info["generation"]] += time.perf_counter() - self.started
+            self.count[info["generation"]] += 1
+
+    def stop(self) -> None:
+        gc.callbacks.remove(self.callback)
+
+    def summary(self) -> str:
+        return ", ".join(
+            f"gen{g} {self.count[g]} x = {self.total[g] * 1000:.0f} ms" for g in range(3)
+        )
 
 
 def free_port() -> int:
@@ -195,6 +223,13 @@ async def measure(
     tracemalloc.stop()
     rss_after = rss_kb()
     bus.published.clear()
+    profiler = cProfile.Profile() if args.profile and url.endswith("/graphql") else None
+    if profiler is not None:
+        profiler.enable()
+    gc_pauses = GcPauses()
+    if os.environ.get("BENCH_GC_FREEZE"):
+        gc.collect()
+        gc.freeze()
     for _ in range(args.processes):
         await gql(
             client,
@@ -207,6 +242,10 @@ async def measure(
     for child in children:
         output, _ = await asyncio.wait_for(child.communicate(), 900)
         received += json.loads(output)
+    gc_pauses.stop()
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(f"{args.profile}.{subscribers}")
     latencies = [
         got - sent for times in received for got, sent in zip(times, published, strict=False)
     ]
@@ -217,6 +256,7 @@ async def measure(
         "published": len(published),
         "rss_kb": (rss_after - rss_before) / subscribers,
         "heap_kb": traced / 1024 / subscribers,
+        "gc": gc_pauses.summary(),
     }
 
 
@@ -248,6 +288,7 @@ def report(
         f"  delivered: flowql {ours['delivered']} of {ours['expected']}, "
         f"ceiling {ceiling['delivered']} of {ceiling['expected']}"
     )
+    print(f"  garbage collection while delivering: flowql {ours['gc']}; ceiling {ceiling['gc']}")
     if ours["latencies"]:
         print(f"  mean: flowql {statistics.fmean(ours['latencies']) * 1000:.1f} ms", flush=True)
 
@@ -262,6 +303,7 @@ async def main(args: argparse.Namespace) -> None:
             encryption_keys=Fernet.generate_key().decode(),
             demo_accounts=False,
             rate_limits_enabled=False,
+            access_token_ttl=24 * 3600,  # 5,000 connections take a while to open
         )
         upgrade(settings)
         runtime = build_runtime(settings)
@@ -280,8 +322,6 @@ async def main(args: argparse.Namespace) -> None:
             )
             workflow_id = data["createWorkflow"]["id"]
             for subscribers in args.subscribers:
-                # A token per size: 5,000 connections take a while to open.
-                token = await account(runtime)
                 ours = await measure(
                     subscribers,
                     args,
@@ -337,7 +377,7 @@ async def subscriber(
 
 
 async def clients(args: argparse.Namespace) -> None:
-    gate = asyncio.Semaphore(50)
+    gate = asyncio.Semaphore(16)  # connection storms beyond this wait for the pool
     pending = args.subscribers[0]
 
     def ready() -> None:
@@ -365,6 +405,9 @@ if __name__ == "__main__":
     parser.add_argument("--processes", type=int, default=3)
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--profile", default=None, help="cProfile flowql's delivery phase into PROFILE.<size>"
+    )
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--token", help=argparse.SUPPRESS)
     parser.add_argument("--workflow", help=argparse.SUPPRESS)
