@@ -4,6 +4,7 @@ and many concurrent subscribers, over real connections on loopback."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 
@@ -242,3 +243,27 @@ async def test_a_hundred_subscribers_all_receive_the_process_status_changes(
             await opener.__aexit__(None, None, None)
     expected = ["PENDING", "RUNNING", *["RUNNING"] * 4, "COMPLETED"]
     assert results == [expected] * count
+
+
+@pytest.mark.settings(ws_revalidate_interval=0.3)
+async def test_connections_sharing_a_credential_share_its_periodic_recheck(
+    server: LiveServer, factory: Factory
+) -> None:
+    """Twenty subscribers of one credential: each re-check tick reads the credential once, not
+    twenty times (a dashboard's thousands of subscribers would otherwise query it thousands of
+    times a minute)."""
+    account = await factory.account()
+    connections = 20
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(connections):
+            ws = await stack.enter_async_context(WS.open(server, TRANSPORT_WS, token=account.token))
+            await ws.subscribe("feed", EVENTS)
+        await wait_subscribers(server, connections)
+        log = server.runtime.db.statement_log
+        log.start()
+        await asyncio.sleep(1.0)  # about three ticks of 0.3 s: the thing measured is time
+        # The user's row is read by each credential check (the scheduler's reads are not).
+        checks = [s for s in log.stop() if "FROM users" in s]
+    assert checks, "no re-check ran"
+    # Shared: one read per tick (four at most in the window), whatever the number of connections.
+    assert len(checks) <= 4, len(checks)
