@@ -436,9 +436,12 @@ def table(systems: list[System], args: argparse.Namespace) -> str:
             record += f" ({system.records} runs for {int(system.results[0]['answered'])} answers)"
         for connections in args.connections:
             r = system.results[connections]
-            p99 = f"> {ms(args.timeout * 1000)}" if r["timeouts"] else ms(r["p99"])
+            beyond = f"> {ms(args.timeout * 1000)}"
+            p99 = beyond if r["timeouts"] else ms(r["p99"])
+            # wrk records no latency for a request past its timeout: none recorded, none under.
+            p50 = beyond if r["timeouts"] and not r["p50"] else ms(r["p50"])
             lines.append(
-                f"| {system.name} | {record} | {connections} | {r['rps']:,.1f} | {ms(r['p50'])}"
+                f"| {system.name} | {record} | {connections} | {r['rps']:,.1f} | {p50}"
                 f" | {p99} | {int(r['timeouts'])} | {int(r['errors'])} |"
             )
     by_name = {s.name: s for s in systems}
