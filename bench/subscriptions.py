@@ -213,11 +213,13 @@ async def measure(
         for share in shares
         if share
     ]
+    connected = 0
     for child in children:
         assert child.stdout is not None
-        ready = await asyncio.wait_for(child.stdout.readline(), 900)
-        assert ready.strip() == b"ready", ready
-    while bus.subscriber_count < subscribers:
+        ready = (await asyncio.wait_for(child.stdout.readline(), 900)).split()
+        assert ready[:1] == [b"ready"], ready
+        connected += int(ready[1])
+    while bus.subscriber_count < connected:
         await asyncio.sleep(0.05)
     traced, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -252,6 +254,7 @@ async def measure(
     return {
         "latencies": latencies,
         "delivered": sum(len(times) for times in received),
+        "refused": subscribers - connected,
         "expected": expect * subscribers,
         "published": len(published),
         "rss_kb": (rss_after - rss_before) / subscribers,
@@ -287,6 +290,8 @@ def report(
     print(
         f"  delivered: flowql {ours['delivered']} of {ours['expected']}, "
         f"ceiling {ceiling['delivered']} of {ceiling['expected']}"
+        f" (connections that failed to open: flowql {ours['refused']},"
+        f" ceiling {ceiling['refused']})"
     )
     print(f"  garbage collection while delivering: flowql {ours['gc']}; ceiling {ceiling['gc']}")
     if ours["latencies"]:
@@ -352,15 +357,19 @@ async def subscriber(
 
     graphql = url.endswith("/graphql")
     protocols = [Subprotocol("graphql-transport-ws")] if graphql else None
-    async with gate:
-        conn = await connect(url, subprotocols=protocols, open_timeout=600, max_queue=None)
-        if graphql:
-            init = {"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}
-            await conn.send(json.dumps(init))
-            assert json.loads(await conn.recv())["type"] == "connection_ack"
-            payload = {"query": SUBSCRIPTION, "variables": {"wf": workflow_id}}
-            await conn.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
-    ready()
+    try:
+        async with gate:
+            conn = await connect(url, subprotocols=protocols, open_timeout=600, max_queue=None)
+            if graphql:
+                init = {"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}
+                await conn.send(json.dumps(init))
+                assert json.loads(await conn.recv())["type"] == "connection_ack"
+                payload = {"query": SUBSCRIPTION, "variables": {"wf": workflow_id}}
+                await conn.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+    except Exception:
+        ready(False)  # counted as a subscriber that received nothing
+        raise
+    ready(True)
     times: list[float] = []
     monotonic = time.monotonic
     try:
@@ -379,12 +388,14 @@ async def subscriber(
 async def clients(args: argparse.Namespace) -> None:
     gate = asyncio.Semaphore(16)  # connection storms beyond this wait for the pool
     pending = args.subscribers[0]
+    connected = 0
 
-    def ready() -> None:
-        nonlocal pending
+    def ready(ok: bool) -> None:
+        nonlocal pending, connected
         pending -= 1
+        connected += ok
         if pending == 0:
-            sys.stdout.write("ready\n")
+            sys.stdout.write(f"ready {connected}\n")
             sys.stdout.flush()
 
     results = await asyncio.gather(
