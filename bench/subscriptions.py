@@ -20,7 +20,6 @@ import asyncio
 import cProfile
 import gc
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -229,9 +228,6 @@ async def measure(
     if profiler is not None:
         profiler.enable()
     gc_pauses = GcPauses()
-    if os.environ.get("BENCH_GC_FREEZE"):
-        gc.collect()
-        gc.freeze()
     for _ in range(args.processes):
         await gql(
             client,
@@ -271,7 +267,7 @@ def report(
     print(
         f"subscriptions benchmark ({backend}, {subscribers} subscribers, "
         f"{args.processes} processes x {changes} status changes, "
-        f"{args.client_processes} client processes)"
+        f"{args.client_processes} client processes, gc thresholds {gc.get_threshold()})"
     )
     for label, q in (("p50", 0.5), ("p99", 0.99)):
         a, b = pct(ours["latencies"], q), pct(ceiling["latencies"], q)
@@ -311,6 +307,10 @@ async def main(args: argparse.Namespace) -> None:
             access_token_ttl=24 * 3600,  # 5,000 connections take a while to open
         )
         upgrade(settings)
+        if args.gc_threshold:
+            # What a serving process could do: collect young objects far less often, so a
+            # fan-out's short-lived objects die before a collection promotes them.
+            gc.set_threshold(args.gc_threshold, 50, 100)
         runtime = build_runtime(settings)
         bus = TimedBus()
         runtime.bus = bus
@@ -416,6 +416,9 @@ if __name__ == "__main__":
     parser.add_argument("--processes", type=int, default=3)
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--gc-threshold", type=int, default=0, help="gc.set_threshold(N, 50, 100) in the server"
+    )
     parser.add_argument(
         "--profile", default=None, help="cProfile flowql's delivery phase into PROFILE.<size>"
     )
