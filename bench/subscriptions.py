@@ -45,6 +45,7 @@ from flowql.services.auth import create_user, login
 from flowql.services.runtime import Runtime
 from flowql.services.workspaces import create_workspace
 from flowql.settings import Settings
+from flowql.transport import tune_gc_for_serving
 
 WORKFLOW = [
     {"name": "first", "type": "transform", "options": {"payload": {"step": 1}}},
@@ -308,9 +309,9 @@ async def main(args: argparse.Namespace) -> None:
         )
         upgrade(settings)
         if args.gc_threshold:
-            # What a serving process could do: collect young objects far less often, so a
-            # fan-out's short-lived objects die before a collection promotes them.
             gc.set_threshold(args.gc_threshold, 50, 100)
+        else:
+            tune_gc_for_serving()  # as `flowql serve` does
         runtime = build_runtime(settings)
         bus = TimedBus()
         runtime.bus = bus
@@ -417,7 +418,10 @@ if __name__ == "__main__":
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--database-url", default=None)
     parser.add_argument(
-        "--gc-threshold", type=int, default=0, help="gc.set_threshold(N, 50, 100) in the server"
+        "--gc-threshold",
+        type=int,
+        default=0,
+        help="gc.set_threshold(N, 50, 100) in the server instead of flowql serve's (700: Python's)",
     )
     parser.add_argument(
         "--profile", default=None, help="cProfile flowql's delivery phase into PROFILE.<size>"

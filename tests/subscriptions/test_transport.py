@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import time
 
@@ -14,6 +15,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
 
 from flowql.services.auth import issuer_for
+from flowql.transport import tune_gc_for_serving
 from tests.conftest import Factory, LiveServer
 from tests.engine.conftest import create_workflow, execute
 from tests.subscriptions.conftest import (
@@ -267,3 +269,28 @@ async def test_connections_sharing_a_credential_share_its_periodic_recheck(
     assert checks, "no re-check ran"
     # Shared: one read per tick (four at most in the window), whatever the number of connections.
     assert len(checks) <= 4, len(checks)
+
+
+def test_a_serving_process_leaves_a_fan_outs_short_lived_objects_to_die_young() -> None:
+    """With `flowql serve`'s collector thresholds, the short-lived objects of thousands of
+    deliveries in flight do not set off collections (each of which promotes the survivors
+    towards the full collections that walk every connection: docs/performance.md)."""
+    collections: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    before = gc.get_threshold()
+    gc.callbacks.append(count)
+    try:
+        tune_gc_for_serving()
+        gc.collect()
+        collections.clear()
+        in_flight = [{"id": i, "status": "RUNNING", "payload": [i]} for i in range(20_000)]
+        assert len(in_flight) == 20_000
+        del in_flight
+        assert collections == []
+    finally:
+        gc.callbacks.remove(count)
+        gc.set_threshold(*before)
