@@ -42,6 +42,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from flowql.engine.queue import prepare_database
     from flowql.logs import uvicorn_log_config
     from flowql.services.demo import ensure_demo_account
+    from flowql.transport import tune_gc_for_serving
 
     settings = _settings()
     settings = settings.model_copy(
@@ -67,6 +68,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         asyncio.run(seed())
     print(f"flowql serving GraphiQL at http://{settings.host}:{settings.port}/graphql", flush=True)
     app = create_app(settings, run_worker=not args.no_worker)
+    tune_gc_for_serving()
     uvicorn.run(
         app,
         host=settings.host,

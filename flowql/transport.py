@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import timedelta
@@ -57,6 +59,22 @@ PROTOCOLS = (
 TOKEN_EXPIRED_CODE = 4401
 TOKEN_EXPIRED = "token expired"
 INIT_TIMEOUT_CODE = 4408
+
+
+# Young-generation threshold of the collector in a serving process (CPython's default is 700).
+SERVING_GC_THRESHOLDS = (100_000, 50, 100)
+
+
+def tune_gc_for_serving() -> None:
+    """Collect young objects far less often in a serving process.
+
+    A feed's fan-out makes many short-lived objects per subscriber while thousands of deliveries
+    are in flight; with the default threshold young collections promote them, they die in older
+    generations and trigger full collections that walk every open connection's objects. Measured
+    (bench/subscriptions.py, 1,000 subscribers): p99 commit->delivery 9.3 s -> 2.2 s, collector
+    pauses 25 s -> 1.7 s. See docs/performance.md.
+    """
+    gc.set_threshold(*SERVING_GC_THRESHOLDS)
 
 
 def view_options(settings: Settings) -> dict[str, Any]:
@@ -118,10 +136,15 @@ def _narrower(before: Principal, after: Principal) -> bool:
 class CredentialWatch:
     """Closes a WebSocket with 4401 when its credential expires, or when a periodic re-check
     refuses it or finds it grants less than when the connection began. Watches end with their
-    connection."""
+    connection.
+
+    Re-checks fall on a shared clock (multiples of `ws_revalidate_interval`), and connections
+    holding the same credential share one check per tick: thousands of subscribers of one
+    dashboard cost one query per interval, not one each."""
 
     def __init__(self) -> None:
         self._timers: dict[int, asyncio.Task[None]] = {}
+        self._checks: dict[tuple[str, int], asyncio.Task[Principal]] = {}
 
     @contextlib.asynccontextmanager
     async def connection(self, scope: Mapping[str, Any]) -> AsyncIterator[None]:
@@ -131,6 +154,17 @@ class CredentialWatch:
             timer = self._timers.pop(id(scope), None)
             if timer is not None:
                 timer.cancel()
+
+    async def _check(self, runtime: Runtime, token: str, tick: int, every: float) -> Principal:
+        """The credential's principal as of this tick, loaded once for every connection."""
+        key = (token, tick)
+        task = self._checks.get(key)
+        if task is None:
+            task = asyncio.ensure_future(principal_for(runtime, token))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            self._checks[key] = task
+            asyncio.get_running_loop().call_later(2 * every, self._checks.pop, key, None)
+        return await asyncio.shield(task)
 
     def watch(self, runtime: Runtime, context: Context, token: str | None) -> None:
         websocket = context.request
@@ -146,14 +180,18 @@ class CredentialWatch:
                     await websocket.close(code=TOKEN_EXPIRED_CODE, reason=reason)
 
         async def run() -> None:
+            tick = 0
             while True:
-                left = every if expires is None else min(every, expires - time.time())
+                tick = max(tick + 1, math.floor(time.time() / every) + 1)
+                left = tick * every - time.time()
+                if expires is not None:
+                    left = min(left, expires - time.time())
                 await asyncio.sleep(max(0.0, left))
                 if expires is not None and time.time() >= expires:
                     await close(TOKEN_EXPIRED)
                     return
                 try:
-                    now = await principal_for(runtime, token)
+                    now = await self._check(runtime, token, tick, every)
                 except DomainError as exc:
                     await close(exc.message)
                     return

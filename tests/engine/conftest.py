@@ -8,13 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.conftest import LiveServer, free_port
+from tests.conftest import LiveServer, start_server
 
 
 @dataclass
@@ -33,8 +32,7 @@ class Target:
 
 @pytest.fixture
 async def target() -> AsyncIterator[Target]:
-    port = free_port()
-    state = Target(url=f"http://127.0.0.1:{port}")
+    state = Target(url="")
 
     async def handle(request: Request) -> Response:
         path = "/" + request.path_params["path"]
@@ -54,12 +52,10 @@ async def target() -> AsyncIterator[Target]:
     app = Starlette(
         routes=[Route("/{path:path}", handle, methods=["GET", "POST", "PUT", "DELETE"])]
     )
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
+    server, task, url = await start_server(app)
+    state.url = url
     yield state
-    server.should_exit = True
+    server.stop()
     await task
 
 

@@ -4,6 +4,8 @@ and many concurrent subscribers, over real connections on loopback."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import json
 import time
 
@@ -13,6 +15,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
 
 from flowql.services.auth import issuer_for
+from flowql.transport import tune_gc_for_serving
 from tests.conftest import Factory, LiveServer
 from tests.engine.conftest import create_workflow, execute
 from tests.subscriptions.conftest import (
@@ -242,3 +245,52 @@ async def test_a_hundred_subscribers_all_receive_the_process_status_changes(
             await opener.__aexit__(None, None, None)
     expected = ["PENDING", "RUNNING", *["RUNNING"] * 4, "COMPLETED"]
     assert results == [expected] * count
+
+
+@pytest.mark.settings(ws_revalidate_interval=0.3)
+async def test_connections_sharing_a_credential_share_its_periodic_recheck(
+    server: LiveServer, factory: Factory
+) -> None:
+    """Twenty subscribers of one credential: each re-check tick reads the credential once, not
+    twenty times (a dashboard's thousands of subscribers would otherwise query it thousands of
+    times a minute)."""
+    account = await factory.account()
+    connections = 20
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(connections):
+            ws = await stack.enter_async_context(WS.open(server, TRANSPORT_WS, token=account.token))
+            await ws.subscribe("feed", EVENTS)
+        await wait_subscribers(server, connections)
+        log = server.runtime.db.statement_log
+        log.start()
+        await asyncio.sleep(1.0)  # about three ticks of 0.3 s: the thing measured is time
+        # The user's row is read by each credential check (the scheduler's reads are not).
+        checks = [s for s in log.stop() if "FROM users" in s]
+    assert checks, "no re-check ran"
+    # Shared: one read per tick (four at most in the window), whatever the number of connections.
+    assert len(checks) <= 4, len(checks)
+
+
+def test_a_serving_process_leaves_a_fan_outs_short_lived_objects_to_die_young() -> None:
+    """With `flowql serve`'s collector thresholds, the short-lived objects of thousands of
+    deliveries in flight do not set off collections (each of which promotes the survivors
+    towards the full collections that walk every connection: docs/performance.md)."""
+    collections: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    before = gc.get_threshold()
+    gc.callbacks.append(count)
+    try:
+        tune_gc_for_serving()
+        gc.collect()
+        collections.clear()
+        in_flight = [{"id": i, "status": "RUNNING", "payload": [i]} for i in range(20_000)]
+        assert len(in_flight) == 20_000
+        del in_flight
+        assert collections == []
+    finally:
+        gc.callbacks.remove(count)
+        gc.set_threshold(*before)
