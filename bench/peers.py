@@ -456,7 +456,7 @@ def table(systems: list[System], args: argparse.Namespace) -> str:
                     cells.append("-")
                 else:
                     ratio = ours.results[connections]["rps"] / other.results[connections]["rps"]
-                    cells.append(f"{ratio:.2f}x")
+                    cells.append(f"{ratio:.2f}x" if ratio >= 0.1 else f"{ratio:.4f}x")
             lines.append(f"| {connections} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines)
 
