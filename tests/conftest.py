@@ -44,6 +44,13 @@ TEMPLATE_DB = f"flowql_test_template_{os.getpid()}"
 PASSWORD = "correct-horse-battery"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # The fuzzers' and the tenancy matrix's counts, in the terminal summary (with or without xdist).
+    from tests.security.live import SummaryPlugin
+
+    config.pluginmanager.register(SummaryPlugin(), SummaryPlugin.name)
+
+
 def postgres_available() -> str | None:
     """None when PostgreSQL answers, else the reason it does not."""
     try:

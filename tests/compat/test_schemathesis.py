@@ -25,7 +25,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.conftest import free_port
-from tests.security.live import print_summary, report
+from tests.security.live import report
 
 FLOWQL = str(Path(sys.executable).parent / "flowql")
 MOUNTS = ["/compat/activeworkflow", "/v1", "/compat/wayscript", "/compat/letsflow"]
@@ -143,9 +143,7 @@ def headers_for(mount: str, server: dict[str, Any]) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("mount", MOUNTS)
-def test_mount_conforms_to_its_openapi(
-    compat_server: dict[str, Any], mount: str, request: pytest.FixtureRequest
-) -> None:
+def test_mount_conforms_to_its_openapi(compat_server: dict[str, Any], mount: str) -> None:
     url = compat_server["url"]
     schema = schemathesis.openapi.from_url(f"{url}{mount}/openapi.json")
     failures: list[str] = []
@@ -176,7 +174,6 @@ def test_mount_conforms_to_its_openapi(
             check()
         except Exception as exc:  # collect every operation's failure, then fail once
             failures.append(f"{operation.method.upper()} {operation.path}: {exc}")
-    print_summary(request.config)
     report(
         f"schemathesis {mount}: {sent} requests over {operations} operations, "
         f"{len(failures)} operations failing"

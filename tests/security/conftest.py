@@ -18,7 +18,7 @@ from sqlalchemy import text
 from flowql.rest_compat import FAMILIES
 from flowql.settings import Settings
 from tests.conftest import LiveServer
-from tests.security.live import ThreadedServer, print_summary, serve_in_thread
+from tests.security.live import ThreadedServer, serve_in_thread
 
 BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 TABLES = (
@@ -120,11 +120,6 @@ LIMIT = 64 * 1024
 def settings(settings: Settings) -> Settings:
     """Smaller body limits than the defaults, so refusals are quick to provoke."""
     return settings.model_copy(update={"max_body_bytes": LIMIT, "hooks_max_body_bytes": LIMIT})
-
-
-@pytest.fixture(autouse=True, scope="module")
-def fuzz_summary(request: pytest.FixtureRequest) -> None:
-    print_summary(request.config)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """A real server whose event loop runs in a thread of its own, so synchronous clients
 (hypothesis, schemathesis-style loops) can call it; and the summary lines the fuzzers and the
-tenancy matrix print at the end of the run (SummaryPlugin, registered by print_summary)."""
+tenancy matrix print at the end of the run (SummaryPlugin, registered by tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -25,30 +25,39 @@ from tests.conftest import Account, Factory, ServerErrors, free_port
 
 T = TypeVar("T")
 
-# Lines the fuzzers and the matrix report, printed at the end of the run by SummaryPlugin.
-SUMMARY: list[str] = []
+# Lines the fuzzers and the matrix report. They travel on the reporting test's report
+# (`user_properties`), so they reach the terminal summary from pytest-xdist workers too.
+SUMMARY_PROPERTY = "flowql-summary"
+_PENDING: list[str] = []
 
 
 def report(line: str) -> None:
-    SUMMARY.append(line)
+    _PENDING.append(line)
 
 
 class SummaryPlugin:
-    """Prints SUMMARY in pytest's terminal summary, so `pytest -q` shows it without `-s`."""
+    """Prints the reported lines in pytest's terminal summary, so `pytest -q` shows them
+    without `-s`, with or without xdist (registered by the root conftest)."""
 
     name = "flowql-fuzz-summary"
 
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> None:
+        while _PENDING:
+            item.user_properties.append((SUMMARY_PROPERTY, _PENDING.pop(0)))
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call":
+            self.lines += [v for k, v in report.user_properties if k == SUMMARY_PROPERTY]
+
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        if SUMMARY:
+        if self.lines:
             terminalreporter.section("fuzzers and tenancy matrix")
-            for line in SUMMARY:
+            for line in self.lines:
                 terminalreporter.write_line(line)
-
-
-def print_summary(config: pytest.Config) -> None:
-    """Register the summary once per run, from whichever test directory reports first."""
-    if not config.pluginmanager.has_plugin(SummaryPlugin.name):
-        config.pluginmanager.register(SummaryPlugin(), SummaryPlugin.name)
 
 
 @dataclass
