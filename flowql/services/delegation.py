@@ -70,12 +70,14 @@ def _held(roles: dict[uuid.UUID, Role], user_id: uuid.UUID | None) -> frozenset[
 async def process_privileges(
     session: AsyncSession, workflow: Workflow, starter_id: uuid.UUID | None
 ) -> list[str]:
-    """The privileges a process of `workflow` started by `starter_id` runs with (one query)."""
-    roles = await _roles(
-        session,
-        workflow.workspace_id,
-        {u for u in (workflow.last_editor_id, starter_id) if u is not None},
-    )
+    """The privileges a process of `workflow` started by `starter_id` runs with (one query;
+    it does not flush, so a process just added can take the result in its INSERT)."""
+    with session.no_autoflush:
+        roles = await _roles(
+            session,
+            workflow.workspace_id,
+            {u for u in (workflow.last_editor_id, starter_id) if u is not None},
+        )
     edited = (
         ALL_PRIVILEGES if workflow.editor_privileges is None else set(workflow.editor_privileges)
     )

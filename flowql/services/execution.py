@@ -157,9 +157,9 @@ async def start_process(
         input=request.input,
         idempotency_key=request.idempotency_key,
         last_activity_at=now,
-        privileges=await process_privileges(uow.session, workflow, request.user_id),
     )
     uow.session.add(process)
+    process.privileges = await process_privileges(uow.session, workflow, request.user_id)
     await uow.session.flush()
     for agent in await _entry_agents(uow, workflow, trigger):
         uow.session.add(
