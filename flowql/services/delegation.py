@@ -82,13 +82,14 @@ def _privileges(
 async def process_privileges(
     session: AsyncSession, workflow: Workflow, starter_id: uuid.UUID | None
 ) -> list[str]:
-    """The privileges a process of `workflow` started by `starter_id` runs with (one query)."""
+    """The privileges a process of `workflow` started by `starter_id` runs with (one query;
+    it does not flush, so a process just added can take the result in its INSERT)."""
     people = _people(workflow, starter_id)
-    rows = (
-        (await session.exec(_roles_statement(workflow.workspace_id, people))).all()
-        if people
-        else []
-    )
+    rows: list[Any] = []
+    if people:
+        with session.no_autoflush:
+            statement = _roles_statement(workflow.workspace_id, people)
+            rows = list((await session.exec(statement)).all())
     return _privileges(workflow, starter_id, rows)
 
 
