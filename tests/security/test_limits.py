@@ -106,7 +106,8 @@ async def test_a_refused_document_never_stalls_other_requests(server: LiveServer
         assert response.json() == {"data": {"__typename": "Query"}}
         cheap_latencies.append(latency)
     refusals = await asyncio.gather(*attacks)
-    assert max(cheap_latencies) < 1.0, cheap_latencies
+    # Without the limits the cheap requests wait ~20 s here; 3 s leaves room for a busy CI box.
+    assert max(cheap_latencies) < 3.0, cheap_latencies
     for _, response in refusals:
         assert limit_of(response.json()) == ("VALIDATION_ERROR", "duplicateFields")
 
