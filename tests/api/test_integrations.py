@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from flowql.auth.principal import Principal, PrincipalKind
+from flowql.auth.privileges import ALL_PRIVILEGES
 from flowql.errors import Forbidden, NotFound, ValidationFailed
 from flowql.models import Process, Role
 from flowql.services.auth import authenticate, issue_execution_tokens
@@ -370,8 +371,15 @@ async def test_only_a_running_process_of_the_workspace_gets_the_credentials(
     runtime = server.runtime
     stranger = await factory.account()
     async with runtime.db.transaction() as session:
-        mine = Process(workspace_id=owner.workspace_id, user_id=owner.user_id)
-        theirs = Process(workspace_id=stranger.workspace_id, user_id=stranger.user_id)
+        # Started by their owners: a process holds what its starter and editor hold
+        # (services/delegation.py); one without recorded privileges never gets credentials.
+        everything = sorted(ALL_PRIVILEGES)
+        mine = Process(
+            workspace_id=owner.workspace_id, user_id=owner.user_id, privileges=everything
+        )
+        theirs = Process(
+            workspace_id=stranger.workspace_id, user_id=stranger.user_id, privileges=everything
+        )
         session.add_all([mine, theirs])
         await session.flush()
         tokens = [

@@ -12,10 +12,10 @@ from flowql.settings import Settings
 from tests.conftest import Factory, LiveServer
 from tests.engine.conftest import create_workflow
 
-# Reads: the trigger with its workflow, the agents, their links. Writes: the event, the process,
-# messages, steps and logs (one INSERT each), the outbox's subscriptions, the workflow's and
-# the trigger's last-run times.
-STATEMENT_BUDGET = 12
+# Reads (one hop): the trigger with its workflow, the agents, their links, the last editor's role
+# (what the process may do). Writes: the event, the process, messages, steps and logs (one INSERT
+# each), the outbox's subscriptions, the workflow's and the trigger's last-run times.
+STATEMENT_BUDGET = 13
 FAN_OUT = 6
 
 

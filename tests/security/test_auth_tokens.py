@@ -134,7 +134,7 @@ async def test_an_execution_token_does_only_what_its_process_needs(
             ('mutation($id: UUID!) { updateWorkflow(id: $id, input: {name: "y"}) { id } }', {"id": workflow["id"]}, None),
             ('mutation($id: UUID!) { setWorkflowSecret(workflowId: $id, key: "K", value: "v") { id } }', {"id": workflow["id"]}, None),
             ('mutation { createCredential(input: {name: "c", value: "v"}) { id } }', {}, None),
-            ('mutation($ws: UUID!) { addMember(workspaceId: $ws, email: "x@example.com") { role } }', {"ws": str(owner.workspace_id)}, None),
+            ('mutation($ws: UUID!) { inviteMember(workspaceId: $ws, email: "x@example.com") { role } }', {"ws": str(owner.workspace_id)}, None),
         ]:  # fmt: skip
             body = await server.gql(document, variables, token=token, expect_errors=True)
             assert body.get("errors"), (document, body)
