@@ -52,6 +52,9 @@ class StartRequest:
     title: str = ""
     # What the process may do (services/delegation.py); start_process works it out when None.
     privileges: list[str] | None = None
+    # What the starting credential holds in the workspace (an API key may hold less than its
+    # owner's role); None when nobody's credential starts it.
+    starter_grants: frozenset[str] | None = None
 
 
 def process_summary(process: Process) -> dict[str, Any]:
@@ -182,7 +185,10 @@ async def start_process(
     now = process.last_activity_at
     uow.session.add(event)
     if process.privileges is None:
-        process.privileges = await process_privileges(uow.session, workflow, request.user_id)
+        privileges = await process_privileges(uow.session, workflow, request.user_id)
+        if request.starter_grants is not None:
+            privileges = [p for p in privileges if p in request.starter_grants]
+        process.privileges = privileges
     uow.session.add(process)
     await uow.session.flush()
     for agent in await _entry_agents(uow, workflow, trigger):
@@ -250,6 +256,7 @@ async def execute_workflow(
             trigger=trigger,
             idempotency_key=idempotency_key,
             user_id=principal.user_id,
+            starter_grants=principal.grants.get(workflow.workspace_id, frozenset()),
         ),
     )
     if created:

@@ -58,6 +58,22 @@ async def stored_privileges(server: LiveServer, process_id: str) -> set[str]:
     return set(process.privileges)
 
 
+async def test_a_process_started_with_a_narrow_key_holds_no_more_than_the_key(
+    server: LiveServer, factory: Factory
+) -> None:
+    """The starter is the credential that starts the run, not the person behind it: an
+    owner's key that may only run workflows starts processes that may do no more."""
+    owner = await factory.account()
+    workflow = await create_workflow(server, owner.token, "narrow", QUICK)
+    key = await factory.api_key(owner, ["workflow:read", "process:run", "process:read"])
+    started = await execute(server, key, workflow["id"])
+    privileges = await stored_privileges(server, started["id"])
+    assert privileges <= {"workflow:read", "process:run", "process:read"}, privileges
+    assert "credential:read" not in privileges and "integration:write" not in privileges
+    by_owner = await execute(server, owner.token, workflow["id"])
+    assert "credential:read" in await stored_privileges(server, by_owner["id"])
+
+
 # -- hole 1: templates ---------------------------------------------------------------------------
 
 
