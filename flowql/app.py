@@ -15,9 +15,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.http import GraphQLRequestData
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
 
@@ -47,8 +48,25 @@ from flowql.settings import Dispatcher, Settings
 logger = logging.getLogger("flowql")
 
 
+class TextWebSocketAdapter(ASGIWebSocketAdapter):
+    """GraphQL-over-WebSocket messages go out as text frames, as both protocols require.
+
+    Strawberry sends `encode_json`'s bytes (orjson's) as binary frames, which browsers hand to
+    the client as a Blob: GraphiQL's graphql-ws client cannot parse them and closes the socket.
+    """
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        try:
+            encoded = self.view.encode_json(message)
+            text = encoded.decode() if isinstance(encoded, bytes) else encoded
+            await self.ws.send_text(text)
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+
 class FlowqlGraphQL(SafeJSONView, GraphQL[Context, None]):
     graphql_ws_handler_class = transport.LegacyWSHandler
+    websocket_adapter_class = TextWebSocketAdapter
 
     def __init__(self, runtime: Runtime, **kwargs: Any) -> None:
         options = {**transport.view_options(runtime.settings), **kwargs}

@@ -79,7 +79,11 @@ class WS:
 
     async def recv(self, timeout: float = 20) -> dict[str, Any]:
         while True:
-            message: dict[str, Any] = json.loads(await asyncio.wait_for(self.conn.recv(), timeout))
+            frame = await asyncio.wait_for(self.conn.recv(), timeout)
+            # Both protocols send text frames; a browser hands binary ones over as a Blob that
+            # graphql-ws (GraphiQL) cannot parse.
+            assert isinstance(frame, str), f"binary WebSocket frame: {frame!r:.200}"
+            message: dict[str, Any] = json.loads(frame)
             if message["type"] == "ping":
                 await self.send({"type": "pong"})
             elif message["type"] not in ("ka", "pong"):
@@ -138,6 +142,16 @@ async def closed_with(conn: ClientConnection, timeout: float = 10) -> tuple[int 
         while True:
             await asyncio.wait_for(conn.recv(), timeout)
     return conn.close_code, conn.close_reason
+
+
+async def wait_dropped(server: LiveServer, count: int, timeout: float = 20) -> None:
+    """Until the server's bus has dropped `count` subscribers that are still subscribed."""
+    bus: Any = server.runtime.bus
+    deadline = asyncio.get_running_loop().time() + timeout
+    while bus.dropped_count < count:
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{bus.dropped_count} of {count} dropped after {timeout}s")
+        await asyncio.sleep(0.02)
 
 
 async def wait_subscribers(server: LiveServer, count: int, timeout: float = 20) -> None:
