@@ -32,12 +32,29 @@ class SubscriberDropped(Exception):
     """The subscriber fell too far behind and was dropped."""
 
 
+# How often a subscriber over its bound is checked for progress (see Subscription).
+STALL_CHECK_SECONDS = 1.0
+
+
 class Subscription:
+    """A subscriber's queue of events, bounded by what it cannot keep up with.
+
+    One commit may publish many events at once (a process's local steps run back to back and
+    publish after one commit), so the bound `maxsize` is not a cap on a single burst: a burst
+    is queued whole. A subscriber whose backlog is above `maxsize` is checked every
+    STALL_CHECK_SECONDS and dropped if, since the last check, it took no event or its backlog
+    grew: it is stuck, or slower than what is published. One that drains the burst is kept.
+    """
+
     def __init__(self, accept: Callable[[BusEvent], bool], maxsize: int) -> None:
         self.accept = accept
-        self.queue: asyncio.Queue[BusEvent | None] = asyncio.Queue(maxsize=maxsize)
+        self.maxsize = maxsize
+        self.queue: asyncio.Queue[BusEvent | None] = asyncio.Queue()
         self.dropped = False
         self._drop_callbacks: list[Callable[[], None]] = []
+        self._offered = 0  # events queued so far; taken = offered - backlog
+        self._check: asyncio.TimerHandle | None = None
+        self._last: tuple[int, int] = (0, 0)  # (taken, backlog) at the last check
 
     def on_drop(self, callback: Callable[[], None]) -> None:
         """Call `callback` (synchronously, from the publisher) when this subscriber is dropped.
@@ -50,19 +67,47 @@ class Subscription:
     def offer(self, event: BusEvent) -> None:
         if self.dropped or not self.accept(event):
             return
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self.dropped = True
-            # Make room for the end-of-feed marker so the reader wakes up and sees the drop.
-            while not self.queue.empty():
-                self.queue.get_nowait()
-            self.queue.put_nowait(None)
-            for callback in self._drop_callbacks:
-                try:
-                    callback()
-                except Exception:  # one subscriber's hook must not break publishing
-                    logger.exception("subscriber drop callback failed")
+        self.queue.put_nowait(event)
+        self._offered += 1
+        if self.queue.qsize() > self.maxsize and self._check is None:
+            self._last = (self._offered - self.queue.qsize(), self.queue.qsize())
+            self._check = asyncio.get_running_loop().call_later(STALL_CHECK_SECONDS, self._review)
+
+    def _review(self) -> None:
+        self._check = None
+        if self.dropped:
+            return
+        backlog = self.queue.qsize()
+        if backlog <= self.maxsize:
+            return
+        taken = self._offered - backlog
+        last_taken, last_backlog = self._last
+        if taken == last_taken or backlog > last_backlog:
+            self.drop()
+            return
+        self._last = (taken, backlog)
+        self._check = asyncio.get_running_loop().call_later(STALL_CHECK_SECONDS, self._review)
+
+    def drop(self) -> None:
+        if self.dropped:
+            return
+        self.dropped = True
+        # Empty the queue, then add the end-of-feed marker so the reader wakes up and sees
+        # the drop.
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
+        for callback in self._drop_callbacks:
+            try:
+                callback()
+            except Exception:  # one subscriber's hook must not break publishing
+                logger.exception("subscriber drop callback failed")
+
+    def close(self) -> None:
+        """The subscriber left: no more checks."""
+        if self._check is not None:
+            self._check.cancel()
+            self._check = None
 
     async def __aiter__(self) -> AsyncIterator[BusEvent]:
         while True:
@@ -101,7 +146,13 @@ class MemoryBus:
             yield subscription
         finally:
             self._subscriptions.discard(subscription)
+            subscription.close()
 
     @property
     def subscriber_count(self) -> int:
         return len(self._subscriptions)
+
+    @property
+    def dropped_count(self) -> int:
+        """Subscribers dropped for falling behind whose feeds have not ended yet."""
+        return sum(1 for s in self._subscriptions if s.dropped)

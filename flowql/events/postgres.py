@@ -138,10 +138,16 @@ class PostgresBus:
             yield subscription
         finally:
             self._subscriptions.discard(subscription)
+            subscription.close()
 
     @property
     def subscriber_count(self) -> int:
         return len(self._subscriptions)
+
+    @property
+    def dropped_count(self) -> int:
+        """Subscribers dropped for falling behind whose feeds have not ended yet."""
+        return sum(1 for s in self._subscriptions if s.dropped)
 
     def _deliver(self, event: BusEvent) -> None:
         for subscription in list(self._subscriptions):

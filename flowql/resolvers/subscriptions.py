@@ -5,9 +5,9 @@ the read and the subscription is missed. Events are filtered in the bus's `accep
 the caller's grants, so another workspace's events never reach a subscriber's queue. Rows are
 loaded by id per event; the subscribers woken by one event share one load (`shared_load`).
 
-A subscriber that falls `settings.subscription_queue_size` events behind is dropped by the bus:
-its operation ends with a SUBSCRIBER_DROPPED error and, over a WebSocket, the connection is closed
-with code 4008 (SLOW_SUBSCRIBER_CLOSE_CODE). When the PostgreSQL bus reports a gap (its LISTEN
+A subscriber more than `settings.subscription_queue_size` events behind that stops draining (see
+flowql.events.bus.Subscription) is dropped by the bus: its operation ends with a
+SUBSCRIBER_DROPPED error and, over a WebSocket, the connection is closed with code 4008 (SLOW_SUBSCRIBER_CLOSE_CODE). When the PostgreSQL bus reports a gap (its LISTEN
 connection was lost for a while), feeds that can re-read their state do so (processUpdated,
 processLogs); the others end with an EVENTS_MISSED error, for the client to subscribe again.
 """
