@@ -147,21 +147,27 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
     request.getfixturevalue("postgres_dropper").drop(name)
 
 
+def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settings:
+    """Settings for a test server: fresh keys, quick retries and ticks, no demo account."""
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "data_dir": data_dir,
+        "secret_key": "test-secret-key-" + "x" * 32,
+        "encryption_keys": Fernet.generate_key().decode(),
+        "demo_accounts": False,
+        "allow_private_networks": True,
+        "retry_backoff_seconds": 0.05,
+        "webhook_backoff_seconds": 0.05,
+        "scheduler_interval": 0.1,
+        # Tests poll freely; tests/api/test_rate_limits.py turns the limits on.
+        "rate_limits_enabled": False,
+    }
+    return Settings(**{**values, **overrides})
+
+
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(
-        database_url=database_url,
-        data_dir=tmp_path / "data",
-        secret_key="test-secret-key-" + "x" * 32,
-        encryption_keys=Fernet.generate_key().decode(),
-        demo_accounts=False,
-        allow_private_networks=True,
-        retry_backoff_seconds=0.05,
-        webhook_backoff_seconds=0.05,
-        scheduler_interval=0.1,
-        # Tests poll freely; tests/api/test_rate_limits.py turns the limits on.
-        rate_limits_enabled=False,
-    )
+    return make_settings(database_url, tmp_path / "data")
 
 
 @pytest.fixture

@@ -16,12 +16,10 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import uvicorn
-from cryptography.fernet import Fernet
 
 from flowql.app import build_runtime, create_app
 from flowql.services.runtime import Runtime
-from flowql.settings import Settings
-from tests.conftest import Account, Factory, ServerErrors, free_port
+from tests.conftest import Account, Factory, ServerErrors, free_port, make_settings
 
 T = TypeVar("T")
 
@@ -102,18 +100,7 @@ def serve_in_thread(sqlite_template: Path, tmp: Path) -> Iterator[ThreadedServer
     """A server on a copy of the migrated SQLite template, until the block ends."""
     database = tmp / "flowql.db"
     shutil.copy(sqlite_template, database)
-    settings = Settings(
-        database_url=f"sqlite:///{database}",
-        data_dir=tmp / "data",
-        secret_key="security-secret-key-" + "x" * 32,
-        encryption_keys=Fernet.generate_key().decode(),
-        demo_accounts=False,
-        allow_private_networks=False,
-        retry_backoff_seconds=0.05,
-        webhook_backoff_seconds=0.05,
-        scheduler_interval=0.1,
-        rate_limits_enabled=False,
-    )
+    settings = make_settings(f"sqlite:///{database}", tmp / "data", allow_private_networks=False)
     loop = asyncio.new_event_loop()
     port = free_port()
     started = threading.Event()
