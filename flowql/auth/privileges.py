@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
+from flowql.errors import Forbidden
 from flowql.models.workspaces import Role
 
 RESOURCES = (
@@ -44,3 +47,14 @@ ROLE_PRIVILEGES: dict[Role, frozenset[str]] = {
 
 def unknown_privileges(privileges: list[str]) -> list[str]:
     return [p for p in privileges if p not in ALL_PRIVILEGES]
+
+
+def require_for_process(privileges: Collection[str] | None, privilege: str, doing: str) -> None:
+    """Refuse what a running process does beyond its privileges (`Process.privileges`; None:
+    a process recorded before they were, which keeps its old behaviour)."""
+    if privileges is not None and privilege not in privileges:
+        raise Forbidden(
+            f"this process may not {doing}: its workflow's last editor or its starter "
+            f"lacks {privilege}",
+            privilege=privilege,
+        )

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
-from flowql.engine.agents import StepFailed
+from flowql.agents.base import StepFailed
 from flowql.models import Agent, AgentSource, Trigger, Workflow
 
 

@@ -20,10 +20,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from flowql import jsonsafe
+from flowql.agents.core import HttpTriggerOptions
+from flowql.agents.templating import TemplateError
 from flowql.engine.definitions import Definition, load_definition
 from flowql.engine.dispatch import InlineDispatcher
-from flowql.engine.registry import HttpTriggerOptions
-from flowql.engine.templating import TemplateError
 from flowql.engine.writeset import Lost
 from flowql.errors import DomainError
 from flowql.models import (

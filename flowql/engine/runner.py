@@ -26,10 +26,11 @@ import httpx
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
-from flowql.engine.agents import HANDLERS, AgentRun, Outcome, StepFailed
+from flowql.agents.base import AgentRun, Outcome, StepFailed
+from flowql.agents.registry import REGISTRY
+from flowql.agents.templating import TemplateError
 from flowql.engine.definitions import Definition, load_definition
 from flowql.engine.run_state import RUNNABLE, ProcessRun, Step
-from flowql.engine.templating import TemplateError
 from flowql.engine.writeset import (
     LAST_RUN_RESOLUTION,
     PROCESS_FIELDS,
@@ -64,22 +65,6 @@ logger = logging.getLogger("flowql.engine")
 
 # Waits shorter than this are slept inside the runner; longer ones park the process (durably).
 INLINE_WAIT = timedelta(seconds=2)
-# Agent types whose handlers only compute: they run back to back without a commit in between.
-LOCAL_TYPES = frozenset(
-    {
-        "webhook",
-        "http",
-        "schedule",
-        "manual",
-        "form",
-        "message",
-        "transform",
-        "filter",
-        "switch",
-        "delay",
-        "respond",
-    }
-)
 
 
 @dataclass
@@ -212,7 +197,7 @@ class Runner:
                 elif step.status is StepStatus.WAITING:  # a delay over passes its message on
                     outcome = Outcome(emit=[self._payload(run, step)], logs=["delay over"])
                     self._complete(run, step, agent, outcome)
-                elif agent.type in LOCAL_TYPES:
+                elif REGISTRY[agent.type].local:
                     await self._run_step(run, step, agent)
                 elif not await self._run_remote(run, step, agent):
                     return
@@ -301,7 +286,7 @@ class Runner:
         """A local step: runs now, its outcome joins the pending write set."""
         self._start_step(run, step, agent)
         try:
-            outcome = await HANDLERS[agent.type](self._agent_run(run, agent, step))
+            outcome = await REGISTRY[agent.type].handler(self._agent_run(run, agent, step))
         except (StepFailed, TemplateError, ValueError, DomainError) as exc:
             self._failed(run, step, agent, str(exc))
             return
@@ -319,7 +304,9 @@ class Runner:
         timeout = agent.timeout_seconds or self._default_timeout(agent)
         try:
             agent_run = self._agent_run(run, agent, step)
-            outcome = await asyncio.wait_for(HANDLERS[agent.type](agent_run), timeout=timeout)
+            outcome = await asyncio.wait_for(
+                REGISTRY[agent.type].handler(agent_run), timeout=timeout
+            )
         except TimeoutError:
             self._failed(run, step, agent, f"timed out after {timeout:g}s")
             return True

@@ -11,7 +11,7 @@ starts from it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -20,7 +20,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from flowql.auth.principal import Principal
 from flowql.auth.privileges import ALL_PRIVILEGES, ROLE_PRIVILEGES
-from flowql.errors import Forbidden
 from flowql.models import Membership, Role, User, Workflow, WorkspaceRow
 
 
@@ -100,14 +99,3 @@ def process_privileges_sync(
     people = _people(workflow, starter_id)
     rows = session.execute(_roles_statement(workflow.workspace_id, people)).all() if people else []
     return _privileges(workflow, starter_id, [(u, r) for u, r in rows])
-
-
-def require_for_process(privileges: Collection[str] | None, privilege: str, doing: str) -> None:
-    """Refuse what a running process does beyond its privileges (`Process.privileges`; None:
-    a process recorded before they were, which keeps its old behaviour)."""
-    if privileges is not None and privilege not in privileges:
-        raise Forbidden(
-            f"this process may not {doing}: its workflow's last editor or its starter "
-            f"lacks {privilege}",
-            privilege=privilege,
-        )

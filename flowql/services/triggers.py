@@ -9,7 +9,8 @@ from croniter import croniter
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from flowql.engine.registry import Kind, Options, get_type
+from flowql.agents.base import Kind, Options
+from flowql.agents.registry import get_type
 from flowql.models import Agent, Trigger, TriggerType, Workspace, utcnow
 
 

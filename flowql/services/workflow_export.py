@@ -15,9 +15,9 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from flowql.agents.registry import secret_fields
 from flowql.auth.principal import Principal
 from flowql.auth.secrets_box import SecretBox
-from flowql.engine.registry import secret_fields
 from flowql.errors import ValidationFailed
 from flowql.formats.huginn import flowql_type, huginn_type
 from flowql.models import Agent, AgentSource, Workflow

@@ -11,9 +11,9 @@ from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
+from flowql.agents.registry import secret_fields, validate_options
 from flowql.auth.principal import Principal
 from flowql.auth.secrets_box import SecretBox
-from flowql.engine.registry import secret_fields, validate_options
 from flowql.errors import ValidationFailed
 from flowql.models import Agent, AgentSource, AuditAction, Workflow, WorkflowStatus, utcnow
 from flowql.services import audit

@@ -28,8 +28,8 @@ import yaml
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
+from flowql.agents.registry import REGISTRY, validate_options
 from flowql.auth.principal import Principal
-from flowql.engine.registry import REGISTRY, validate_options
 from flowql.errors import ValidationFailed
 from flowql.services.auth import authenticate
 from flowql.services.scenarios import store_scenario
