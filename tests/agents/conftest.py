@@ -1,0 +1,97 @@
+"""Handler-level fixtures for agent types: an `AgentRun` built around real options and payloads.
+
+Outbound HTTP goes through a real httpx client to loopback targets the tests start; the URL
+check allows loopback here (the engine's netguard is tested elsewhere).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Literal
+
+import httpx
+import pytest
+
+from flowql.agents.base import AgentRun, Outcome
+from flowql.agents.registry import REGISTRY, validate_options
+from flowql.models import Agent, Process
+
+RunAgent = Callable[..., Awaitable[Outcome]]
+
+
+def make_run(
+    agent_type: str,
+    options: dict[str, Any],
+    payload: dict[str, Any] | None = None,
+    *,
+    memory: dict[str, Any] | None = None,
+    mode: Literal["receive", "check"] = "receive",
+    http: httpx.AsyncClient | None = None,
+    credentials: dict[str, str] | None = None,
+    name: str = "agent",
+) -> AgentRun:
+    """An AgentRun for `agent_type` with `options` (validated as the API would) over `payload`."""
+    validate_options(agent_type, options)
+    workspace_id = uuid.uuid4()
+    process = Process(workspace_id=workspace_id, input=payload or {}, privileges=None)
+    agent = Agent(
+        workspace_id=workspace_id,
+        workflow_id=uuid.uuid4(),
+        name=name,
+        type=agent_type,
+        options=options,
+    )
+    message = dict(payload or {})
+    context = {
+        "message": message,
+        "process": {"id": str(process.id), "number": 1, "input": message},
+        "workflow": {"id": str(agent.workflow_id), "number": 1, "name": "wf", "variables": {}},
+        "vars": {},
+    }
+    client = http or httpx.AsyncClient()
+
+    async def resolve_credential(cred: str) -> str:
+        try:
+            return (credentials or {})[cred]
+        except KeyError:
+            raise ValueError(f"no credential named {cred!r}") from None
+
+    async def check_url(url: str) -> None:
+        return None
+
+    async def scenario_action(*_: Any) -> dict[str, Any]:
+        raise NotImplementedError("scenario actions are tested in tests/engine")
+
+    return AgentRun(
+        agent=agent,
+        process=process,
+        payload=message,
+        context=context,
+        resolve_credential=resolve_credential,
+        http=lambda: client,
+        check_url=check_url,
+        scenario_action=scenario_action,
+        mode=mode,
+        memory=memory if memory is not None else {},
+    )
+
+
+@pytest.fixture
+async def http_client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient() as client:
+        yield client
+
+
+@pytest.fixture
+def run_agent(http_client: httpx.AsyncClient) -> RunAgent:
+    """`await run_agent("website", options, payload, memory=..., mode=...)` -> Outcome."""
+
+    async def run(
+        agent_type: str, options: dict[str, Any], payload: Any = None, **kw: Any
+    ) -> Outcome:
+        kw.setdefault("http", http_client)
+        agent_run = make_run(agent_type, options, payload, **kw)
+        return await REGISTRY[agent_type].handler(agent_run)
+
+    return run
