@@ -67,6 +67,9 @@ class ProcessRun:
     emitted: list[tuple[uuid.UUID, dict[str, Any]]] = field(default_factory=list)
     ws: WriteSet | None = None
     events: list[BusEvent] = field(default_factory=list)
+    # Agents' memory as this run knows it: agent id -> (memory, version saved in the database).
+    memories: dict[uuid.UUID, tuple[dict[str, Any], int]] = field(default_factory=dict)
+    memory_conflict: bool = False
     # Resolved with the process once its first commit holds (the http trigger's caller waits).
     committed: asyncio.Future[Process] | None = None
 

@@ -16,6 +16,7 @@ start commits with its first steps: the caller is answered once that commit hold
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import uuid
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ import httpx
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
-from flowql.agents.base import AgentRun, Outcome, StepFailed
+from flowql.agents.base import AgentRun, Kind, Outcome, StepFailed
 from flowql.agents.registry import REGISTRY
 from flowql.agents.templating import TemplateError
 from flowql.engine.definitions import Definition, load_definition
@@ -39,6 +40,7 @@ from flowql.engine.writeset import (
     WORKFLOW_RAN,
     Finish,
     Lost,
+    MemoryConflict,
     new_row,
 )
 from flowql.errors import DomainError
@@ -65,6 +67,9 @@ logger = logging.getLogger("flowql.engine")
 
 # Waits shorter than this are slept inside the runner; longer ones park the process (durably).
 INLINE_WAIT = timedelta(seconds=2)
+# Times a process runs again after losing an agent-memory race before it gives up (it is then
+# resumed like any interrupted process).
+MEMORY_ATTEMPTS = 10
 
 
 @dataclass
@@ -174,11 +179,20 @@ class Runner:
 
     async def drive(self, run: ProcessRun) -> None:
         """Run the process until it ends, parks, or is lost to a cancel or another runner."""
-        try:
-            await self._drive(run)
-        finally:
-            if run.committed is not None and not run.committed.done():
-                run.committed.set_exception(Lost("the process was not started"))
+        for _ in range(MEMORY_ATTEMPTS):
+            try:
+                await self._drive(run)
+            finally:
+                if run.committed is not None and not run.committed.done():
+                    run.committed.set_exception(Lost("the process was not started"))
+            # Another run saved an agent's memory first: run again from what was committed.
+            if not run.memory_conflict or run.saved_status is None:
+                return
+            again = await self._load(run.process.id)
+            if again is None:
+                return
+            run = again
+            self._claim(run)
 
     async def _drive(self, run: ProcessRun) -> None:
         while True:
@@ -249,12 +263,15 @@ class Runner:
         try:
             number, output = await self.runtime.db.write(ws)
         except Lost as exc:
+            run.memory_conflict = isinstance(exc, MemoryConflict)
             logger.info("process %s: %s; this run stops", process.id, exc)
             if run.committed is not None and not run.committed.done():
                 run.committed.set_exception(exc)
             return False
         if number is not None:
             process.number = number
+        for agent_id, (memory, version) in ws.memory.items():
+            run.memories[agent_id] = (memory, version + 1)
         if ws.finish is not None and ws.finish.output_from is not None:
             process.output = output
         run.saved_status = process.status
@@ -285,8 +302,9 @@ class Runner:
     async def _run_step(self, run: ProcessRun, step: Step, agent: Agent) -> None:
         """A local step: runs now, its outcome joins the pending write set."""
         self._start_step(run, step, agent)
+        agent_run = self._agent_run(run, agent, step)
         try:
-            outcome = await REGISTRY[agent.type].handler(self._agent_run(run, agent, step))
+            outcome = await REGISTRY[agent.type].handler(agent_run)
         except (StepFailed, TemplateError, ValueError, DomainError) as exc:
             self._failed(run, step, agent, str(exc))
             return
@@ -294,6 +312,7 @@ class Runner:
             logger.exception("agent %s crashed", agent.id)
             self._failed(run, step, agent, f"{type(exc).__name__}: {exc}")
             return
+        self._remember(run, agent, agent_run)
         self._complete(run, step, agent, outcome)
 
     async def _run_remote(self, run: ProcessRun, step: Step, agent: Agent) -> bool:
@@ -317,6 +336,7 @@ class Runner:
             logger.exception("agent %s crashed", agent.id)
             self._failed(run, step, agent, f"{type(exc).__name__}: {exc}")
             return True
+        self._remember(run, agent, agent_run)
         self._complete(run, step, agent, outcome)
         return True
 
@@ -325,6 +345,22 @@ class Runner:
         if isinstance(option, int | float):
             return float(option) + 5
         return self.config.default_timeout_seconds
+
+    def _memory(self, run: ProcessRun, agent: Agent) -> tuple[dict[str, Any], int]:
+        """The agent's memory as this run knows it (read with the definition, or saved since)."""
+        known = run.memories.get(agent.id)
+        if known is None:
+            known = run.memories[agent.id] = (dict(agent.memory or {}), agent.memory_version)
+        return known
+
+    def _remember(self, run: ProcessRun, agent: Agent, agent_run: AgentRun) -> None:
+        """A handler that changed its memory: the change joins the pending write set, guarded by
+        the version the run read (writeset.MEMORY_SAVED)."""
+        memory, version = self._memory(run, agent)
+        if agent_run.memory != memory:
+            changed = copy.deepcopy(agent_run.memory)
+            run.memories[agent.id] = (changed, version)
+            run.write_set.memory[agent.id] = (changed, version)
 
     def _agent_run(self, run: ProcessRun, agent: Agent, step: Step) -> AgentRun:
         process = run.process
@@ -374,6 +410,11 @@ class Runner:
             http=lambda: self.http,
             check_url=check_url,
             scenario_action=scenario_action,
+            # An action agent entered with no message was started by its own schedule.
+            mode="check"
+            if step.input_message_id is None and REGISTRY[agent.type].kind is Kind.ACTION
+            else "receive",
+            memory=copy.deepcopy(self._memory(run, agent)[0]),
         )
 
     def _complete(self, run: ProcessRun, step: Step, agent: Agent, outcome: Outcome) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy import Connection, Executable, Table, bindparam, insert, or_, se
 from sqlmodel import SQLModel
 
 from flowql.models import (
+    Agent,
     Message,
     Process,
     ProcessLog,
@@ -39,6 +40,11 @@ from flowql.services import outbox
 
 class Lost(Exception):
     """The process was cancelled, or another runner moved it on: this run's work is discarded."""
+
+
+class MemoryConflict(Lost):
+    """Another run saved an agent's memory since this run read it: this run's work is discarded
+    and the process runs again from what was committed (its steps see the new memory)."""
 
 
 def _table(model: type[SQLModel]) -> Table:
@@ -93,6 +99,15 @@ TRIGGER_FIRED = (
     .values(last_fired_at=bindparam("at"))
 )
 LAST_RUN_RESOLUTION = timedelta(seconds=1)
+# An agent's memory is written only where its version is still the one the run read: two runs
+# of one agent never overwrite each other's memory (the loser runs again, see MemoryConflict).
+AGENTS = _table(Agent)
+MEMORY_SAVED = (
+    update(AGENTS)
+    .where(AGENTS.c.id == bindparam("_id"))
+    .where(AGENTS.c.memory_version == bindparam("_version"))
+    .values(memory=bindparam("memory"), memory_version=bindparam("version"))
+)
 _INSERTS: dict[Table, Executable] = {}
 _PROCESS_UPDATES: dict[tuple[str, ...], Executable] = {}
 
@@ -175,6 +190,8 @@ class WriteSet:
     outbox: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     summaries: list[dict[str, Any]] = field(default_factory=list)
     finish: Finish | None = None
+    # Agents' changed memory: agent id -> (memory, the version it was read at).
+    memory: dict[uuid.UUID, tuple[dict[str, Any], int]] = field(default_factory=dict)
     # Further (statement, parameters), run last (e.g. WORKFLOW_RAN, TRIGGER_FIRED).
     statements: list[tuple[Executable, dict[str, Any]]] = field(default_factory=list)
 
@@ -200,6 +217,10 @@ class WriteSet:
             params = {"_id": step_id, "_status": status, "_attempt": attempt}
             if conn.execute(STEP_UPDATE, {**change, **params}).rowcount != 1:
                 raise Lost(f"step {step_id} moved on")
+        for agent_id, (memory, version) in self.memory.items():
+            params = {"_id": agent_id, "_version": version, "memory": memory, "version": version + 1}
+            if conn.execute(MEMORY_SAVED, params).rowcount != 1:
+                raise MemoryConflict(f"agent {agent_id}'s memory changed since it was read")
         output = None
         if self.finish is not None and self.finish.output_from is not None:
             messages = conn.execute(

@@ -54,6 +54,16 @@ class Agent(WorkspaceRow, table=True):
     max_retries: int = Field(default=0, ge=0)
     timeout_seconds: float | None = Field(default=None)
     updated_at: datetime | None = time_field()
+    # Huginn's agent settings: when the agent checks on its own ("every_1h", "midnight", "7am",
+    # "never"; None: only when it receives), kept verbatim with Huginn's propagation flag.
+    schedule: str | None = Field(default=None, max_length=50)
+    propagate_immediately: bool = True
+    # The agents this one controls (Huginn's control links), by id.
+    control_target_ids: list[str] = json_field(list)
+    # The agent's memory across runs (Huginn's `memory`); `memory_version` guards its updates:
+    # a run writes memory only where the version is still the one it read (engine/writeset.py).
+    memory: dict[str, Any] = json_field()
+    memory_version: int = 0
 
 
 class AgentSource(Row, table=True):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 20:46:20.640321
+Create Date: 2026-12-04 14:30:42.388871
 """
 
 from collections.abc import Sequence
@@ -358,6 +358,11 @@ def upgrade() -> None:
         sa.Column("max_retries", sa.Integer(), nullable=False),
         sa.Column("timeout_seconds", sa.Float(), nullable=True),
         sa.Column("updated_at", flowql.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("schedule", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=True),
+        sa.Column("propagate_immediately", sa.Boolean(), nullable=False),
+        sa.Column("control_target_ids", sa.JSON(), nullable=False),
+        sa.Column("memory", sa.JSON(), nullable=False),
+        sa.Column("memory_version", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(["workflow_id"], ["workflows.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["workspace_id"], ["workspaces.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("number"),
