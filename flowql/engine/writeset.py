@@ -218,7 +218,12 @@ class WriteSet:
             if conn.execute(STEP_UPDATE, {**change, **params}).rowcount != 1:
                 raise Lost(f"step {step_id} moved on")
         for agent_id, (memory, version) in self.memory.items():
-            params = {"_id": agent_id, "_version": version, "memory": memory, "version": version + 1}
+            params = {
+                "_id": agent_id,
+                "_version": version,
+                "memory": memory,
+                "version": version + 1,
+            }
             if conn.execute(MEMORY_SAVED, params).rowcount != 1:
                 raise MemoryConflict(f"agent {agent_id}'s memory changed since it was read")
         output = None

@@ -45,6 +45,11 @@ class Agent(FromRow):
     created_at: datetime
     updated_at: datetime | None
     raw_options: strawberry.Private[JSON]
+    schedule: str | None = None
+    propagate_immediately: bool = True
+    memory: JSON = strawberry.field(
+        default_factory=dict, description="What the agent remembers across runs."
+    )
 
     @classmethod
     def from_row(cls, row: Any) -> Agent:
@@ -62,6 +67,9 @@ class Agent(FromRow):
             created_at=row.created_at,
             updated_at=row.updated_at,
             raw_options=row.options,
+            schedule=row.schedule,
+            propagate_immediately=row.propagate_immediately,
+            memory=row.memory,
         )
 
     @strawberry.field(description="The agent's options; secret values are shown as ********.")
@@ -236,6 +244,14 @@ class WorkflowAgentInput:
     keep_messages_for: int | None = None
     max_retries: int = 0
     timeout_seconds: float | None = None
+    schedule: str | None = strawberry.field(
+        default=None,
+        description="Huginn schedule: every_1m..every_7d, midnight, noon, 1am..11pm, never.",
+    )
+    propagate_immediately: bool = True
+    controls: list[str] = strawberry.field(
+        default_factory=list, description="Names of the agents this one controls."
+    )
 
     def spec(self) -> AgentSpec:
         return AgentSpec(
@@ -247,6 +263,9 @@ class WorkflowAgentInput:
             keep_messages_for=self.keep_messages_for,
             max_retries=self.max_retries,
             timeout_seconds=self.timeout_seconds,
+            schedule=self.schedule,
+            propagate_immediately=self.propagate_immediately,
+            controls=list(self.controls),
         )
 
 

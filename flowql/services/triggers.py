@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from flowql.agents.base import Kind, Options
 from flowql.agents.registry import get_type
+from flowql.formats.huginn import schedule_cron
 from flowql.models import Agent, Trigger, TriggerType, Workspace, utcnow
 
 
@@ -38,9 +39,27 @@ async def sync_trigger(session: AsyncSession, agent: Agent, options: Options) ->
     """Create, update or remove the Trigger row that goes with a (trigger-type) agent."""
     existing = (await session.exec(select(Trigger).where(Trigger.agent_id == agent.id))).first()
     if get_type(agent.type).kind is not Kind.TRIGGER:
-        if existing is not None:
-            await session.delete(existing)
-        return None
+        # A Huginn-style schedule: the agent checks on its own (a process entering at it).
+        cron = schedule_cron(agent.schedule)
+        if cron is None:
+            if existing is not None:
+                await session.delete(existing)
+            return None
+        trigger = existing or Trigger(
+            workspace_id=agent.workspace_id,
+            workflow_id=agent.workflow_id,
+            agent_id=agent.id,
+            type=TriggerType.SCHEDULE,
+        )
+        trigger.type, trigger.name, trigger.path = TriggerType.SCHEDULE, agent.name, cron
+        trigger.active = not agent.disabled
+        trigger.settings = {"schedule": agent.schedule}
+        workspace = (
+            await session.exec(select(Workspace).where(Workspace.id == agent.workspace_id))
+        ).one()
+        trigger.next_run_at = next_fire_time(cron, workspace.cron_timezone, utcnow())
+        session.add(trigger)
+        return trigger
     trigger = existing or Trigger(
         workspace_id=agent.workspace_id,
         workflow_id=agent.workflow_id,

@@ -4,6 +4,8 @@ options, keep_events_for, propagate_immediately}], links: [{source, receiver}], 
 
 flowql agent types map to Huginn class names and back (`http_request` <-> `Agents::HttpRequestAgent`).
 Secret options are never exported; flowql-only settings travel under each agent's `flowql` key.
+Huginn's `schedule`, `propagate_immediately`, `keep_events_for` (ActiveWorkflow's
+`keep_messages_for`) and control links travel both ways.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from flowql.agents.registry import secret_fields
+from flowql.agents.registry import REGISTRY, secret_fields
 from flowql.auth.principal import Principal
 from flowql.auth.secrets_box import SecretBox
 from flowql.errors import ValidationFailed
@@ -27,12 +29,24 @@ SCHEMA_VERSION = 1
 
 
 async def export_workflow(session: AsyncSession, workflow: Workflow) -> dict[str, Any]:
-    agents = list((await session.exec(select(Agent).where(Agent.workflow_id == workflow.id))).all())
-    agents.sort(key=lambda a: str(a.id))
+    agents = list(
+        (
+            await session.exec(
+                select(Agent).where(Agent.workflow_id == workflow.id).order_by(col(Agent.number))
+            )
+        ).all()
+    )
     index = {agent.id: i for i, agent in enumerate(agents)}
     links = (
         await session.exec(select(AgentSource).where(col(AgentSource.source_id).in_(list(index))))
     ).all()
+    by_id = {str(agent_id): i for agent_id, i in index.items()}
+    control_links = [
+        {"controller": index[agent.id], "control_target": by_id[target]}
+        for agent in agents
+        for target in agent.control_target_ids
+        if target in by_id
+    ]
     return {
         "schema_version": SCHEMA_VERSION,
         "name": workflow.name or "No name provided",
@@ -52,26 +66,41 @@ async def export_workflow(session: AsyncSession, workflow: Workflow) -> dict[str
             ),
             key=lambda link: (link["source"], link["receiver"]),
         ),
-        "control_links": [],
+        "control_links": control_links,
     }
 
 
 def _agent_json(agent: Agent) -> dict[str, Any]:
     options = {k: v for k, v in agent.options.items() if k not in secret_fields(agent.type)}
-    return {
+    data: dict[str, Any] = {
         "type": huginn_type(agent.type),
         "name": agent.name,
         "disabled": agent.disabled,
         "guid": str(agent.id),
         "options": options,
-        "keep_events_for": agent.keep_messages_for or 0,
-        "propagate_immediately": True,
-        "flowql": {"max_retries": agent.max_retries, "timeout_seconds": agent.timeout_seconds},
     }
+    if agent.schedule is not None:
+        data["schedule"] = agent.schedule
+    # Huginn reads `keep_events_for`, ActiveWorkflow `keep_messages_for` (seconds; 0: forever).
+    data["keep_events_for"] = data["keep_messages_for"] = agent.keep_messages_for or 0
+    data["propagate_immediately"] = agent.propagate_immediately
+    data["flowql"] = {"max_retries": agent.max_retries, "timeout_seconds": agent.timeout_seconds}
+    return data
+
+
+def _index(value: Any, count: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError("not an index")
+    number = int(value)
+    if not 0 <= number < count:
+        raise ValueError("out of range")
+    return number
 
 
 def parse_export(data: Any) -> tuple[str, str, list[AgentSpec]]:
-    """The name, description and agents of an export; VALIDATION_ERROR naming what is wrong."""
+    """The name, description and agents of an export (Huginn's scenario or ActiveWorkflow's
+    workflow format); VALIDATION_ERROR naming what is wrong. Agents of types flowql does not
+    run fail the import as a whole, every one of them named by its original type and name."""
     if not isinstance(data, dict):
         raise ValidationFailed.one("definition", "must be a JSON object")
     if data.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
@@ -82,35 +111,71 @@ def parse_export(data: Any) -> tuple[str, str, list[AgentSpec]]:
     if not isinstance(agents, list):
         raise ValidationFailed.one("definition.agents", "must be a list")
     specs: list[AgentSpec] = []
+    unsupported: dict[str, str] = {}
+    problems: dict[str, str] = {}
     for i, agent in enumerate(agents):
         if not isinstance(agent, dict) or not isinstance(agent.get("type"), str):
-            raise ValidationFailed.one(f"definition.agents.{i}.type", "must be an agent type name")
+            problems[f"definition.agents.{i}.type"] = "must be an agent type name"
+            continue
+        name = str(agent.get("name") or f"Agent {i + 1}")
+        type_name = flowql_type(agent["type"])
+        if type_name not in REGISTRY:
+            unsupported[f"definition.agents.{i}.type"] = (
+                f"unsupported agent type {agent['type']} ({name!r})"
+            )
         raw_extra = agent.get("flowql")
         extra: dict[str, Any] = raw_extra if isinstance(raw_extra, dict) else {}
-        keep = agent.get("keep_events_for") or None
-        specs.append(
-            AgentSpec(
-                name=str(agent.get("name") or f"Agent {i + 1}"),
-                type=flowql_type(agent["type"]),
-                options=dict(agent.get("options") or {}),
-                disabled=bool(agent.get("disabled", False)),
-                keep_messages_for=int(keep) if keep else None,
-                max_retries=int(extra.get("max_retries") or 0),
-                timeout_seconds=extra.get("timeout_seconds"),
+        keep = agent.get("keep_events_for", agent.get("keep_messages_for")) or None
+        schedule = agent.get("schedule")
+        options = agent.get("options")
+        try:
+            specs.append(
+                AgentSpec(
+                    name=name,
+                    type=type_name,
+                    options=dict(options) if isinstance(options, dict) else {},
+                    disabled=bool(agent.get("disabled", False)),
+                    keep_messages_for=int(keep) if keep else None,
+                    max_retries=int(extra.get("max_retries") or 0),
+                    timeout_seconds=extra.get("timeout_seconds"),
+                    schedule=str(schedule) if schedule not in (None, "") else None,
+                    propagate_immediately=bool(agent.get("propagate_immediately", True)),
+                )
             )
+        except (TypeError, ValueError):
+            problems[f"definition.agents.{i}"] = "keep_events_for and flowql settings are numbers"
+    if unsupported:
+        names = ", ".join(
+            f"{a.get('type')} ({a.get('name')!r})"
+            for a in agents
+            if isinstance(a, dict)
+            and isinstance(a.get("type"), str)
+            and flowql_type(a["type"]) not in REGISTRY
         )
+        raise ValidationFailed(
+            {**unsupported, **problems},
+            f"{len(unsupported)} agent(s) of types flowql does not run: {names}",
+        )
+    if problems:
+        raise ValidationFailed(problems)
     for j, link in enumerate(data.get("links") or []):
         try:
-            source, receiver = specs[int(link["source"])], specs[int(link["receiver"])]
+            source = specs[_index(link["source"], len(specs))]
+            receiver = specs[_index(link["receiver"], len(specs))]
         except (KeyError, IndexError, TypeError, ValueError):
             raise ValidationFailed.one(
                 f"definition.links.{j}", "must name two agents by index"
             ) from None
         receiver.sources.append(source.name)
-    if data.get("control_links"):
-        raise ValidationFailed.one(
-            "definition.control_links", "control links are not supported by flowql"
-        )
+    for j, link in enumerate(data.get("control_links") or []):
+        try:
+            controller = specs[_index(link["controller"], len(specs))]
+            target = specs[_index(link["control_target"], len(specs))]
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise ValidationFailed.one(
+                f"definition.control_links.{j}", "must name a controller and a target by index"
+            ) from None
+        controller.controls.append(target.name)
     return str(data.get("name") or "Imported workflow"), str(data.get("description") or ""), specs
 
 

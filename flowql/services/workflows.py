@@ -15,6 +15,7 @@ from flowql.agents.registry import secret_fields, validate_options
 from flowql.auth.principal import Principal
 from flowql.auth.secrets_box import SecretBox
 from flowql.errors import ValidationFailed
+from flowql.formats.huginn import schedule_cron
 from flowql.models import Agent, AgentSource, AuditAction, Workflow, WorkflowStatus, utcnow
 from flowql.services import audit
 from flowql.services.common import (
@@ -40,6 +41,11 @@ class AgentSpec:
     keep_messages_for: int | None = None
     max_retries: int = 0
     timeout_seconds: float | None = None
+    # Huginn's: when it checks on its own ("every_1h", "7am", "never"), its propagation flag,
+    # and the agents it controls (names of the same workflow; replace_graph only).
+    schedule: str | None = None
+    propagate_immediately: bool = True
+    controls: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -222,6 +228,12 @@ def _apply_spec(agent: Agent, spec: AgentSpec, prefix: str, box: SecretBox) -> A
             raise ValidationFailed.one(f"{prefix}type", exc.fields["type"]) from None
         raise
     _check_agent_numbers(prefix, spec)
+    try:
+        schedule_cron(spec.schedule)
+    except ValueError as exc:
+        raise ValidationFailed.one(f"{prefix}schedule", str(exc)) from None
+    agent.schedule = spec.schedule or None
+    agent.propagate_immediately = spec.propagate_immediately
     agent.options = seal_secret_options(
         box, spec.type, spec.options, agent.options if agent.type == spec.type else {}
     )
@@ -301,6 +313,8 @@ async def update_agent(
         else keep_messages_for,
         max_retries=agent.max_retries if max_retries is None else max_retries,
         timeout_seconds=agent.timeout_seconds if timeout_seconds is None else timeout_seconds,
+        schedule=agent.schedule,
+        propagate_immediately=agent.propagate_immediately,
     )
     if name is not None:
         await _check_unique_name(session, agent.workflow_id, name, agent.id)
@@ -367,5 +381,11 @@ async def replace_graph(
         await _set_sources(
             session, agent, [by_name[s].id for s in spec.sources], f"agents.{index}.sources"
         )
+        unknown = [s for s in spec.controls if s not in by_name]
+        if unknown:
+            raise ValidationFailed.one(
+                f"agents.{index}.controls", f"unknown agents: {', '.join(unknown)}"
+            )
+        agent.control_target_ids = [str(by_name[s].id) for s in dict.fromkeys(spec.controls)]
         await sync_trigger(session, agent, parsed[agent.name])
     await session.flush()
