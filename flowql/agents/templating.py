@@ -8,7 +8,10 @@ from typing import Any
 from liquid import BoundTemplate, Environment
 from liquid.exceptions import LiquidError
 
+from flowql.agents import liquid_filters
+
 _env = Environment()
+liquid_filters.register(_env)
 
 
 class TemplateError(ValueError):

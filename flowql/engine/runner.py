@@ -28,8 +28,10 @@ from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
 from flowql.agents.base import AgentRun, Kind, Outcome, StepFailed
+from flowql.agents.liquid_filters import CREDENTIALS_KEY, credential_names
 from flowql.agents.registry import REGISTRY
 from flowql.agents.templating import TemplateError
+from flowql.auth.privileges import require_for_process
 from flowql.engine.definitions import Definition, load_definition
 from flowql.engine.run_state import RUNNABLE, ProcessRun, Step
 from flowql.engine.writeset import (
@@ -304,6 +306,7 @@ class Runner:
         self._start_step(run, step, agent)
         agent_run = self._agent_run(run, agent, step)
         try:
+            await self._template_credentials(agent_run)
             outcome = await REGISTRY[agent.type].handler(agent_run)
         except (StepFailed, TemplateError, ValueError, DomainError) as exc:
             self._failed(run, step, agent, str(exc))
@@ -323,6 +326,7 @@ class Runner:
         timeout = agent.timeout_seconds or self._default_timeout(agent)
         try:
             agent_run = self._agent_run(run, agent, step)
+            await self._template_credentials(agent_run)
             outcome = await asyncio.wait_for(
                 REGISTRY[agent.type].handler(agent_run), timeout=timeout
             )
@@ -345,6 +349,18 @@ class Runner:
         if isinstance(option, int | float):
             return float(option) + 5
         return self.config.default_timeout_seconds
+
+    async def _template_credentials(self, agent_run: AgentRun) -> None:
+        """The credentials the agent's options name with `{% credential name %}`, resolved for
+        this run only (and only when the process may read credentials), where no template can
+        print them but through that tag."""
+        names = credential_names(agent_run.agent.options)
+        if not names:
+            return
+        require_for_process(agent_run.process.privileges, "credential:read", "use credentials")
+        agent_run.context[CREDENTIALS_KEY] = {
+            name: await agent_run.resolve_credential(name) for name in names
+        }
 
     def _memory(self, run: ProcessRun, agent: Agent) -> tuple[dict[str, Any], int]:
         """The agent's memory as this run knows it (read with the definition, or saved since)."""
