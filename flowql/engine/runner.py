@@ -358,9 +358,13 @@ class Runner:
         if not names:
             return
         require_for_process(agent_run.process.privileges, "credential:read", "use credentials")
-        agent_run.context[CREDENTIALS_KEY] = {
-            name: await agent_run.resolve_credential(name) for name in names
-        }
+        values: dict[str, str] = {}
+        for name in names:
+            try:
+                values[name] = await agent_run.resolve_credential(name)
+            except DomainError as exc:
+                raise StepFailed(f"{{% credential {name} %}}: {exc}") from None
+        agent_run.context[CREDENTIALS_KEY] = values
 
     def _memory(self, run: ProcessRun, agent: Agent) -> tuple[dict[str, Any], int]:
         """The agent's memory as this run knows it (read with the definition, or saved since)."""
