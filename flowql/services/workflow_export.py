@@ -22,7 +22,7 @@ from flowql.auth.principal import Principal
 from flowql.auth.secrets_box import SecretBox
 from flowql.errors import ValidationFailed
 from flowql.formats.huginn import flowql_type, huginn_type
-from flowql.models import Agent, AgentSource, Workflow
+from flowql.models import Agent, AgentSource, User, Workflow
 from flowql.services.workflows import AgentSpec, create_workflow
 
 SCHEMA_VERSION = 1
@@ -187,6 +187,7 @@ async def import_workflow(
     data: Any,
 ) -> Workflow:
     name, description, specs = parse_export(data)
+    await _default_recipients(session, principal, specs)
     return await create_workflow(
         session,
         principal,
@@ -196,3 +197,20 @@ async def import_workflow(
         description=description,
         agents=specs,
     )
+
+
+# Huginn's email agents mail the agent's owner; flowql's need recipients: the importing user.
+MAILING_TYPES = ("email", "email_digest")
+
+
+async def _default_recipients(
+    session: AsyncSession, principal: Principal, specs: list[AgentSpec]
+) -> None:
+    wanting = [s for s in specs if s.type in MAILING_TYPES and not s.options.get("recipients")]
+    if not wanting or principal.user_id is None:
+        return
+    user = (await session.exec(select(User).where(User.id == principal.user_id))).first()
+    if user is None:
+        return
+    for spec in wanting:
+        spec.options["recipients"] = user.email
