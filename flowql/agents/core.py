@@ -24,6 +24,15 @@ class WebhookOptions(Options):
         default=None, description="HMAC-SHA256 key (X-Flowql-Signature)"
     )
     outputs: list[str] = Field(default_factory=list)
+    # Huginn's WebhookAgent options (engine/hooks.py honours them).
+    verbs: str | list[str] | None = Field(
+        default=None, description='Methods accepted, e.g. "post,put" (unset: any)'
+    )
+    payload_path: str | None = Field(default=None, description="The part of the request kept")
+    response: str | None = Field(default=None, description="Body answered instead of 202 JSON")
+    code: int | str | None = Field(default=None, description="Status answered (default 201)")
+    response_headers: dict[str, str] | None = None
+    expected_receive_period_in_days: int | float | str | None = None
 
 
 class HttpTriggerOptions(Options):

@@ -128,6 +128,48 @@ async def _payload(request: Request, body: bytes) -> dict[str, Any]:
     return payload
 
 
+def _verb_allowed(agent: Agent, method: str) -> bool:
+    """Huginn's `verbs` ("post,put" or a list); unset accepts any method."""
+    verbs = agent.options.get("verbs")
+    if not verbs:
+        return True
+    listed = verbs if isinstance(verbs, list) else str(verbs).split(",")
+    return method.lower() in {str(v).strip().lower() for v in listed}
+
+
+def _at_path(payload: dict[str, Any], path: str) -> dict[str, Any]:
+    """Huginn's `payload_path`: the dotted path's value ("." the whole payload); an object is
+    the message, anything else is kept under `payload`."""
+    value: Any = payload
+    if path.strip() not in ("", "."):
+        for key in path.strip().strip(".").split("."):
+            if isinstance(value, dict):
+                value = value.get(key)
+            elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
+                value = value[int(key)]
+            else:
+                value = None
+    return value if isinstance(value, dict) else {"payload": value}
+
+
+def _huginn_answer(options: dict[str, Any]) -> Response:
+    """Huginn's answer: `code` (201 unless given) with `response` as the body, or a redirect to
+    it for a 3xx code."""
+    try:
+        code = int(options.get("code") or 201)
+    except (TypeError, ValueError):
+        code = 201
+    if not 200 <= code <= 599:
+        code = 201
+    text = str(options.get("response") if options.get("response") is not None else "Event Created")
+    headers = {str(k): str(v) for k, v in (options.get("response_headers") or {}).items()}
+    if 300 <= code < 400:
+        headers["Location"] = text
+        return Response(status_code=code, headers=headers)
+    media = headers.pop("Content-Type", headers.pop("content-type", "text/plain; charset=utf-8"))
+    return Response(text, status_code=code, headers=headers, media_type=media)
+
+
 def _meta(request: Request, path: str) -> dict[str, Any]:
     return {
         "method": request.method,
@@ -166,10 +208,14 @@ def hook_routes(runtime: Runtime) -> list[Route]:
             return _error(413, "request body too large")
         if not _authentic(runtime, agent, request, body):
             return _error(401, "invalid webhook secret or signature")
+        if trigger.type is TriggerType.WEBHOOK and not _verb_allowed(agent, request.method):
+            return _error(405, f"{request.method} is not accepted here")
         try:
             payload = await _payload(request, body)
         except (ValueError, UnicodeDecodeError):
             return _error(400, "request body is not valid JSON")
+        if trigger.type is TriggerType.WEBHOOK and agent.options.get("payload_path"):
+            payload = _at_path(payload, str(agent.options["payload_path"]))
         start = StartRequest(
             workflow=definition.workflow,
             input=payload,
@@ -189,6 +235,8 @@ def hook_routes(runtime: Runtime) -> list[Route]:
         except (DomainError, TemplateError) as exc:
             return _error(400, str(exc))
         if trigger.type is TriggerType.WEBHOOK:
+            if "response" in agent.options or "code" in agent.options:
+                return _huginn_answer(agent.options)
             return JSONResponse(
                 {"process_id": str(process.id), "status": process.status.value}, status_code=202
             )

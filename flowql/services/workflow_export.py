@@ -10,6 +10,7 @@ Huginn's `schedule`, `propagate_immediately`, `keep_events_for` (ActiveWorkflow'
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -97,6 +98,23 @@ def _index(value: Any, count: int) -> int:
     return number
 
 
+_PATH = re.compile(r"^[A-Za-z0-9._~/-]+$")
+
+
+def _huginn_webhook(options: dict[str, Any], name: str) -> dict[str, Any]:
+    """Huginn's WebhookAgent is reached at a URL ending in its `secret`: imported, that secret
+    is the webhook's path (/hooks/{workflow}/{secret}); its other options are flowql's too."""
+    if "path" in options:
+        return options
+    mapped = dict(options)
+    secret = str(mapped.pop("secret", "") or "")
+    if _PATH.match(secret):
+        mapped["path"] = secret
+    else:
+        mapped["path"] = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "webhook"
+    return mapped
+
+
 def parse_export(data: Any) -> tuple[str, str, list[AgentSpec]]:
     """The name, description and agents of an export (Huginn's scenario or ActiveWorkflow's
     workflow format); VALIDATION_ERROR naming what is wrong. Agents of types flowql does not
@@ -128,6 +146,8 @@ def parse_export(data: Any) -> tuple[str, str, list[AgentSpec]]:
         keep = agent.get("keep_events_for", agent.get("keep_messages_for")) or None
         schedule = agent.get("schedule")
         options = agent.get("options")
+        if type_name == "webhook" and isinstance(options, dict):
+            options = _huginn_webhook(options, name)
         try:
             specs.append(
                 AgentSpec(

@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import select
 
 from flowql.formats.huginn import flowql_type, huginn_type, schedule_cron
-from flowql.models import Trigger, TriggerType
+from flowql.models import Process, Trigger, TriggerType
 from tests.conftest import Factory, LiveServer, error_of
 
 
@@ -211,3 +211,67 @@ async def test_a_bad_schedule_or_control_link_in_an_import_is_named(
     extensions = error_of(body)
     assert extensions["code"] == "VALIDATION_ERROR"
     assert "definition.control_links.0" in extensions["fields"]
+
+
+async def test_a_huginn_webhook_agent_imports_and_answers_as_huginn_does(
+    server: LiveServer, factory: Factory
+) -> None:
+    account = await factory.account()
+    definition = scenario(
+        [
+            {
+                "type": "Agents::WebhookAgent",
+                "name": "Inbox",
+                "options": {
+                    "secret": "s3cr3t-token",
+                    "expected_receive_period_in_days": 1,
+                    "payload_path": "data",
+                    "verbs": "post,put",
+                    "response": "ok, thanks",
+                    "code": "200",
+                    "response_headers": {"X-Hook": "huginn"},
+                },
+            },
+            {"type": "Agents::TransformAgent", "name": "Keep", "options": {"merge": True}},
+        ],
+        links=[{"source": 0, "receiver": 1}],
+    )
+    body = await server.gql(IMPORT, {"d": definition}, token=account.token)
+    workflow_id = body["data"]["importWorkflow"]["id"]
+    url = f"/hooks/{workflow_id}/s3cr3t-token"
+    answer = await server.client.post(url, json={"data": {"x": 1}, "other": "dropped"})
+    assert answer.status_code == 200
+    assert answer.text == "ok, thanks"
+    assert answer.headers["x-hook"] == "huginn"
+    assert (await server.client.get(url)).status_code == 405
+    assert (await server.client.post(f"/hooks/{workflow_id}/wrong")).status_code == 404
+    async with server.runtime.db.read() as session:
+        processes = (
+            await session.exec(select(Process).where(Process.workflow_id == uuid.UUID(workflow_id)))
+        ).all()
+    assert [p.input for p in processes] == [{"x": 1}]
+
+
+async def test_a_huginn_webhook_redirects_for_a_3xx_code(
+    server: LiveServer, factory: Factory
+) -> None:
+    account = await factory.account()
+    definition = scenario(
+        [
+            {
+                "type": "Agents::WebhookAgent",
+                "name": "Form post",
+                "options": {
+                    "secret": "form",
+                    "response": "https://thanks.example/",
+                    "code": 302,
+                    "verbs": ["post"],
+                },
+            }
+        ]
+    )
+    body = await server.gql(IMPORT, {"d": definition}, token=account.token)
+    workflow_id = body["data"]["importWorkflow"]["id"]
+    answer = await server.client.post(f"/hooks/{workflow_id}/form", data={"name": "A"})
+    assert answer.status_code == 302
+    assert answer.headers["location"] == "https://thanks.example/"
