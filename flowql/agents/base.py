@@ -62,6 +62,9 @@ class AgentRun:
     # The agent's memory across runs (Huginn's `memory`): a handler may change it in place; the
     # engine saves it with the step's outcome.
     memory: dict[str, Any] = field(default_factory=dict)
+    # (action, options) -> what was done, on the agents this one controls (its control links):
+    # "run", "enable", "disable" or "configure"; None where the engine lends no control.
+    control: Callable[[str, dict[str, Any]], Awaitable[list[str]]] | None = None
 
     def options(self) -> dict[str, Any]:
         rendered: dict[str, Any] = render(self.agent.options, self.context)

@@ -421,6 +421,11 @@ class Runner:
                 self.runtime, process.workspace_id, target, action, actor, response
             )
 
+        async def control(action: str, configure: dict[str, Any]) -> list[str]:
+            from flowql.engine.control_links import control_targets
+
+            return await control_targets(self.runtime, process, agent, action, configure)
+
         return AgentRun(
             agent=agent,
             process=process,
@@ -435,6 +440,7 @@ class Runner:
             if step.input_message_id is None and REGISTRY[agent.type].kind is Kind.ACTION
             else "receive",
             memory=copy.deepcopy(self._memory(run, agent)[0]),
+            control=control,
         )
 
     def _complete(self, run: ProcessRun, step: Step, agent: Agent, outcome: Outcome) -> None:
