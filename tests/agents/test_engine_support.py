@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from xml.etree import ElementTree
 
 import pytest
 from sqlmodel import col, select, update
@@ -230,3 +231,131 @@ async def test_a_schedule_flowql_does_not_know_is_refused_naming_it(
     extensions = body["errors"][0]["extensions"]
     assert extensions["code"] == "VALIDATION_ERROR"
     assert "every_3m" in extensions["fields"]["agents.0.schedule"]
+
+
+async def test_a_commander_disables_enables_configures_and_runs_the_agents_it_controls(
+    test_types: None, server: LiveServer, factory: Factory
+) -> None:
+    account = await factory.account()
+    workflow = await create_workflow(
+        server,
+        account.token,
+        "commands",
+        [
+            {"name": "start", "type": "manual"},
+            {
+                "name": "boss",
+                "type": "commander",
+                "sources": ["start"],
+                "controls": ["checker"],
+                "options": {
+                    "action": "{{ message.action }}",
+                    "configure_options": {"label": "configured by {{ message.who }}"},
+                },
+            },
+            {"name": "checker", "type": "test_checker", "schedule": "every_1h"},
+        ],
+    )
+    workflow_id = uuid.UUID(workflow["id"])
+    checker_id = uuid.UUID(next(a["id"] for a in workflow["agents"] if a["name"] == "checker"))
+    runtime = server.runtime
+
+    async def checker() -> tuple[Agent, Trigger]:
+        async with runtime.db.read() as session:
+            agent = (await session.exec(select(Agent).where(Agent.id == checker_id))).one()
+            trigger = (
+                await session.exec(select(Trigger).where(Trigger.agent_id == checker_id))
+            ).one()
+        return agent, trigger
+
+    done = await execute(server, account.token, workflow["id"], {"action": "disable"})
+    assert done["status"] == "COMPLETED", done
+    agent, trigger = await checker()
+    assert agent.disabled and not trigger.active
+    await execute(server, account.token, workflow["id"], {"action": "enable"})
+    agent, trigger = await checker()
+    assert not agent.disabled and trigger.active
+    await execute(server, account.token, workflow["id"], {"action": "configure", "who": "boss"})
+    agent, _ = await checker()
+    assert agent.options == {"label": "configured by boss"}
+    await execute(server, account.token, workflow["id"], {"action": "run"})
+    deadline = asyncio.get_running_loop().time() + 20
+    while True:
+        async with runtime.db.read() as session:
+            outputs = [
+                p.output
+                for p in (
+                    await session.exec(select(Process).where(Process.workflow_id == workflow_id))
+                ).all()
+                if p.output and "mode" in p.output
+            ]
+        if outputs:
+            break
+        assert asyncio.get_running_loop().time() < deadline, "the commanded run never happened"
+        await asyncio.sleep(0.05)
+    assert outputs == [{"mode": "check", "checks": 1, "label": "configured by boss"}]
+    refused = await execute(server, account.token, workflow["id"], {"action": "explode"})
+    assert refused["status"] == "FAILED" and "explode" in refused["error"]
+
+
+async def test_data_output_serves_what_it_received_as_json_and_rss(
+    server: LiveServer, factory: Factory
+) -> None:
+    account = await factory.account()
+    workflow = await create_workflow(
+        server,
+        account.token,
+        "feed",
+        [
+            {"name": "start", "type": "manual"},
+            {
+                "name": "feed",
+                "type": "data_output",
+                "sources": ["start"],
+                "options": {
+                    "secrets": ["open-sesame"],
+                    "events_to_show": 2,
+                    "ns_media": "true",
+                    "template": {
+                        "title": "Comics",
+                        "description": "{{ events.size }} comics",
+                        "link": "https://comics.example/",
+                        "item": {
+                            "title": "{{ title }}",
+                            "description": "{{ title | upcase }} & more",
+                            "link": "{{ url }}",
+                        },
+                    },
+                },
+            },
+        ],
+    )
+    feed_id = next(a["id"] for a in workflow["agents"] if a["name"] == "feed")
+    for n in range(3):
+        await execute(
+            server, account.token, workflow["id"], {"title": f"comic {n}", "url": f"https://c/{n}"}
+        )
+    answer = await server.client.get(f"/feeds/{feed_id}/open-sesame.json")
+    assert answer.status_code == 200
+    data = answer.json()
+    assert data["title"] == "Comics" and data["description"] == "2 comics"
+    assert [(i["title"], i["link"]) for i in data["items"]] == [
+        ("comic 2", "https://c/2"),
+        ("comic 1", "https://c/1"),
+    ]
+    assert data["items"][0]["description"] == "COMIC 2 & more"
+    xml = await server.client.get(f"/feeds/{feed_id}/open-sesame.xml")
+    assert xml.status_code == 200
+    assert xml.headers["content-type"].startswith("application/rss+xml")
+    assert 'xmlns:media="http://search.yahoo.com/mrss/"' in xml.text
+    root = ElementTree.fromstring(xml.content)
+    channel = root.find("channel")
+    assert channel is not None and channel.findtext("title") == "Comics"
+    items = channel.findall("item")
+    assert [i.findtext("title") for i in items] == ["comic 2", "comic 1"]
+    assert items[0].findtext("description") == "COMIC 2 & more"
+    assert all(i.findtext("guid") for i in items)
+    for wrong in ("wrong.json", "open-sesame.html", ".json"):
+        assert (await server.client.get(f"/feeds/{feed_id}/{wrong}")).status_code == 404
+    assert (await server.client.get(f"/feeds/{uuid.uuid4()}/open-sesame.json")).status_code == 404
+    assert (await server.client.get("/feeds/not-an-id/open-sesame.json")).status_code == 404
