@@ -301,6 +301,11 @@ class CreateAgentInput:
     keep_messages_for: int | None = None
     max_retries: int = 0
     timeout_seconds: float | None = None
+    schedule: str | None = strawberry.field(
+        default=None,
+        description="Huginn schedule: every_1m..every_7d, midnight, noon, 1am..11pm, never.",
+    )
+    propagate_immediately: bool = True
 
 
 @strawberry.input
@@ -313,6 +318,10 @@ class UpdateAgentInput:
     keep_messages_for: int | None = None
     max_retries: int | None = None
     timeout_seconds: float | None = None
+    schedule: str | None = strawberry.field(
+        default=None, description='A Huginn schedule; "never" removes it.'
+    )
+    propagate_immediately: bool | None = None
 
 
 def _specs(agents: list[WorkflowAgentInput] | None) -> list[AgentSpec] | None:
@@ -406,6 +415,8 @@ class Mutation:
             keep_messages_for=input.keep_messages_for,
             max_retries=input.max_retries,
             timeout_seconds=input.timeout_seconds,
+            schedule=input.schedule,
+            propagate_immediately=input.propagate_immediately,
         )
         row = await resolve.create_agent(info.context, input.workflow_id, spec, input.source_ids)
         return Agent.from_row(row)
@@ -423,6 +434,8 @@ class Mutation:
             keep_messages_for=input.keep_messages_for,
             max_retries=input.max_retries,
             timeout_seconds=input.timeout_seconds,
+            schedule=input.schedule,
+            propagate_immediately=input.propagate_immediately,
         )
         return Agent.from_row(row)
 

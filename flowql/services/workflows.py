@@ -301,6 +301,8 @@ async def update_agent(
     max_retries: int | None = None,
     timeout_seconds: float | None = None,
     source_ids: list[uuid.UUID] | None = None,
+    schedule: str | None = None,
+    propagate_immediately: bool | None = None,
 ) -> Agent:
     agent = await get_agent(session, principal, ident, "workflow:write")
     spec = AgentSpec(
@@ -313,8 +315,12 @@ async def update_agent(
         else keep_messages_for,
         max_retries=agent.max_retries if max_retries is None else max_retries,
         timeout_seconds=agent.timeout_seconds if timeout_seconds is None else timeout_seconds,
-        schedule=agent.schedule,
-        propagate_immediately=agent.propagate_immediately,
+        schedule=agent.schedule
+        if schedule is None
+        else (None if schedule == "never" else schedule),
+        propagate_immediately=agent.propagate_immediately
+        if propagate_immediately is None
+        else propagate_immediately,
     )
     if name is not None:
         await _check_unique_name(session, agent.workflow_id, name, agent.id)
@@ -324,7 +330,7 @@ async def update_agent(
         await _set_sources(session, agent, source_ids, "sourceIds")
     await sync_trigger(session, agent, parsed)
     await session.flush()
-    fields = audit.given(name=name, type=type, options=options, disabled=disabled, keep_messages_for=keep_messages_for, max_retries=max_retries, timeout_seconds=timeout_seconds, source_ids=source_ids)  # fmt: skip
+    fields = audit.given(name=name, type=type, options=options, disabled=disabled, keep_messages_for=keep_messages_for, max_retries=max_retries, timeout_seconds=timeout_seconds, source_ids=source_ids, schedule=schedule, propagate_immediately=propagate_immediately)  # fmt: skip
     audit.record(session, principal, AuditAction.UPDATE, agent, fields=fields)
     return agent
 

@@ -359,3 +359,48 @@ async def test_data_output_serves_what_it_received_as_json_and_rss(
         assert (await server.client.get(f"/feeds/{feed_id}/{wrong}")).status_code == 404
     assert (await server.client.get(f"/feeds/{uuid.uuid4()}/open-sesame.json")).status_code == 404
     assert (await server.client.get("/feeds/not-an-id/open-sesame.json")).status_code == 404
+
+
+async def test_create_and_update_agent_set_and_clear_a_schedule(
+    test_types: None, server: LiveServer, factory: Factory
+) -> None:
+    account = await factory.account()
+    workflow = await create_workflow(server, account.token, "sched", [])
+    created = await server.gql(
+        """mutation($input: CreateAgentInput!) { createAgent(input: $input) { id schedule } }""",
+        {
+            "input": {
+                "workflowId": workflow["id"],
+                "name": "c",
+                "type": "test_checker",
+                "schedule": "every_5m",
+                "propagateImmediately": False,
+            }
+        },
+        token=account.token,
+    )
+    agent = created["data"]["createAgent"]
+    assert agent["schedule"] == "every_5m"
+
+    async def crons() -> list[str | None]:
+        async with server.runtime.db.read() as session:
+            rows = (
+                await session.exec(
+                    select(Trigger).where(Trigger.agent_id == uuid.UUID(agent["id"]))
+                )
+            ).all()
+        return [t.path for t in rows]
+
+    assert await crons() == ["*/5 * * * *"]
+    update_agent = """mutation($id: UUID!, $input: UpdateAgentInput!) {
+      updateAgent(id: $id, input: $input) { schedule propagateImmediately } }"""
+    updated = await server.gql(
+        update_agent, {"id": agent["id"], "input": {"schedule": "noon"}}, token=account.token
+    )
+    assert updated["data"]["updateAgent"] == {"schedule": "noon", "propagateImmediately": False}
+    assert await crons() == ["0 12 * * *"]
+    cleared = await server.gql(
+        update_agent, {"id": agent["id"], "input": {"schedule": "never"}}, token=account.token
+    )
+    assert cleared["data"]["updateAgent"]["schedule"] is None
+    assert await crons() == []
