@@ -197,7 +197,9 @@ async def test_data_from_event_json_with_jsonpath(run_agent: RunAgent) -> None:
 
 
 async def test_json_without_extract_emits_the_document(run_agent: RunAgent, site: Loopback) -> None:
-    url = site.serve("/doc.json", json.dumps({"a": 1, "b": [1, 2]}), content_type="application/json")
+    url = site.serve(
+        "/doc.json", json.dumps({"a": 1, "b": [1, 2]}), content_type="application/json"
+    )
     memory: dict[str, Any] = {}
     outcome = await run_agent("website", {"url": url}, mode="check", memory=memory)
     assert outcome.emit == [{"a": 1, "b": [1, 2]}]  # type inferred from .json
@@ -239,7 +241,9 @@ async def test_xml_latin1_declared_in_document(run_agent: RunAgent, site: Loopba
     assert (await run_agent("website", options, mode="check")).emit == [{"n": "café"}]
 
 
-async def test_text_regex_with_named_and_numbered_groups(run_agent: RunAgent, site: Loopback) -> None:
+async def test_text_regex_with_named_and_numbered_groups(
+    run_agent: RunAgent, site: Loopback
+) -> None:
     url = site.serve("/words.txt", "cat: a pet\ndog: a friend\n", content_type="text/plain")
     options = {
         "url": url,
