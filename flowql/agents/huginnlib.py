@@ -6,6 +6,7 @@ options of WebRequestConcern (headers, basic_auth, user_agent, force_encoding, u
 from __future__ import annotations
 
 import gzip
+import json
 import re
 from functools import lru_cache
 from typing import Any
@@ -36,6 +37,34 @@ def boolify(value: Any, default: bool = False) -> bool:
     if text in FALSE_STRINGS:
         return False
     return default
+
+
+_FLOAT_PREFIX = re.compile(r"^\s*[+-]?(\d[\d_]*)?(\.\d+)?([eE][+-]?\d+)?")
+
+
+def ruby_to_s(value: Any) -> str:
+    """Ruby's `to_s` for JSON values: nil is "", booleans are true/false."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
+
+
+def ruby_to_f(value: Any) -> float:
+    """Ruby's `to_f`: the number a string starts with, else 0.0."""
+    if isinstance(value, bool) or value is None:
+        return 0.0
+    if isinstance(value, int | float):
+        return float(value)
+    match = _FLOAT_PREFIX.match(str(value))
+    text = match.group(0).replace("_", "").strip() if match else ""
+    try:
+        return float(text) if text and text not in ("+", "-") else 0.0
+    except ValueError:
+        return 0.0
 
 
 def is_template(value: Any) -> bool:
@@ -166,6 +195,23 @@ class WebRequestOptions(Options):
         default=None, description="Accepted for imports; flowql always verifies TLS"
     )
     disable_url_encoding: Any = None
+    disable_redirect_follow: bool | str | None = Field(
+        default=None, description="Do not follow redirects"
+    )
+    proxy: str | None = Field(default=None, description="Not supported: must be empty")
+    backend: str | None = Field(default=None, description="Accepted for imports; ignored")
+
+    @field_validator("disable_redirect_follow", "disable_ssl_verification")
+    @classmethod
+    def _boolish_web(cls, value: Any) -> Any:
+        return check_boolish(value, "this option")
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy(cls, value: str | None) -> str | None:
+        if value:
+            raise ValueError("proxies are not supported: requests go through flowql's client")
+        return value
 
     @field_validator("basic_auth")
     @classmethod
@@ -246,4 +292,87 @@ def header_variants(headers: httpx.Headers | dict[str, Any]) -> dict[str, Any]:
         title = "-".join(part.capitalize() for part in lower.split("-"))
         for variant in (name, lower, title, lower.replace("-", "_"), title.replace("-", "_")):
             result.setdefault(variant, value)
+    return result
+
+
+ORDER_TYPES = ("string", "number", "time")
+
+
+def check_events_order(value: Any) -> Any:
+    """`events_order`: a list of `expression` or `[expression, type, descending]`."""
+    if value is None:
+        return value
+    if not isinstance(value, list):
+        raise ValueError("events_order must be an array of arrays")
+    for item in value:
+        parts = item if isinstance(item, list) else [item]
+        if not parts or not isinstance(parts[0], str):
+            raise ValueError("the first element of each events_order tuple must be a template")
+        if len(parts) > 1 and parts[1] is not None and parts[1] not in ORDER_TYPES:
+            raise ValueError(
+                "the second element of each events_order tuple must be string, number or time"
+            )
+        if len(parts) > 2 and parts[2] is not None and not isinstance(parts[2], bool):
+            check_boolish(parts[2], "the third element of each events_order tuple")
+        if len(parts) > 3:
+            raise ValueError("each events_order tuple has at most three elements")
+    return value
+
+
+def _parse_time(text: str) -> float:
+    from datetime import datetime
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        return parsedate_to_datetime(text.strip()).timestamp()
+
+
+def _sort_value(text: str, kind: str) -> tuple[int, Any]:
+    if kind == "number":
+        return (1, ruby_to_f(text))
+    if kind == "time":
+        if not text.strip():
+            return (0, 0)
+        try:
+            return (1, _parse_time(text))
+        except (ValueError, TypeError, IndexError):
+            return (2, text)
+    return (2, text)
+
+
+def sort_events(
+    run: AgentRun,
+    payloads: list[dict[str, Any]],
+    order: Any,
+    include_sort_info: bool = False,
+) -> list[dict[str, Any]]:
+    """Huginn's SortableEvents: order the messages of one run by `events_order` (stable; each
+    key a Liquid template over the message, with `_index_`), then add `sort_info` if asked."""
+    result = list(payloads)
+    if isinstance(order, list) and order:
+        keys: list[list[tuple[int, Any]]] = []
+        for index, payload in enumerate(result):
+            context = liquid_context(run, {**payload, "_index_": index})
+            row = []
+            for item in order:
+                parts = item if isinstance(item, list) else [item]
+                text = str(render(str(parts[0]), context))
+                row.append(
+                    _sort_value(text, str(parts[1] if len(parts) > 1 and parts[1] else "string"))
+                )
+            keys.append(row)
+        indexed = list(range(len(result)))
+        for position in reversed(range(len(order))):
+            item = order[position]
+            descending = boolify(item[2]) if isinstance(item, list) and len(item) > 2 else False
+            indexed.sort(key=lambda i: keys[i][position], reverse=descending)
+        result = [result[i] for i in indexed]
+    if include_sort_info:
+        count = len(result)
+        result = [
+            {**payload, "sort_info": {"position": position, "count": count}}
+            for position, payload in enumerate(result, start=1)
+        ]
     return result

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +20,8 @@ from flowql.agents.huginnlib import (
     is_template,
     liquid_context,
     ruby_regex,
+    ruby_to_f,
+    ruby_to_s,
     value_at,
     values_at,
 )
@@ -105,33 +106,6 @@ class TriggerOptions(Options):
             if count > len(self.rules):
                 raise ValueError("must_match must be at most the number of rules")
         return self
-
-
-_FLOAT_PREFIX = re.compile(r"^\s*[+-]?(\d[\d_]*)?(\.\d+)?([eE][+-]?\d+)?")
-
-
-def ruby_to_s(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value)
-    return str(value)
-
-
-def ruby_to_f(value: Any) -> float:
-    """Ruby's `to_f`: the number a string starts with, else 0.0."""
-    if isinstance(value, bool) or value is None:
-        return 0.0
-    if isinstance(value, int | float):
-        return float(value)
-    match = _FLOAT_PREFIX.match(str(value))
-    text = match.group(0).replace("_", "").strip() if match else ""
-    try:
-        return float(text) if text and text not in ("+", "-") else 0.0
-    except ValueError:
-        return 0.0
 
 
 def _rule_matches(kind: str, found: Any, expected: list[Any]) -> bool:
@@ -309,12 +283,20 @@ class LiquidOutputOptions(Options):
     content: str = Field(default="", description="The Liquid template of the page")
     mime_type: str = "text/html"
     response_headers: dict[str, str] = Field(default_factory=dict)
+    line_break_is_lf: bool | str | None = Field(
+        default=None, description="Use LF line breaks instead of CRLF"
+    )
     mode: str = Field(
         default="Last event in", description="Last event in, Merge events or Last X events"
     )
     event_limit: int | str | None = None
     message_limit: int | str | None = None
     expected_receive_period_in_days: int | str | None = None
+
+    @field_validator("line_break_is_lf")
+    @classmethod
+    def _lf(cls, value: Any) -> Any:
+        return check_boolish(value, "line_break_is_lf")
 
     @field_validator("secret")
     @classmethod
@@ -362,6 +344,8 @@ def render_liquid_output(options: dict[str, Any], memory: dict[str, Any]) -> dic
         content = str(render(str(options.get("content") or ""), {**data, "message": data}))
     except TemplateError as exc:
         raise StepFailed(f"content: {exc}") from None
+    if boolify(options.get("line_break_is_lf")):
+        content = content.replace("\r\n", "\n")
     return {
         "content": content,
         "mime_type": str(options.get("mime_type") or "text/html"),
@@ -393,6 +377,14 @@ async def liquid_output(run: AgentRun) -> Outcome:
 class JsonParseOptions(Options):
     data: str = Field(min_length=1, description="The JSON to parse (a template, e.g. {{ data }})")
     data_key: str = Field(default="data", min_length=1, description="Key of the parsed value")
+    mode: str = Field(default="clean", description="clean, or merge to keep the message's keys")
+
+    @field_validator("mode")
+    @classmethod
+    def _mode(cls, value: str) -> str:
+        if value not in ("clean", "merge") and not is_template(value):
+            raise ValueError("mode must be 'clean' or 'merge'")
+        return value
 
 
 async def json_parse(run: AgentRun) -> Outcome:
@@ -401,7 +393,8 @@ async def json_parse(run: AgentRun) -> Outcome:
         parsed = json.loads(str(options.get("data") or ""))
     except json.JSONDecodeError as exc:
         raise StepFailed(f"could not parse JSON: {exc}") from None
-    return Outcome(emit=[{str(options.get("data_key") or "data"): parsed}])
+    base = dict(run.payload) if str(options.get("mode")) == "merge" else {}
+    return Outcome(emit=[{**base, str(options.get("data_key") or "data"): parsed}])
 
 
 # --- csv -----------------------------------------------------------------------------------------
@@ -418,6 +411,7 @@ class CsvOptions(Options):
     data_path: str = Field(default="$.data", description="JSONPath to the CSV text or the rows")
     data_key: str = Field(default="data", min_length=1)
     expected_receive_period_in_days: int | str | None = None
+    require_signed_file_pointer: Any = None
 
     @field_validator("with_header")
     @classmethod

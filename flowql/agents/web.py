@@ -25,6 +25,7 @@ from flowql.agents.huginnlib import (
     WebRequestOptions,
     boolify,
     check_boolish,
+    check_events_order,
     check_positive_int,
     decode_body,
     header_variants,
@@ -36,6 +37,7 @@ from flowql.agents.huginnlib import (
     response_bytes,
     response_charset,
     ruby_regex,
+    sort_events,
     values_at,
 )
 from flowql.agents.templating import render
@@ -50,10 +52,12 @@ async def fetch(
     options: dict[str, Any],
     method: str = "GET",
     *,
-    follow_redirects: bool = True,
+    follow_redirects: bool | None = None,
     **kwargs: Any,
 ) -> httpx.Response:
     """One request through the engine's client; each redirect target is checked like the URL."""
+    if follow_redirects is None:
+        follow_redirects = not boolify(options.get("disable_redirect_follow"))
     headers = {**request_headers(options), **kwargs.pop("headers", {})}
     auth = request_auth(options)
     for _ in range(MAX_REDIRECTS + 1):
@@ -99,7 +103,34 @@ UNIQUENESS_LOOK_BACK = 200
 UNIQUENESS_FACTOR = 3
 
 
-class WebsiteOptions(WebRequestOptions):
+class SortableOptions(WebRequestOptions):
+    events_order: list[Any] | None = Field(
+        default=None, description='Sort keys: ["{{ date }}", "time", true] (template, type, desc)'
+    )
+    messages_order: list[Any] | None = None
+    include_sort_info: bool | str | None = Field(
+        default=None, description="Add sort_info {position, count} to each message"
+    )
+
+    @field_validator("events_order", "messages_order")
+    @classmethod
+    def _order(cls, value: Any) -> Any:
+        return check_events_order(value)
+
+    @field_validator("include_sort_info")
+    @classmethod
+    def _sort_info(cls, value: Any) -> Any:
+        return check_boolish(value, "include_sort_info")
+
+
+def _sorted(run: AgentRun, payloads: list[dict[str, Any]], default: Any = None) -> list[Any]:
+    raw = run.agent.options
+    order = raw.get("events_order") or raw.get("messages_order") or default
+    include = boolify(huginn_options(run).get("include_sort_info"))
+    return sort_events(run, payloads, order, include)
+
+
+class WebsiteOptions(SortableOptions):
     url: str | list[str] | None = Field(default=None, description="URL or URLs to fetch")
     url_from_event: str | None = Field(default=None, description="URL template over the message")
     url_from_message: str | None = None
@@ -115,8 +146,6 @@ class WebsiteOptions(WebRequestOptions):
     use_namespaces: bool | str | None = None
     http_success_codes: list[int | str] | None = None
     expected_update_period_in_days: int | str | None = None
-    events_order: Any = None
-    messages_order: Any = None
 
     @field_validator("uniqueness_look_back")
     @classmethod
@@ -487,7 +516,7 @@ async def website(run: AgentRun) -> Outcome:
             raise StepFailed(f"no data was found in the message using the template {raw_data!r}")
         agent.handle_data(str(data_template), existing)
         agent.logs.append(f"parsed {agent.kind} from the message: {len(agent.emit)} new")
-        return Outcome(emit=agent.emit, logs=agent.logs)
+        return Outcome(emit=_sorted(run, agent.emit), logs=agent.logs)
     url_template = options.get("url_from_event") or options.get("url_from_message")
     urls = _as_list(url_template if run.mode == "receive" and url_template else options.get("url"))
     if not urls:
@@ -502,15 +531,14 @@ async def website(run: AgentRun) -> Outcome:
     if failures and len(failures) == len(urls):
         raise StepFailed("; ".join(failures))
     agent.logs.append(f"{len(agent.emit)} new message(s) from {len(urls)} url(s)")
-    return Outcome(emit=agent.emit, logs=agent.logs)
+    return Outcome(emit=_sorted(run, agent.emit), logs=agent.logs)
 
 
 # --- http_status ---------------------------------------------------------------------------------
 
 
-class HttpStatusOptions(WebRequestOptions):
+class HttpStatusOptions(SortableOptions):
     url: str = Field(min_length=1, max_length=4000)
-    disable_redirect_follow: bool | str | None = None
     headers_to_save: str | list[str] | None = Field(
         default=None, description="Response headers to include, comma-separated"
     )
@@ -520,7 +548,7 @@ class HttpStatusOptions(WebRequestOptions):
     expected_receive_period_in_days: int | str | None = None
     expected_update_period_in_days: int | str | None = None
 
-    @field_validator("disable_redirect_follow", "changes_only")
+    @field_validator("changes_only")
     @classmethod
     def _boolish(cls, value: Any) -> Any:
         return check_boolish(value, "this option")
@@ -565,7 +593,7 @@ async def http_status(run: AgentRun) -> Outcome:
         run.memory["last_status"] = status
     else:
         run.memory["last_status"] = None
-    return Outcome(emit=[payload], logs=[f"{url}: {status or error}"])
+    return Outcome(emit=_sorted(run, [payload]), logs=[f"{url}: {status or error}"])
 
 
 # --- post ----------------------------------------------------------------------------------------
@@ -595,9 +623,16 @@ class PostOptions(WebRequestOptions):
     message_headers_style: str | None = None
     xml_root: str | None = None
     upload_key: str | None = None
+    parse_body: bool | str | None = Field(
+        default=None, description="Parse a JSON response body into an object"
+    )
+    event_headers: str | list[str] | None = Field(
+        default=None, description="Only these response headers (list or comma-separated)"
+    )
+    require_signed_file_pointer: Any = None
     expected_receive_period_in_days: int | str | None = None
 
-    @field_validator("no_merge", "emit_events", "emit_messages")
+    @field_validator("no_merge", "emit_events", "emit_messages", "parse_body")
     @classmethod
     def _boolish(cls, value: Any) -> Any:
         return check_boolish(value, "this option")
@@ -684,6 +719,18 @@ def _form_value(value: Any) -> str:
     return str(value)
 
 
+def _response_body(response: httpx.Response, options: dict[str, Any]) -> Any:
+    text = decode_body(response.content, response, options)
+    content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    is_json = content_type == "application/json" or content_type.endswith("+json")
+    if boolify(options.get("parse_body")) and is_json:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text
+    return text
+
+
 async def post(run: AgentRun) -> Outcome:
     options = huginn_options(run)
     method = str(options.get("method") or "post").lower()
@@ -723,8 +770,14 @@ async def post(run: AgentRun) -> Outcome:
     if not boolify(options.get("emit_events", options.get("emit_messages"))):
         return Outcome(logs=logs)
     style = str(options.get("event_headers_style") or options.get("message_headers_style") or "")
+    wanted = options.get("event_headers") or []
+    if isinstance(wanted, str):
+        wanted = wanted.split(",")
+    only = {str(h).strip().lower() for h in wanted if str(h).strip()}
     response_headers: dict[str, str] = {}
     for name, value in response.headers.multi_items():
+        if only and name.lower() not in only:
+            continue
         key = _normalize_header(name, style or "capitalized")
         response_headers[key] = (
             f"{response_headers[key]},{value}" if key in response_headers else value
@@ -732,7 +785,7 @@ async def post(run: AgentRun) -> Outcome:
     base = dict(run.payload) if str(options.get("output_mode")) == "merge" else {}
     emitted = {
         **base,
-        "body": decode_body(response.content, response, options),
+        "body": _response_body(response, options),
         "headers": response_headers,
         "status": response.status_code,
     }
@@ -744,7 +797,7 @@ async def post(run: AgentRun) -> Outcome:
 REMEMBERED_ID_COUNT = 500
 
 
-class RssOptions(WebRequestOptions):
+class RssOptions(SortableOptions):
     url: str | list[str] = Field(description="Feed URL or URLs")
     clean: bool | str | None = Field(
         default=None, description="Sanitize description and content as HTML fragments"
@@ -754,8 +807,6 @@ class RssOptions(WebRequestOptions):
     max_events_per_run: int | str | None = None
     max_messages_per_run: int | str | None = None
     remembered_id_count: int | str | None = None
-    events_order: Any = None
-    messages_order: Any = None
 
     @field_validator("url")
     @classmethod
@@ -867,8 +918,7 @@ def _entry(entry: Any) -> dict[str, Any]:
     }
 
 
-def _sort_key(payload: dict[str, Any]) -> tuple[str, str]:
-    return (payload.get("date_published") or "", payload.get("last_updated") or "")
+RSS_ORDER = [["{{ date_published }}", "time"], ["{{ last_updated }}", "time"]]
 
 
 async def rss(run: AgentRun) -> Outcome:
@@ -902,7 +952,10 @@ async def rss(run: AgentRun) -> Outcome:
         found.extend({**base, **_entry(entry)} for entry in parsed.entries)
     if failures and len(failures) == len(urls):
         raise StepFailed("; ".join(failures))
-    found.sort(key=_sort_key)
+    raw = run.agent.options
+    found = sort_events(
+        run, found, raw.get("events_order") or raw.get("messages_order") or RSS_ORDER
+    )
     limit = int(options.get("max_events_per_run") or options.get("max_messages_per_run") or 0)
     remembered = int(options.get("remembered_id_count") or REMEMBERED_ID_COUNT)
     seen: list[str] = [str(i) for i in run.memory.get("seen_ids") or []]
@@ -918,6 +971,7 @@ async def rss(run: AgentRun) -> Outcome:
             continue
         emit.append(payload)
     run.memory["seen_ids"] = seen[:remembered]
+    emit = sort_events(run, emit, None, boolify(options.get("include_sort_info")))
     logs.append(f"fetched {', '.join(urls)} and created {len(emit)} message(s)")
     return Outcome(emit=emit, logs=logs)
 
