@@ -241,3 +241,25 @@ def test_post_invalid_options_are_refused(options: dict[str, Any], message: str)
     with pytest.raises(ValidationFailed) as caught:
         validate_options("post", options)
     assert message in json.dumps(caught.value.fields)
+
+
+async def test_post_parse_body_and_event_headers(run_agent: RunAgent, site: Loopback) -> None:
+    url = site.serve(
+        "/parsed",
+        '{"id": 9}',
+        content_type="application/json; charset=utf-8",
+        headers={"X-Keep": "k", "X-Drop": "d"},
+    )
+    options = {
+        "post_url": url,
+        "content_type": "json",
+        "emit_events": "true",
+        "parse_body": "true",
+        "event_headers": "x-keep, Content-Type",
+    }
+    [emitted] = (await run_agent("post", options, {"a": 1})).emit
+    assert emitted["body"] == {"id": 9}
+    assert emitted["headers"] == {
+        "X-Keep": "k",
+        "Content-Type": "application/json; charset=utf-8",
+    }

@@ -153,3 +153,27 @@ def test_rss_invalid_options_are_refused(options: dict[str, Any], message: str) 
     with pytest.raises(ValidationFailed) as caught:
         validate_options("rss", options)
     assert message in json.dumps(caught.value.fields)
+
+
+async def test_events_order_and_sort_info(run_agent: RunAgent, site: Loopback) -> None:
+    url = site.serve(
+        "/ordered.rss", rss([("a", "Ay", JAN1), ("c", "Sea", JAN3), ("b", "Bee", JAN2)])
+    )
+    options = {
+        "url": url,
+        "events_order": [["{{ date_published }}", "time", True]],
+        "include_sort_info": True,
+    }
+    outcome = await run_agent("rss", options, mode="check")
+    assert [(m["id"], m["sort_info"]["position"]) for m in outcome.emit] == [
+        ("c", 1),
+        ("b", 2),
+        ("a", 3),
+    ]
+    assert all(m["sort_info"]["count"] == 3 for m in outcome.emit)
+
+
+async def test_an_html_page_is_not_a_feed(run_agent: RunAgent, site: Loopback) -> None:
+    url = site.serve("/page.html", "<html><body><p>hello</p></body></html>")
+    outcome = await run_agent("rss", {"url": url}, mode="check")
+    assert outcome.emit == []

@@ -142,6 +142,14 @@ async def test_liquid_output_last_x_events(run_agent: RunAgent) -> None:
     assert aged.emit[0]["content"] == "1"
 
 
+async def test_liquid_output_line_break_is_lf(run_agent: RunAgent) -> None:
+    options = {"secret": "s", "content": "a\r\nb {{ x }}\r\n"}
+    crlf = await run_agent("liquid_output", options, {"x": 1})
+    assert crlf.emit[0]["content"] == "a\r\nb 1\r\n"
+    lf = await run_agent("liquid_output", {**options, "line_break_is_lf": "true"}, {"x": 1})
+    assert lf.emit[0]["content"] == "a\nb 1\n"
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -167,6 +175,10 @@ async def test_json_parse(run_agent: RunAgent) -> None:
     assert outcome.emit == [{"data": {"a": [1, 2], "b": {"c": True}}}]
     keyed = {"data": "{{ message.raw }}", "data_key": "parsed"}
     assert (await run_agent("json_parse", keyed, {"raw": "[1]"})).emit == [{"parsed": [1]}]
+    merged = {"data": "{{ raw }}", "data_key": "parsed", "mode": "merge"}
+    assert (await run_agent("json_parse", merged, {"raw": "{}", "k": 1})).emit == [
+        {"raw": "{}", "k": 1, "parsed": {}}
+    ]
     with pytest.raises(StepFailed, match="could not parse JSON"):
         await run_agent("json_parse", {"data": "{{ data }}"}, {"data": "{nope"})
     with pytest.raises(ValidationFailed):

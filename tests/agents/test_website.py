@@ -333,3 +333,51 @@ def test_invalid_options_are_refused(options: dict[str, Any], message: str) -> N
     with pytest.raises(ValidationFailed) as caught:
         validate_options("website", options)
     assert message in json.dumps(caught.value.fields)
+
+
+async def test_events_order_and_sort_info(run_agent: RunAgent, site: Loopback) -> None:
+    prices = "".join(f'<li class="p">{p}</li>' for p in ("5", "30", "100"))
+    url = site.serve("/prices", f"<html><body><ul>{prices}</ul></body></html>")
+    options = {
+        "url": url,
+        "mode": "all",
+        "extract": {"price": {"css": "li.p", "value": "string(.)"}},
+        "events_order": [["{{ price }}", "number", True]],
+        "include_sort_info": "true",
+    }
+    outcome = await run_agent("website", options, mode="check")
+    assert outcome.emit == [
+        {"price": "100", "sort_info": {"position": 1, "count": 3}},
+        {"price": "30", "sort_info": {"position": 2, "count": 3}},
+        {"price": "5", "sort_info": {"position": 3, "count": 3}},
+    ]
+    as_text = {**options, "events_order": ["{{ price }}"], "include_sort_info": False}
+    assert [m["price"] for m in (await run_agent("website", as_text, mode="check")).emit] == [
+        "100",
+        "30",
+        "5",
+    ]
+    reverse = {**as_text, "events_order": [["{{ _index_ }}", "number", True]]}
+    assert [m["price"] for m in (await run_agent("website", reverse, mode="check")).emit] == [
+        "100",
+        "30",
+        "5",
+    ]
+    bad = {**options, "events_order": [["{{ price }}", "colour"]]}
+    with pytest.raises(ValidationFailed):
+        validate_options("website", bad)
+
+
+async def test_redirects_are_followed_unless_disabled(run_agent: RunAgent, site: Loopback) -> None:
+    site.serve("/moved-target", _page(["t"]))
+    moved = site.serve("/moved", "", status=301, headers={"Location": "/moved-target"})
+    options = {"url": moved, "mode": "all", "extract": ITEMS_EXTRACT}
+    assert (await run_agent("website", options, mode="check")).emit == [{"title": "t"}]
+    with pytest.raises(StepFailed, match="301"):
+        await run_agent("website", {**options, "disable_redirect_follow": "true"}, mode="check")
+
+
+def test_proxy_is_refused() -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        validate_options("website", {"url": "http://x/", "proxy": "http://p:3128"})
+    assert "proxies are not supported" in json.dumps(caught.value.fields)
