@@ -548,6 +548,15 @@ TYPES: tuple[AgentType, ...] = (
         emits="The rendered instructions (merged over the message in merge mode)",
     ),
     AgentType(
+        "message_formatting",
+        Kind.ACTION,
+        EventFormattingOptions,
+        "ActiveWorkflow's name for event_formatting: reshape a message with instructions",
+        event_formatting,
+        local=True,
+        emits="The rendered instructions (merged over the message in merge mode)",
+    ),
+    AgentType(
         "liquid_output",
         Kind.ACTION,
         LiquidOutputOptions,

@@ -75,6 +75,15 @@ async def test_event_formatting_matchers(run_agent: RunAgent) -> None:
     ]
 
 
+async def test_activeworkflow_message_formatting_is_the_same_agent(run_agent: RunAgent) -> None:
+    from flowql.formats.huginn import flowql_type
+
+    assert flowql_type("Agents::MessageFormattingAgent") == "message_formatting"
+    options = {"instructions": {"m": "{{ conditions }}"}, "mode": "merge"}
+    outcome = await run_agent("message_formatting", options, {"conditions": "dry"})
+    assert outcome.emit == [{"conditions": "dry", "m": "dry"}]
+
+
 async def test_event_formatting_mode_may_be_a_template(run_agent: RunAgent) -> None:
     options = {
         "instructions": {"x": "1"},

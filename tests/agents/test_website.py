@@ -381,3 +381,16 @@ def test_proxy_is_refused() -> None:
     with pytest.raises(ValidationFailed) as caught:
         validate_options("website", {"url": "http://x/", "proxy": "http://p:3128"})
     assert "proxies are not supported" in json.dumps(caught.value.fields)
+
+
+async def test_activeworkflow_option_names(run_agent: RunAgent) -> None:
+    options = {
+        "data_from_message": "{{ html }}",
+        "type": "html",
+        "mode": "merge",
+        "extract": ITEMS_EXTRACT,
+    }
+    outcome = await run_agent("website", options, {"html": _page(["aw"]), "n": 1})
+    assert outcome.emit == [{"html": _page(["aw"]), "n": 1, "title": "aw"}]
+    with pytest.raises(StepFailed, match="no data"):
+        await run_agent("website", options, {"n": 1})
