@@ -112,3 +112,70 @@ def test_invalid_options_are_refused(options: dict[str, Any], message: str) -> N
     with pytest.raises(ValidationFailed) as caught:
         validate_options("trigger", options)
     assert message in json.dumps(caught.value.fields)
+
+
+async def test_huginn_agents_run_in_a_workflow(server: Any, factory: Any) -> None:
+    """Through the engine: webhook -> trigger -> event_formatting -> json_parse -> post, with
+    the post target a real loopback server."""
+    from tests.agents.loopback import Loopback
+    from tests.engine.conftest import create_workflow, wait_status
+
+    target = Loopback()
+    target.start()
+    try:
+        url = target.serve("/hook", '{"ok": true}', content_type="application/json")
+        account = await factory.account()
+        workflow = await create_workflow(
+            server,
+            account.token,
+            "huginn",
+            [
+                {"name": "inbox", "type": "webhook", "options": {"path": "in"}},
+                {
+                    "name": "big",
+                    "type": "trigger",
+                    "sources": ["inbox"],
+                    "options": {
+                        "rules": [{"type": "field>=value", "value": "100", "path": "amount"}],
+                        "keep_event": "true",
+                    },
+                },
+                {
+                    "name": "shape",
+                    "type": "event_formatting",
+                    "sources": ["big"],
+                    "options": {
+                        "instructions": {"text": "{{ who }} paid {{ amount }}", "raw": "[1, 2]"},
+                        "matchers": [{"path": "{{ who }}", "regexp": "^(?<first>\\w+)"}],
+                        "mode": "clean",
+                    },
+                },
+                {
+                    "name": "parse",
+                    "type": "json_parse",
+                    "sources": ["shape"],
+                    "options": {"data": "{{ raw }}", "data_key": "items", "mode": "merge"},
+                },
+                {
+                    "name": "send",
+                    "type": "post",
+                    "sources": ["parse"],
+                    "options": {"post_url": url, "content_type": "json", "no_merge": "false"},
+                },
+            ],
+        )
+        response = await server.client.post(
+            f"/hooks/{workflow['id']}/in", json={"who": "Ada Lovelace", "amount": 250}
+        )
+        assert response.status_code == 202
+        process_id = response.json()["process_id"]
+        detail = await wait_status(server, account.token, process_id, {"COMPLETED", "FAILED"})
+        assert detail["status"] == "COMPLETED", detail
+        [sent] = [r for r in target.requests if r.path == "/hook"]
+        assert json.loads(sent.body) == {
+            "text": "Ada Lovelace paid 250",
+            "raw": "[1, 2]",
+            "items": [1, 2],
+        }
+    finally:
+        target.stop()
