@@ -41,6 +41,7 @@ from flowql.agents.huginnlib import (
     values_at,
 )
 from flowql.agents.templating import render
+from flowql.errors import DomainError
 
 MAX_REDIRECTS = 10
 TIMEOUT_SECONDS = 30.0
@@ -61,7 +62,10 @@ async def fetch(
     headers = {**request_headers(options), **kwargs.pop("headers", {})}
     auth = request_auth(options)
     for _ in range(MAX_REDIRECTS + 1):
-        await run.check_url(url)
+        try:
+            await run.check_url(url)
+        except DomainError as exc:
+            raise StepFailed(f"{url} refused: {exc}") from exc
         try:
             response = await run.http().request(
                 method,

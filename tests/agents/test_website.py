@@ -394,3 +394,31 @@ async def test_activeworkflow_option_names(run_agent: RunAgent) -> None:
     assert outcome.emit == [{"html": _page(["aw"]), "n": 1, "title": "aw"}]
     with pytest.raises(StepFailed, match="no data"):
         await run_agent("website", options, {"n": 1})
+
+
+async def test_refused_urls_and_redirect_targets(site: Loopback, http_client: Any) -> None:
+    from flowql.agents.registry import REGISTRY
+    from flowql.errors import ValidationFailed as Refused
+    from tests.agents.conftest import make_run
+
+    checked: list[str] = []
+
+    async def guard(url: str) -> None:
+        checked.append(url)
+        if "169.254" in url:
+            raise Refused({"url": "private network"})
+
+    good = site.serve("/public", _page(["ok"]))
+    bounce = site.serve("/bounce", "", status=302, headers={"Location": "http://169.254.169.254/"})
+    options = {"url": ["http://169.254.169.254/x", good], "mode": "all", "extract": ITEMS_EXTRACT}
+    run = make_run("website", options, mode="check", http=http_client)
+    run.check_url = guard
+    outcome = await REGISTRY["website"].handler(run)
+    assert outcome.emit == [{"title": "ok"}]
+    assert any("refused" in line for line in outcome.logs)
+
+    run = make_run("website", {**options, "url": bounce}, mode="check", http=http_client)
+    run.check_url = guard
+    with pytest.raises(StepFailed, match="refused"):
+        await REGISTRY["website"].handler(run)
+    assert checked[-2:] == [bounce, "http://169.254.169.254/"]
