@@ -38,6 +38,7 @@ from flowql.agents.huginnlib import (
     response_charset,
     ruby_regex,
     sort_events,
+    value_at,
     values_at,
 )
 from flowql.agents.templating import render
@@ -438,7 +439,7 @@ class _Website:
         }
         self.handle(data, charset, existing, {"_url_": url, "_response_": drop})
 
-    def handle_data(self, data: str, existing: dict[str, Any]) -> None:
+    def handle_data(self, data: Any, existing: dict[str, Any]) -> None:
         payload = self.run.payload
         status: int | None
         try:
@@ -455,18 +456,24 @@ class _Website:
 
     def handle(
         self,
-        data: bytes | str,
+        data: Any,
         charset: str | None,
         existing: dict[str, Any],
         variables: dict[str, Any],
     ) -> None:
+        """Parse and extract `data` (bytes or text; for json, also an already parsed value)."""
         extract = self.options.get("extract") or None
         if self.kind == "json":
-            text = data.decode(charset or "utf-8", "replace") if isinstance(data, bytes) else data
-            try:
-                doc = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise StepFailed(f"could not parse the JSON document: {exc}") from exc
+            if isinstance(data, dict | list):
+                doc = data
+            else:
+                text = (
+                    data.decode(charset or "utf-8", "replace") if isinstance(data, bytes) else data
+                )
+                try:
+                    doc = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise StepFailed(f"could not parse the JSON document: {exc}") from exc
             if extract is None:
                 if not isinstance(doc, dict):
                     raise StepFailed("the JSON document is not an object: use extract")
@@ -507,6 +514,24 @@ class _Website:
             self.run.memory["seen_payloads"] = self.seen[:look_back]
 
 
+_SINGLE_VARIABLE = re.compile(r"^\{\{\s*([A-Za-z_][\w.]*)\s*\}\}$")
+
+
+def _message_value(run: AgentRun, template: str, kind: str, rendered: Any) -> Any:
+    """`data_from_event: "{{ body }}"` naming an object or array of a JSON message is used as
+    it is (a template would render it as text)."""
+    match = _SINGLE_VARIABLE.match(template.strip())
+    if kind == "json" and match:
+        path = match.group(1).removeprefix("message.")
+        try:
+            value = value_at(run.payload, path)
+        except ValueError:
+            value = None
+        if isinstance(value, dict | list):
+            return value
+    return str(rendered)
+
+
 async def website(run: AgentRun) -> Outcome:
     options = huginn_options(run)
     agent = _Website(run, options)
@@ -518,7 +543,7 @@ async def website(run: AgentRun) -> Outcome:
     if run.mode == "receive" and raw_data:
         if not data_template:
             raise StepFailed(f"no data was found in the message using the template {raw_data!r}")
-        agent.handle_data(str(data_template), existing)
+        agent.handle_data(_message_value(run, str(raw_data), agent.kind, data_template), existing)
         agent.logs.append(f"parsed {agent.kind} from the message: {len(agent.emit)} new")
         return Outcome(emit=_sorted(run, agent.emit), logs=agent.logs)
     url_template = options.get("url_from_event") or options.get("url_from_message")

@@ -196,6 +196,18 @@ async def test_data_from_event_json_with_jsonpath(run_agent: RunAgent) -> None:
     ]
 
 
+async def test_data_from_event_naming_a_json_object_uses_it(run_agent: RunAgent) -> None:
+    options = {
+        "data_from_event": "{{ message.body }}",
+        "type": "json",
+        "mode": "all",
+        "extract": {"name": {"path": "people[*].name"}},
+    }
+    payload = {"body": {"people": [{"name": "Ada"}, {"name": "Alan"}]}}
+    outcome = await run_agent("website", options, payload)
+    assert outcome.emit == [{"name": "Ada"}, {"name": "Alan"}]
+
+
 async def test_json_without_extract_emits_the_document(run_agent: RunAgent, site: Loopback) -> None:
     url = site.serve(
         "/doc.json", json.dumps({"a": 1, "b": [1, 2]}), content_type="application/json"
