@@ -434,3 +434,25 @@ async def test_refused_urls_and_redirect_targets(site: Loopback, http_client: An
     with pytest.raises(StepFailed, match="refused"):
         await REGISTRY["website"].handler(run)
     assert checked[-2:] == [bounce, "http://169.254.169.254/"]
+
+
+async def test_unzip_and_force_encoding(run_agent: RunAgent, site: Loopback) -> None:
+    import gzip
+
+    url = site.serve(
+        "/data.txt.gz", gzip.compress("naïve: yes\n".encode()), content_type="application/gzip"
+    )
+    options = {
+        "url": url,
+        "type": "text",
+        "mode": "all",
+        "unzip": "gzip",
+        "extract": {"word": {"regexp": "^(\\w+):", "index": 1}},
+    }
+    assert (await run_agent("website", options, mode="check")).emit == [{"word": "naïve"}]
+    # The server says UTF-8 but sends Latin-1: force_encoding wins.
+    latin = site.serve(
+        "/latin.txt", "café: 1\n".encode("latin-1"), content_type="text/plain; charset=utf-8"
+    )
+    forced = {**options, "url": latin, "unzip": None, "force_encoding": "ISO-8859-1"}
+    assert (await run_agent("website", forced, mode="check")).emit == [{"word": "café"}]
