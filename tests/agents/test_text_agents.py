@@ -283,3 +283,74 @@ def test_csv_invalid_options(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationFailed) as caught:
         validate_options("csv", options)
     assert message in json.dumps(caught.value.fields)
+
+
+HUGINN_DEFAULTS: dict[str, dict[str, Any]] = {
+    "website": {
+        "expected_update_period_in_days": "2",
+        "url": "https://xkcd.com",
+        "type": "html",
+        "mode": "on_change",
+        "extract": {
+            "url": {"css": "#comic img", "value": "@src"},
+            "title": {"css": "#comic img", "value": "@alt"},
+            "hovertext": {"css": "#comic img", "value": "@title"},
+        },
+    },
+    "post": {
+        "post_url": "http://www.example.com",
+        "expected_receive_period_in_days": 1,
+        "content_type": "form",
+        "method": "post",
+        "payload": {"key": "value", "something": "the event contained {{ somekey }}"},
+        "headers": {},
+        "emit_events": False,
+        "parse_body": True,
+        "no_merge": True,
+        "output_mode": "clean",
+        "require_signed_file_pointer": True,
+    },
+    "http_status": {"url": "http://google.com", "disable_redirect_follow": True},
+    "rss": {
+        "expected_update_period_in_days": 5,
+        "clean": False,
+        "url": "https://github.com/huginn/huginn/commits/master.atom",
+    },
+    "trigger": {
+        "expected_receive_period_in_days": 2,
+        "keep_event": False,
+        "rules": [{"type": "regex", "value": "foo\\d+bar", "path": "topkey.subkey.subkey.goal"}],
+        "message": "Looks like your pattern matched in '{{value}}'!",
+    },
+    "event_formatting": {
+        "instructions": {
+            "message": "You received a text {{text}} from {{fields.from}}",
+            "agent": "{{agent.type}}",
+        },
+        "matchers": [],
+        "mode": "clean",
+    },
+    "liquid_output": {
+        "secret": "a-secret-key",
+        "expected_receive_period_in_days": 2,
+        "mime_type": "text/html",
+        "mode": "Last X Events",
+        "event_limit": "",
+        "content": "{% for event in events %}{{ event.title }}{% endfor %}",
+    },
+    "json_parse": {"data": "{{ data }}", "data_key": "data", "mode": "clean"},
+    "csv": {
+        "mode": "parse",
+        "separator": ",",
+        "use_fields": "",
+        "output": "event_per_row",
+        "with_header": "true",
+        "data_path": "$.data",
+        "data_key": "data",
+    },
+}
+
+
+@pytest.mark.parametrize("agent_type", sorted(HUGINN_DEFAULTS))
+def test_huginn_default_options_are_valid(agent_type: str) -> None:
+    validate_options(agent_type, HUGINN_DEFAULTS[agent_type])
