@@ -304,7 +304,7 @@ async def peak_detector(run: AgentRun) -> Outcome:
     std = math.sqrt(sum((v - mean) ** 2 for v in history) / len(history))
     newest = points[-1][0]
     if newest <= mean + options.std_multiple * std:
-        return Outcome(logs=[f"no peak: {newest:g} <= {mean:g} + {options.std_multiple:g}σ"])
+        return Outcome(logs=[f"no peak: {newest:g} <= {mean:g} + {options.std_multiple:g} std"])
     group_peaks.append(now)
     peaks[group] = [p for p in group_peaks if p > now - window]
     return Outcome(
