@@ -162,11 +162,11 @@ async def test_unbounded_allocation_is_stopped(run_agent: RunAgent) -> None:
 
 
 async def test_errors_fail_the_step_clearly(run_agent: RunAgent) -> None:
-    with pytest.raises(StepFailed, match="JavaScript error: .*boom"):
+    with pytest.raises(StepFailed, match=r"JavaScript error: .*boom"):
         await run_agent(
             "java_script", {"code": "Agent.receive = function() { throw new Error('boom'); };"}, {}
         )
-    with pytest.raises(StepFailed, match="JavaScript error: .*SyntaxError"):
+    with pytest.raises(StepFailed, match=r"JavaScript error: .*SyntaxError"):
         await run_agent("java_script", {"code": "function ("}, {})
     with pytest.raises(StepFailed, match="createMessage needs an object"):
         await run_agent(
