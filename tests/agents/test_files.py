@@ -59,7 +59,7 @@ async def test_read_file_reads_the_pointed_file(files_dir: Path) -> None:
         files_dir,
         {},
         {"file_pointer": {"file": "in/report.csv", "agent_id": 7}},
-        {"in/report.csv": "a,b\n1,2\n".encode()},
+        {"in/report.csv": b"a,b\n1,2\n"},
     )
     assert outcome.emit == [{"data": "a,b\n1,2\n"}]
     outcome = await run_read_file(
@@ -105,7 +105,7 @@ async def test_read_file_refuses_a_symlink_out_and_another_workspace(files_dir: 
 
 
 async def test_read_file_missing_too_large_and_binary(files_dir: Path) -> None:
-    with pytest.raises(StepFailed, match="no file 'nope.txt'"):
+    with pytest.raises(StepFailed, match=r"no file 'nope\.txt'"):
         await run_read_file(files_dir, {}, {"file_pointer": {"file": "nope.txt"}}, {})
     with pytest.raises(StepFailed, match="larger than max_bytes"):
         await run_read_file(
