@@ -420,6 +420,9 @@ async def attribute_difference(run: AgentRun) -> Outcome:
 class ManualEventOptions(Options):
     # Huginn saves `{"no options": "are needed"}`: whatever an import carries is ignored.
     model_config = ConfigDict(extra="ignore")
+    payload: dict[str, Any] | None = Field(
+        default=None, description="Emitted when the agent is run with an empty message"
+    )
 
 
 async def manual_event(run: AgentRun) -> Outcome:
@@ -427,6 +430,9 @@ async def manual_event(run: AgentRun) -> Outcome:
     if run.mode == "check":
         return Outcome()
     payload = run.payload
+    if not payload:
+        default = run.options().get("payload")
+        payload = default if isinstance(default, dict) else {}
     if "payloads" in payload:
         if len(payload) > 1:
             raise StepFailed(

@@ -352,3 +352,6 @@ async def test_manual_event_emits_what_it_is_given(run_agent: RunAgent, type_: s
     assert outcome.emit == [{"a": 1}, {"b": 2}]
     with pytest.raises(StepFailed, match="payloads"):
         await run_agent(type_, options, {"payloads": [{"a": 1}], "extra": 1})
+    given = {"payload": {"hello": "{{ workflow.name }}"}}
+    assert (await run_agent(type_, given, {})).emit == [{"hello": "wf"}]
+    assert (await run_agent(type_, given, {"b": 2})).emit == [{"b": 2}]
