@@ -265,6 +265,19 @@ class PeakDetectorOptions(Options):
         default=4, ge=0, validation_alias=AliasChoices("min_events", "min_messages")
     )
     expected_receive_period_in_days: float = Field(default=2, ge=0)
+    # Huginn's older options, in seconds; when given they win, as in Huginn.
+    window_duration: float | None = Field(default=None, gt=0)
+    peak_spacing: float | None = Field(default=None, ge=0)
+
+    @property
+    def window_seconds(self) -> float:
+        return self.window_duration or self.window_duration_in_days * 86400
+
+    @property
+    def spacing_seconds(self) -> float:
+        if self.peak_spacing is not None:
+            return self.peak_spacing
+        return self.min_peak_spacing_in_days * 86400
 
 
 def _number(value: Any) -> float:
@@ -287,7 +300,7 @@ async def peak_detector(run: AgentRun) -> Outcome:
         if present(found):
             group = str(found)
     now = _now()
-    window = options.window_duration_in_days * 86400
+    window = options.window_seconds
     data: dict[str, Any] = run.memory.setdefault("data", {})
     peaks: dict[str, Any] = run.memory.setdefault("peaks", {})
     points = [p for p in data.get(group, []) if isinstance(p, list) and len(p) == 2]
@@ -297,7 +310,7 @@ async def peak_detector(run: AgentRun) -> Outcome:
     group_peaks = peaks.setdefault(group, [])
     if len(points) <= options.min_events:
         return Outcome(logs=[f"{len(points)} data point(s) in {group}: collecting"])
-    if group_peaks and group_peaks[-1] >= now - options.min_peak_spacing_in_days * 86400:
+    if group_peaks and group_peaks[-1] >= now - options.spacing_seconds:
         return Outcome(logs=["within the minimum peak spacing: not checked"])
     history = [p[0] for p in points[:-1]]
     mean = sum(history) / len(history)

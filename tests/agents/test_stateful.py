@@ -246,6 +246,26 @@ async def test_peak_detector_spacing_window_and_min_events(run_agent: RunAgent) 
     assert agent.memory["peaks"]["no_group"] == [peak["peak_time"]]  # the old peak expired
 
 
+async def test_peak_detector_huginn_legacy_seconds_options(run_agent: RunAgent) -> None:
+    # `peak_spacing: 0` (seconds, Huginn's older option): peaks may follow each other
+    agent = Agent(
+        run_agent,
+        "peak_detector",
+        {
+            "value_path": "v",
+            "message": "p",
+            "min_events": 2,
+            "peak_spacing": 0,
+            "window_duration": 3600,
+        },
+    )
+    for v in (1, 1, 1):
+        await agent.receive({"v": v})
+    assert len(await agent.receive({"v": 50})) == 1
+    agent.memory["peaks"]["no_group"] = [t - 1 for t in agent.memory["peaks"]["no_group"]]
+    assert len(await agent.receive({"v": 5000})) == 1  # a second later is spaced enough
+
+
 def test_peak_detector_requires_value_path_and_message() -> None:
     with pytest.raises(ValidationFailed) as info:
         validate_options("peak_detector", {})
