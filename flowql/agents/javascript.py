@@ -17,7 +17,9 @@ Inside, `this` (and the global `Agent`) offers the Huginn/ActiveWorkflow API:
 - `log(text)`, `error(text)`: lines in the step's log; `escapeHtml`, `unescapeHtml`.
 
 The isolate has no I/O: V8 offers no `require`, `fetch`, `XMLHttpRequest`, file system or
-network, and flowql adds nothing but the API above (mini-racer's `setTimeout` is removed). A
+network, and flowql adds nothing but the API above (mini-racer's `setTimeout` is removed). Binary
+buffers (`ArrayBuffer`, typed arrays, `WebAssembly`) are removed too: their memory lies outside
+V8's heap, where `max_memory_mb` cannot stop it. A
 script that runs past `timeout_seconds` or allocates past `max_memory_mb` is stopped and the step
 fails with a clear error; a thrown error fails the step too. Memory changes and messages of a
 failed run are discarded.
@@ -73,6 +75,11 @@ _SETUP = r"""
   g.setTimeout = undefined;
   g.clearTimeout = undefined;
   g.__timer_manager = undefined;
+  // Binary buffers live outside V8's heap, beyond max_memory's reach: not offered.
+  ["ArrayBuffer", "SharedArrayBuffer", "DataView", "Atomics", "WebAssembly", "Int8Array",
+   "Uint8Array", "Uint8ClampedArray", "Int16Array", "Uint16Array", "Int32Array", "Uint32Array",
+   "Float16Array", "Float32Array", "Float64Array", "BigInt64Array", "BigUint64Array"
+  ].forEach(function (name) { delete g[name]; });
   var messages = [], logs = [], memory = input.memory, options = input.options;
   var credentials = input.credentials, incoming = input.incoming;
   var limits = input.limits;

@@ -129,6 +129,23 @@ async def test_no_io_in_the_sandbox(run_agent: RunAgent) -> None:
     assert found == dict.fromkeys(found, "undefined")
 
 
+async def test_no_binary_buffers_beyond_the_memory_limit(run_agent: RunAgent) -> None:
+    # ArrayBuffers are allocated outside V8's heap, where the hard memory limit does not reach
+    # (measured: 40 x 100 MB buffers ran up 4 GB under a 64 MB limit): they are not offered.
+    code = """Agent.receive = function() {
+      var names = ['ArrayBuffer', 'SharedArrayBuffer', 'Uint8Array', 'Float64Array', 'DataView',
+                   'WebAssembly', 'Atomics'];
+      var found = {};
+      names.forEach(function (n) { found[n] = typeof globalThis[n]; });
+      this.createMessage(found);
+    };"""
+    [found] = (await run_agent("java_script", {"code": code}, {})).emit
+    assert found == dict.fromkeys(found, "undefined")
+    code = "Agent.receive = function() { new ArrayBuffer(1e9); };"
+    with pytest.raises(StepFailed, match="ArrayBuffer is not defined"):
+        await run_agent("java_script", {"code": code}, {})
+
+
 async def test_endless_loop_is_stopped(run_agent: RunAgent) -> None:
     started = time.monotonic()
     with pytest.raises(StepFailed, match=r"ran longer than 0\.5s"):
