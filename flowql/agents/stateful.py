@@ -462,8 +462,8 @@ async def manual_event(run: AgentRun) -> Outcome:
 
 
 _MANUAL_DESCRIPTION = (
-    "Emits the payload it is given (by executeWorkflow or a sender); a payload "
-    '{"payloads": [...]} emits one message per item'
+    "Emits the payload it is given (place it after a manual trigger: executeWorkflow's input); "
+    '{"payloads": [...]} emits one message per item; an empty message emits its `payload` option'
 )
 
 TYPES: tuple[AgentType, ...] = (
@@ -532,7 +532,7 @@ TYPES: tuple[AgentType, ...] = (
     ),
     AgentType(
         "manual_event",
-        Kind.TRIGGER,
+        Kind.ACTION,
         ManualEventOptions,
         _MANUAL_DESCRIPTION + " (Huginn's ManualEventAgent)",
         manual_event,
@@ -541,7 +541,7 @@ TYPES: tuple[AgentType, ...] = (
     ),
     AgentType(
         "manual_message",
-        Kind.TRIGGER,
+        Kind.ACTION,
         ManualEventOptions,
         _MANUAL_DESCRIPTION + " (ActiveWorkflow's ManualMessageAgent)",
         manual_event,
