@@ -89,6 +89,17 @@ class Settings(BaseSettings):
     # alive, and after how long without that proof its jobs are handed to another worker.
     worker_heartbeat_interval: float = Field(default=10.0, gt=0)
     worker_stalled_timeout: float = Field(default=30.0, gt=0)
+    # Outgoing mail of the email and email_digest agents when an agent's options name no SMTP
+    # server; smtp_security: "auto" (STARTTLS when offered), "starttls", "tls" or "none".
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_security: str = Field(default="auto", pattern="^(auto|starttls|tls|none)$")
+    email_from_address: str = "flowql@localhost"
+    # The folder whose files the read_file agent's file pointers may name (unset:
+    # data_dir / "files"); nothing outside it is read.
+    agent_files_dir: Path | None = None
     sql_echo: bool = False
     # What one request may cost (docs/security.md): request bodies (413 beyond) on GraphQL and
     # the REST mounts, and on /hooks; nesting of any JSON a caller sends; GraphQL documents

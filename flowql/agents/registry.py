@@ -11,12 +11,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from flowql.agents import control, core
+from flowql.agents import control, core, files, javascript, mail, stateful, text, web
 from flowql.agents.base import AgentType, Options
 from flowql.agents.templating import check_syntax
 from flowql.errors import ValidationFailed
 
-_MODULES = (core, control)
+_MODULES = (core, web, text, stateful, mail, javascript, files, control)
 
 REGISTRY: dict[str, AgentType] = {t.name: t for module in _MODULES for t in module.TYPES}
 
