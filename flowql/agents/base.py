@@ -19,6 +19,27 @@ from pydantic import BaseModel, ConfigDict
 
 from flowql.agents.templating import render
 from flowql.models import Agent, Process
+from flowql.settings import Settings
+
+# flowql's own names in a template context: they win over a message key of the same name.
+CONTEXT_NAMES = ("message", "process", "workflow", "vars")
+
+
+def message_context(message: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    """A template context as Huginn's agents interpolate and flowql's too: the message's keys at
+    the top level (`{{ title }}`), then flowql's own variables (`own`: `message`, `process`,
+    `workflow`, `vars`) over them. Keys starting with NUL are the engine's, never a message's."""
+    context = {
+        key: value
+        for key, value in message.items()
+        if isinstance(key, str) and not key.startswith("\x00")
+    }
+    context.update(own)
+    return context
+
+
+async def _no_resolver(host: str, port: int) -> str:
+    raise StepFailed(f"{host}:{port}: this run has no resolver for outbound connections")
 
 
 class Kind(StrEnum):
@@ -65,9 +86,29 @@ class AgentRun:
     # (action, options) -> what was done, on the agents this one controls (its control links):
     # "run", "enable", "disable" or "configure"; None where the engine lends no control.
     control: Callable[[str, dict[str, Any]], Awaitable[list[str]]] | None = None
+    # The engine's settings (SMTP server, files folder...).
+    settings: Settings = field(default_factory=Settings)
+    # (host, port) -> the one address to connect to, checked as `check_url` checks a URL's host:
+    # connecting to it (not to the name again) closes DNS rebinding for non-HTTP connections.
+    resolve_host: Callable[[str, int], Awaitable[str]] = _no_resolver
 
-    def options(self) -> dict[str, Any]:
-        rendered: dict[str, Any] = render(self.agent.options, self.context)
+    def template_context(self, data: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The context options render over: `context` (the incoming message's keys at the top
+        level and flowql's names, see `message_context`), or the same with `data` in place of
+        the message (a result a handler renders per item)."""
+        if data is None:
+            return dict(self.context)
+        own = {
+            key: value
+            for key, value in self.context.items()
+            if key in CONTEXT_NAMES or key.startswith("\x00") or key not in self.payload
+        }
+        own["message"] = data
+        return message_context(data, own)
+
+    def options(self, data: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The agent's options rendered over `template_context(data)`."""
+        rendered: dict[str, Any] = render(self.agent.options, self.template_context(data))
         return rendered
 
 

@@ -1,6 +1,5 @@
 """What Huginn's and ActiveWorkflow's agents share: their loose booleans ("true", "false"), Ruby
-regular expressions, JSONPath lookups (`Utils.value_at` / `values_at`), Liquid contexts where the
-message's keys are top-level (`{{ title }}`) as well as under `message`, and the web request
+regular expressions, JSONPath lookups (`Utils.value_at` / `values_at`), and the web request
 options of WebRequestConcern (headers, basic_auth, user_agent, force_encoding, unzip)."""
 
 from __future__ import annotations
@@ -163,22 +162,6 @@ def value_at(data: Any, path: str) -> Any:
     """The first value `path` selects in `data`, or None."""
     found = values_at(data, path)
     return found[0] if found else None
-
-
-def liquid_context(run: AgentRun, data: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A Liquid context as Huginn's agents interpolate: the keys of `data` (the incoming message
-    by default) at the top level, and flowql's own variables (`message`, `process`, `vars`…)."""
-    source = run.payload if data is None else data
-    context: dict[str, Any] = dict(source)
-    context.update(run.context)
-    context["message"] = source
-    return context
-
-
-def huginn_options(run: AgentRun, data: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The agent's options rendered as Huginn renders them: over `liquid_context`."""
-    rendered: dict[str, Any] = render(run.agent.options, liquid_context(run, data))
-    return rendered
 
 
 class WebRequestOptions(Options):
@@ -354,7 +337,7 @@ def sort_events(
     if isinstance(order, list) and order:
         keys: list[list[tuple[int, Any]]] = []
         for index, payload in enumerate(result):
-            context = liquid_context(run, {**payload, "_index_": index})
+            context = run.template_context({**payload, "_index_": index})
             row = []
             for item in order:
                 parts = item if isinstance(item, list) else [item]

@@ -16,9 +16,7 @@ from flowql.agents.base import AgentRun, AgentType, Kind, Options, Outcome, Step
 from flowql.agents.huginnlib import (
     boolify,
     check_boolish,
-    huginn_options,
     is_template,
-    liquid_context,
     ruby_regex,
     ruby_to_f,
     ruby_to_s,
@@ -140,7 +138,7 @@ def _rule_matches(kind: str, found: Any, expected: list[Any]) -> bool:
 
 
 async def trigger(run: AgentRun) -> Outcome:
-    options = huginn_options(run)
+    options = run.options()
     results = []
     for rule in options.get("rules") or []:
         expected = rule.get("value")
@@ -198,7 +196,7 @@ def _apply_matchers(run: AgentRun, matchers: list[dict[str, Any]]) -> dict[str, 
     data: dict[str, Any] = dict(run.payload)
     for matcher in matchers:
         try:
-            subject = str(render(str(matcher["path"]), liquid_context(run, data)))
+            subject = str(render(str(matcher["path"]), run.template_context(data)))
         except TemplateError as exc:
             raise StepFailed(f"matcher path: {exc}") from None
         try:
@@ -226,7 +224,7 @@ def _apply_matchers(run: AgentRun, matchers: list[dict[str, Any]]) -> dict[str, 
 async def event_formatting(run: AgentRun) -> Outcome:
     raw = run.agent.options
     data = _apply_matchers(run, list(raw.get("matchers") or []))
-    context = liquid_context(run, data)
+    context = run.template_context(data)
     context.setdefault("created_at", utcnow().isoformat())
     try:
         mode = str(render(raw.get("mode") or "clean", context)).strip()
@@ -388,7 +386,7 @@ class JsonParseOptions(Options):
 
 
 async def json_parse(run: AgentRun) -> Outcome:
-    options = huginn_options(run)
+    options = run.options()
     try:
         parsed = json.loads(str(options.get("data") or ""))
     except json.JSONDecodeError as exc:
@@ -518,7 +516,7 @@ def _csv_serialize(run: AgentRun, options: dict[str, Any]) -> dict[str, Any]:
 
 
 async def csv_agent(run: AgentRun) -> Outcome:
-    options = huginn_options(run)
+    options = run.options()
     mode = str(options.get("mode") or "parse")
     if mode == "parse":
         emitted = _csv_parse(run, options)

@@ -29,9 +29,7 @@ from flowql.agents.huginnlib import (
     check_positive_int,
     decode_body,
     header_variants,
-    huginn_options,
     is_template,
-    liquid_context,
     request_auth,
     request_headers,
     response_bytes,
@@ -131,7 +129,7 @@ class SortableOptions(WebRequestOptions):
 def _sorted(run: AgentRun, payloads: list[dict[str, Any]], default: Any = None) -> list[Any]:
     raw = run.agent.options
     order = raw.get("events_order") or raw.get("messages_order") or default
-    include = boolify(huginn_options(run).get("include_sort_info"))
+    include = boolify(run.options().get("include_sort_info"))
     return sort_events(run, payloads, order, include)
 
 
@@ -501,7 +499,7 @@ class _Website:
         for extracted in rows:
             result = {k: v for k, v in extracted.items() if k not in hidden}
             if isinstance(template, dict):
-                context = liquid_context(self.run, {**self.run.payload, **extracted, **variables})
+                context = self.run.template_context({**self.run.payload, **extracted, **variables})
                 context.update(variables)
                 result.update(render(template, context))
             if self.mode == "on_change":
@@ -533,7 +531,7 @@ def _message_value(run: AgentRun, template: str, kind: str, rendered: Any) -> An
 
 
 async def website(run: AgentRun) -> Outcome:
-    options = huginn_options(run)
+    options = run.options()
     agent = _Website(run, options)
     existing = dict(run.payload) if agent.mode == "merge" and run.mode == "receive" else {}
     data_template = options.get("data_from_event") or options.get("data_from_message")
@@ -584,7 +582,7 @@ class HttpStatusOptions(SortableOptions):
 
 
 async def http_status(run: AgentRun) -> Outcome:
-    options = huginn_options(run)
+    options = run.options()
     url = str(options.get("url") or "").strip()
     if not url:
         raise StepFailed("a url must be specified")
@@ -761,7 +759,7 @@ def _response_body(response: httpx.Response, options: dict[str, Any]) -> Any:
 
 
 async def post(run: AgentRun) -> Outcome:
-    options = huginn_options(run)
+    options = run.options()
     method = str(options.get("method") or "post").lower()
     if method not in POST_METHODS:
         raise StepFailed(
@@ -951,7 +949,7 @@ RSS_ORDER = [["{{ date_published }}", "time"], ["{{ last_updated }}", "time"]]
 
 
 async def rss(run: AgentRun) -> Outcome:
-    options = huginn_options(run)
+    options = run.options()
     urls = _as_list(options.get("url"))
     if not urls:
         raise StepFailed("url is required")

@@ -27,7 +27,7 @@ import httpx
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
-from flowql.agents.base import AgentRun, Kind, Outcome, StepFailed
+from flowql.agents.base import AgentRun, Kind, Outcome, StepFailed, message_context
 from flowql.agents.liquid_filters import CREDENTIALS_KEY, credential_names
 from flowql.agents.registry import REGISTRY
 from flowql.agents.templating import TemplateError
@@ -387,17 +387,25 @@ class Runner:
         workflow = run.definition.workflow
         payload = self._payload(run, step)
         # No credentials in the context: templates render user-controlled text into requests.
-        context = {
-            "message": payload,
-            "process": {"id": str(process.id), "number": process.number, "input": process.input},
-            "workflow": {
-                "id": str(workflow.id),
-                "number": workflow.number,
-                "name": workflow.name,
-                "variables": workflow.variables,
+        # The message's keys are top-level too (Huginn's `{{ title }}`); flowql's names win.
+        context = message_context(
+            payload,
+            {
+                "message": payload,
+                "process": {
+                    "id": str(process.id),
+                    "number": process.number,
+                    "input": process.input,
+                },
+                "workflow": {
+                    "id": str(workflow.id),
+                    "number": workflow.number,
+                    "name": workflow.name,
+                    "variables": workflow.variables,
+                },
+                "vars": workflow.variables,
             },
-            "vars": workflow.variables,
-        }
+        )
 
         async def resolve_credential(name: str) -> str:
             from flowql.services.credentials import resolve_credential_value

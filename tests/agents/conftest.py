@@ -13,9 +13,10 @@ from typing import Any, Literal
 import httpx
 import pytest
 
-from flowql.agents.base import AgentRun, Outcome
+from flowql.agents.base import AgentRun, Outcome, message_context
 from flowql.agents.registry import REGISTRY, validate_options
 from flowql.models import Agent, Process
+from flowql.settings import Settings
 
 RunAgent = Callable[..., Awaitable[Outcome]]
 
@@ -30,6 +31,7 @@ def make_run(
     http: httpx.AsyncClient | None = None,
     credentials: dict[str, str] | None = None,
     name: str = "agent",
+    settings: Settings | None = None,
 ) -> AgentRun:
     """An AgentRun for `agent_type` with `options` (validated as the API would) over `payload`."""
     validate_options(agent_type, options)
@@ -43,12 +45,15 @@ def make_run(
         options=options,
     )
     message = dict(payload or {})
-    context = {
-        "message": message,
-        "process": {"id": str(process.id), "number": 1, "input": message},
-        "workflow": {"id": str(agent.workflow_id), "number": 1, "name": "wf", "variables": {}},
-        "vars": {},
-    }
+    context = message_context(
+        message,
+        {
+            "message": message,
+            "process": {"id": str(process.id), "number": 1, "input": message},
+            "workflow": {"id": str(agent.workflow_id), "number": 1, "name": "wf", "variables": {}},
+            "vars": {},
+        },
+    )
     client = http or httpx.AsyncClient()
 
     async def resolve_credential(cred: str) -> str:
@@ -59,6 +64,10 @@ def make_run(
 
     async def check_url(url: str) -> None:
         return None
+
+    async def resolve_host(host: str, port: int) -> str:
+        # Loopback only, as the engine's resolver with allow_private_networks.
+        return "127.0.0.1" if host in ("localhost", "127.0.0.1") else host
 
     async def scenario_action(*_: Any) -> dict[str, Any]:
         raise NotImplementedError("scenario actions are tested in tests/engine")
@@ -74,6 +83,8 @@ def make_run(
         scenario_action=scenario_action,
         mode=mode,
         memory=memory if memory is not None else {},
+        settings=settings or Settings(),
+        resolve_host=resolve_host,
     )
 
 
