@@ -99,7 +99,7 @@ async def read_file(run: AgentRun) -> Outcome:
         source = "the embedded file"
     else:
         name = str(pointer["file"])
-        path = resolve_inside(workspace_folder(Settings(), run.agent.workspace_id), name)
+        path = resolve_inside(workspace_folder(run.settings, run.agent.workspace_id), name)
         data = await asyncio.to_thread(_read, path, options.max_bytes)
         source = repr(name)
     if options.encoding == "base64":
@@ -171,12 +171,15 @@ def certificate_info(der: bytes, now: datetime) -> dict[str, Any]:
     }
 
 
-async def peer_certificate(host: str, port: int, timeout: float) -> bytes:
+async def peer_certificate(
+    host: str, port: int, timeout: float, address: str | None = None
+) -> bytes:
+    """The certificate `host` presents, connecting to `address` (checked) when given."""
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE  # report on any certificate, as ActiveWorkflow does
     _, writer = await asyncio.wait_for(
-        asyncio.open_connection(host, port, ssl=context, server_hostname=host), timeout
+        asyncio.open_connection(address or host, port, ssl=context, server_hostname=host), timeout
     )
     try:
         ssl_object = writer.get_extra_info("ssl_object")
@@ -196,12 +199,13 @@ async def tls_check(run: AgentRun) -> Outcome:
         host, port = _target(options.url)
     except ValueError as exc:
         raise StepFailed(f"url: {exc}") from None
-    await run.check_url(f"https://{host}:{port}/")
+    # Connect to the address that was checked, not to the name again (DNS rebinding).
+    address = await run.resolve_host(host, port)
     payload: dict[str, Any] = {"url": options.url, "host": host, "port": port}
     if options.merge and run.mode == "receive":
         payload = {**run.payload, **payload}
     try:
-        der = await peer_certificate(host, port, options.timeout_seconds)
+        der = await peer_certificate(host, port, options.timeout_seconds, address)
     except ssl.SSLError as exc:
         error = f"SSL error: {exc.reason or exc}"
     except TimeoutError:

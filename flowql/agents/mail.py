@@ -16,9 +16,11 @@ text/html sends that part only; unset sends both.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import re
+import socket
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any, Literal, TypeVar
@@ -29,7 +31,6 @@ from pydantic import Field, ValidationError, field_validator
 from flowql.agents.base import AgentRun, AgentType, Kind, Options, Outcome, StepFailed
 from flowql.agents.stateful import MAX_HELD_MESSAGES, hold, present, render_with
 from flowql.auth.privileges import require_for_process
-from flowql.settings import Settings
 
 MAIN_KEYS = ("title", "message", "text", "main", "value")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -160,15 +161,32 @@ def _recipients(value: Any) -> list[str]:
     return found
 
 
+async def _connect(address: str, port: int, timeout: float) -> socket.socket:
+    """A TCP connection to `address` (already checked): TLS still verifies the host's name."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        await asyncio.wait_for(
+            asyncio.get_running_loop().sock_connect(sock, (address, port)), timeout
+        )
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 async def send_mails(
     run: AgentRun, parsed: EmailOptions, payloads: list[dict[str, Any]]
 ) -> list[str]:
     """Send one mail per recipient listing `payloads` (options rendered already); the logs."""
-    settings = Settings()
+    settings = run.settings
+    # The address the agent's own smtp_host was checked at: the connection goes there.
+    address: str | None = None
     if parsed.smtp_host:
         host = parsed.smtp_host
         port = parsed.smtp_port or 587
-        await run.check_url(f"https://{host}:{port}/")
+        address = await run.resolve_host(host, port)
         username = parsed.smtp_username
         password: str | None = None
         security: str = parsed.smtp_security or "auto"
@@ -195,11 +213,15 @@ async def send_mails(
             content_type=parsed.content_type,
             payloads=payloads,
         )
+        sock: socket.socket | None = None
         try:
+            if address is not None:
+                sock = await _connect(address, port, parsed.timeout_seconds)
             await aiosmtplib.send(
                 mail,
                 hostname=host,
-                port=port,
+                port=None if sock is not None else port,
+                sock=sock,
                 username=username if password is not None else None,
                 password=password,
                 use_tls=security == "tls",
@@ -210,6 +232,9 @@ async def send_mails(
             raise StepFailed(
                 f"Error sending mail to {recipient}: {type(exc).__name__}: {exc}"
             ) from exc
+        finally:
+            if sock is not None:
+                sock.close()
         logs.append(f"Sent mail to {recipient}")
     return logs
 

@@ -420,6 +420,15 @@ class Runner:
 
             await check_public_url(url, self.runtime.settings.allow_private_networks)
 
+        async def resolve_host(host: str, port: int) -> str:
+            from flowql.services.netguard import resolve_public
+
+            name = f"[{host}]" if ":" in host else host
+            addresses = await resolve_public(
+                f"https://{name}:{port}/", self.runtime.settings.allow_private_networks, "host"
+            )
+            return str(addresses[0])
+
         async def scenario_action(
             target: str, action: str, actor: str, response: Any
         ) -> dict[str, Any]:
@@ -449,6 +458,8 @@ class Runner:
             else "receive",
             memory=copy.deepcopy(self._memory(run, agent)[0]),
             control=control,
+            settings=self.runtime.settings,
+            resolve_host=resolve_host,
         )
 
     def _complete(self, run: ProcessRun, step: Step, agent: Agent, outcome: Outcome) -> None:

@@ -30,6 +30,7 @@ from starlette.routing import Route
 
 from flowql.agents.registry import REGISTRY
 from flowql.models import Agent, Process, Trigger, utcnow
+from flowql.services.runtime import Runtime
 from tests.conftest import Factory, LiveServer, error_of, free_port, start_server
 from tests.engine.conftest import wait_status
 
@@ -71,16 +72,16 @@ class Mailbox:
 
 
 @pytest.fixture
-async def mailbox(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Mailbox]:
+async def mailbox(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Mailbox]:
     box = Mailbox(asyncio.get_running_loop())
     port = free_port()
     controller = Controller(box, hostname="127.0.0.1", port=port)
     controller.start()
-    # The operator's SMTP server (the email agents read FLOWQL_SMTP_* settings).
-    monkeypatch.setenv("FLOWQL_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("FLOWQL_SMTP_PORT", str(port))
-    monkeypatch.setenv("FLOWQL_SMTP_SECURITY", "none")
-    monkeypatch.setenv("FLOWQL_EMAIL_FROM_ADDRESS", "flowql@example.com")
+    # The operator's SMTP server, on the server's settings (the engine lends them to agents).
+    monkeypatch.setattr(runtime.settings, "smtp_host", "127.0.0.1")
+    monkeypatch.setattr(runtime.settings, "smtp_port", port)
+    monkeypatch.setattr(runtime.settings, "smtp_security", "none")
+    monkeypatch.setattr(runtime.settings, "email_from_address", "flowql@example.com")
     yield box
     controller.stop()
 

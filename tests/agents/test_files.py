@@ -23,6 +23,7 @@ from flowql.agents.base import StepFailed
 from flowql.agents.registry import REGISTRY, validate_options
 from flowql.errors import ValidationFailed
 from flowql.formats.huginn import flowql_type
+from flowql.settings import Settings
 from tests.agents.conftest import RunAgent, make_run
 from tests.conftest import free_port
 
@@ -36,17 +37,22 @@ def test_class_names_map() -> None:
 
 
 @pytest.fixture
-def files_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def files_dir(tmp_path: Path) -> Path:
+    """The files folder, given on the run's settings (as the engine lends its own), not the
+    environment."""
     root = tmp_path / "agent-files"
     root.mkdir()
-    monkeypatch.setenv("FLOWQL_AGENT_FILES_DIR", str(root))
     return root
+
+
+def folder_settings(files_dir: Path) -> Settings:
+    return Settings(agent_files_dir=files_dir)
 
 
 async def run_read_file(
     files_dir: Path, options: dict[str, Any], payload: dict[str, Any], files: dict[str, bytes]
 ) -> Any:
-    run = make_run("read_file", options, payload)
+    run = make_run("read_file", options, payload, settings=folder_settings(files_dir))
     folder = files_dir / str(run.agent.workspace_id)
     for name, data in files.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
@@ -92,7 +98,12 @@ async def test_read_file_refuses_a_symlink_out_and_another_workspace(files_dir: 
     other = files_dir / "00000000-0000-0000-0000-000000000000"
     other.mkdir()
     (other / "secret.txt").write_text("not yours")
-    run = make_run("read_file", {}, {"file_pointer": {"file": "link.txt"}})
+    run = make_run(
+        "read_file",
+        {},
+        {"file_pointer": {"file": "link.txt"}},
+        settings=folder_settings(files_dir),
+    )
     folder = files_dir / str(run.agent.workspace_id)
     folder.mkdir()
     os.symlink(other / "secret.txt", folder / "link.txt")
@@ -226,16 +237,38 @@ async def test_tls_check_plain_tcp_server_is_an_ssl_error(run_agent: RunAgent) -
 
 async def test_tls_check_passes_the_network_guard(tmp_path: Path) -> None:
     run = make_run("tls_check", {"url": "https://10.1.2.3:8443"}, mode="check")
-    asked: list[str] = []
+    asked: list[tuple[str, int]] = []
 
-    async def refuse(url: str) -> None:
-        asked.append(url)
-        raise ValidationFailed.one("url", "refused: non-public address")
+    async def refuse(host: str, port: int) -> str:
+        asked.append((host, port))
+        raise ValidationFailed.one("host", "refused: non-public address")
 
-    run.check_url = refuse
+    run.resolve_host = refuse
     with pytest.raises(ValidationFailed):
         await REGISTRY["tls_check"].handler(run)
-    assert asked == ["https://10.1.2.3:8443/"]
+    assert asked == [("10.1.2.3", 8443)]
+
+
+async def test_tls_check_connects_to_the_checked_address(tmp_path: Path) -> None:
+    """DNS rebinding: the connection goes to the address the guard checked, not to a second
+    lookup of the name (`.invalid` never resolves, so only the checked address can work)."""
+    now = datetime.now(UTC)
+    context = self_signed(
+        tmp_path, "rebind.test", now - timedelta(days=1), now + timedelta(days=30, hours=1)
+    )
+    async with tls_server(context) as port:
+        run = make_run("tls_check", {"url": f"tcp://cert.rebind.invalid:{port}"}, mode="check")
+
+        async def checked(host: str, port: int) -> str:
+            assert host == "cert.rebind.invalid"
+            return "127.0.0.1"
+
+        run.resolve_host = checked
+        outcome = await REGISTRY["tls_check"].handler(run)
+    [payload] = outcome.emit
+    assert "error" not in payload, payload
+    assert payload["host"] == "cert.rebind.invalid"
+    assert payload["certificate"]["subject"][0] == ["CN", "rebind.test"]
 
 
 def test_tls_check_url_is_checked() -> None:

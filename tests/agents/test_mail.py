@@ -16,6 +16,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from flowql.agents.base import StepFailed
 from flowql.agents.registry import REGISTRY, validate_options
 from flowql.errors import ValidationFailed
+from flowql.settings import Settings
 from tests.agents.conftest import RunAgent, make_run
 from tests.conftest import free_port
 
@@ -152,18 +153,19 @@ async def test_email_logs_in_with_a_credential(run_agent: RunAgent, smtp: SmtpSe
     assert len(smtp.box.mails) == 1
 
 
-async def test_email_uses_the_servers_smtp_settings(
-    run_agent: RunAgent, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_email_uses_the_servers_smtp_settings(run_agent: RunAgent, smtp: SmtpServer) -> None:
     with pytest.raises(StepFailed, match="no SMTP server"):
         await run_agent("email", {"recipients": "a@example.test"}, {"a": 1})
-    monkeypatch.setenv("FLOWQL_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("FLOWQL_SMTP_PORT", str(smtp.port))
-    monkeypatch.setenv("FLOWQL_SMTP_SECURITY", "none")
-    monkeypatch.setenv("FLOWQL_SMTP_USERNAME", USER)
-    monkeypatch.setenv("FLOWQL_SMTP_PASSWORD", PASSWORD)
-    monkeypatch.setenv("FLOWQL_EMAIL_FROM_ADDRESS", "ops@example.test")
-    await run_agent("email", {"recipients": "a@example.test"}, {"a": 1})
+    # The settings the engine lends on the run (not the environment).
+    settings = Settings(
+        smtp_host="127.0.0.1",
+        smtp_port=smtp.port,
+        smtp_security="none",
+        smtp_username=USER,
+        smtp_password=PASSWORD,
+        email_from_address="ops@example.test",
+    )
+    await run_agent("email", {"recipients": "a@example.test"}, {"a": 1}, settings=settings)
     [(envelope, mail)] = smtp.box.mails
     assert envelope.mail_from == "ops@example.test"
     assert mail["Subject"] == "You have a notification!"
@@ -174,17 +176,34 @@ async def test_email_checks_a_tenant_smtp_host_like_any_outbound_call(
     smtp: SmtpServer,
 ) -> None:
     run = make_run("email", server_options(smtp, recipients="a@example.test"), {"a": 1})
-    asked: list[str] = []
+    asked: list[tuple[str, int]] = []
 
-    async def refuse(url: str) -> None:
-        asked.append(url)
-        raise ValidationFailed.one("url", "refused: non-public address")
+    async def refuse(host: str, port: int) -> str:
+        asked.append((host, port))
+        raise ValidationFailed.one("host", "refused: non-public address")
 
-    run.check_url = refuse
+    run.resolve_host = refuse
     with pytest.raises(ValidationFailed):
         await REGISTRY["email"].handler(run)
-    assert asked == [f"https://127.0.0.1:{smtp.port}/"]
+    assert asked == [("127.0.0.1", smtp.port)]
     assert smtp.box.mails == []
+
+
+async def test_email_connects_to_the_checked_address(smtp: SmtpServer) -> None:
+    """DNS rebinding: the SMTP connection goes to the address the guard checked, not to a
+    second lookup of the name (`.invalid` never resolves)."""
+    options = server_options(smtp, recipients="a@example.test")
+    options["smtp_host"] = "mail.rebind.invalid"
+    run = make_run("email", options, {"a": 1})
+
+    async def checked(host: str, port: int) -> str:
+        assert (host, port) == ("mail.rebind.invalid", smtp.port)
+        return "127.0.0.1"
+
+    run.resolve_host = checked
+    outcome = await REGISTRY["email"].handler(run)
+    assert outcome.logs == ["Sent mail to a@example.test"]
+    assert len(smtp.box.mails) == 1
 
 
 async def test_email_refuses_a_rendered_bad_recipient(
