@@ -86,6 +86,9 @@ class AgentRun:
     # (action, options) -> what was done, on the agents this one controls (its control links):
     # "run", "enable", "disable" or "configure"; None where the engine lends no control.
     control: Callable[[str, dict[str, Any]], Awaitable[list[str]]] | None = None
+    # The agent's secret options (its type's `secret_options`), decrypted for this run only;
+    # `options()` renders them in place of the sealed values `agent.options` holds.
+    secrets: dict[str, Any] = field(default_factory=dict)
     # The engine's settings (SMTP server, files folder...).
     settings: Settings = field(default_factory=Settings)
     # (host, port) -> the one address to connect to, checked as `check_url` checks a URL's host:
@@ -108,7 +111,8 @@ class AgentRun:
 
     def options(self, data: dict[str, Any] | None = None) -> dict[str, Any]:
         """The agent's options rendered over `template_context(data)`."""
-        rendered: dict[str, Any] = render(self.agent.options, self.template_context(data))
+        source = {**self.agent.options, **self.secrets} if self.secrets else self.agent.options
+        rendered: dict[str, Any] = render(source, self.template_context(data))
         return rendered
 
 

@@ -18,6 +18,9 @@ from pydantic import Field, field_validator
 from flowql.agents.base import AgentRun, Options, StepFailed
 from flowql.agents.templating import render
 
+# What the API shows for a stored secret option (services/workflows.REDACTED).
+REDACTED = "********"
+
 TRUE_STRINGS = ("true", "yes", "on", "1")
 FALSE_STRINGS = ("false", "no", "off", "0", "")
 
@@ -201,7 +204,14 @@ class WebRequestOptions(Options):
     def _basic_auth(cls, value: str | list[str] | None) -> str | list[str] | None:
         if isinstance(value, list) and len(value) != 2:
             raise ValueError('basic_auth must be "user:password" or ["user", "password"]')
-        if isinstance(value, str) and value and ":" not in value and not is_template(value):
+        # "********" is how the API shows the stored secret: sent back, it keeps it.
+        if (
+            isinstance(value, str)
+            and value
+            and ":" not in value
+            and not is_template(value)
+            and value != REDACTED
+        ):
             raise ValueError('basic_auth must be "user:password" or ["user", "password"]')
         return value
 

@@ -562,6 +562,8 @@ TYPES: tuple[AgentType, ...] = (
         liquid_output,
         local=True,
         emits="{content, mime_type, response_headers}: the rendered page",
+        # The page's address is /liquid/{agent id}/{secret}: encrypted at rest, never shown.
+        secret_options=("secret",),
     ),
     AgentType(
         "json_parse",

@@ -1003,6 +1003,10 @@ async def rss(run: AgentRun) -> Outcome:
     return Outcome(emit=emit, logs=logs)
 
 
+# basic_auth is a password: encrypted at rest, never shown, decrypted for the run (AgentRun.secrets).
+WEB_SECRETS = ("basic_auth",)
+
+
 def _types() -> Iterable[AgentType]:
     yield AgentType(
         "website",
@@ -1012,6 +1016,7 @@ def _types() -> Iterable[AgentType]:
         " merge; fetches `url` on its schedule, `url_from_event` or `data_from_event` per message",
         website,
         emits="One message per extracted row (the extract keys plus the template keys)",
+        secret_options=WEB_SECRETS,
     )
     yield AgentType(
         "http_status",
@@ -1020,6 +1025,7 @@ def _types() -> Iterable[AgentType]:
         "Check a URL: its HTTP status, elapsed time and chosen headers",
         http_status,
         emits="{url, status, response_received, elapsed_time, final_url, redirected, headers}",
+        secret_options=WEB_SECRETS,
     )
     yield AgentType(
         "post",
@@ -1028,6 +1034,7 @@ def _types() -> Iterable[AgentType]:
         "Send the message (merged with `payload`) to `post_url` as a form, JSON, XML or raw body",
         post,
         emits="With emit_events: {status, headers, body} of the response",
+        secret_options=WEB_SECRETS,
     )
     yield AgentType(
         "rss",
@@ -1036,6 +1043,7 @@ def _types() -> Iterable[AgentType]:
         "Read RSS and Atom feeds; each entry is emitted once (ids remembered in memory)",
         rss,
         emits="One message per new entry: id, url, title, description, content, authors, dates…",
+        secret_options=WEB_SECRETS,
     )
 
 

@@ -304,8 +304,8 @@ class Runner:
     async def _run_step(self, run: ProcessRun, step: Step, agent: Agent) -> None:
         """A local step: runs now, its outcome joins the pending write set."""
         self._start_step(run, step, agent)
-        agent_run = self._agent_run(run, agent, step)
         try:
+            agent_run = self._agent_run(run, agent, step)
             await self._template_credentials(agent_run)
             outcome = await REGISTRY[agent.type].handler(agent_run)
         except (StepFailed, TemplateError, ValueError, DomainError) as exc:
@@ -407,6 +407,11 @@ class Runner:
             },
         )
 
+        from flowql.services.workflows import unseal_secret_options
+
+        # Secret options decrypted for this run (ValueError fails the step when no key opens one).
+        secrets = unseal_secret_options(self.runtime.box, agent.type, agent.options)
+
         async def resolve_credential(name: str) -> str:
             from flowql.services.credentials import resolve_credential_value
 
@@ -458,6 +463,7 @@ class Runner:
             else "receive",
             memory=copy.deepcopy(self._memory(run, agent)[0]),
             control=control,
+            secrets=secrets,
             settings=self.runtime.settings,
             resolve_host=resolve_host,
         )

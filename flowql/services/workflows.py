@@ -191,6 +191,7 @@ def _check_agent_numbers(prefix: str, spec: AgentSpec) -> None:
 
 REDACTED = "********"
 ENCRYPTED_PREFIX = "enc:"
+ENCRYPTED_JSON_PREFIX = "encjson:"
 
 
 def seal_secret_options(
@@ -206,9 +207,29 @@ def seal_secret_options(
             if previous.get(name) is None:
                 raise ValidationFailed.one(f"options.{name}", "no stored secret to keep")
             sealed[name] = previous[name]
-        elif not str(value).startswith(ENCRYPTED_PREFIX):
-            sealed[name] = ENCRYPTED_PREFIX + box.encrypt(str(value))
+        elif isinstance(value, str):
+            if not value.startswith((ENCRYPTED_PREFIX, ENCRYPTED_JSON_PREFIX)):
+                sealed[name] = ENCRYPTED_PREFIX + box.encrypt(value)
+        else:  # a list or object (basic_auth ["user", "password"]): sealed as JSON
+            sealed[name] = ENCRYPTED_JSON_PREFIX + box.encrypt_json(value)
     return sealed
+
+
+def unseal_secret_options(
+    box: SecretBox, type_name: str, options: dict[str, Any]
+) -> dict[str, Any]:
+    """The agent's secret options decrypted, for a running step only (ValueError when a key
+    cannot decrypt one); values stored before sealing are returned as they are."""
+    opened: dict[str, Any] = {}
+    for name in secret_fields(type_name):
+        value = options.get(name)
+        if isinstance(value, str) and value.startswith(ENCRYPTED_JSON_PREFIX):
+            opened[name] = box.decrypt_json(value[len(ENCRYPTED_JSON_PREFIX) :])
+        elif isinstance(value, str) and value.startswith(ENCRYPTED_PREFIX):
+            opened[name] = box.decrypt(value[len(ENCRYPTED_PREFIX) :])
+        elif value is not None:
+            opened[name] = value
+    return opened
 
 
 def redact_options(type_name: str, options: dict[str, Any]) -> dict[str, Any]:
