@@ -49,7 +49,9 @@ def _add_implicit_actions(scenario: dict[str, Any]) -> None:
             implicit.setdefault(key, [])
             implicit[key].extend(a for a in by if a not in implicit[key])
     for key, actors in implicit.items():
-        actor = ["*", *[a for a in actors if a.startswith("service:")]] if "*" in actors else actors
+        # `by` may hold a data function or a bad item (an object): only names can be services.
+        services = [a for a in actors if isinstance(a, str) and a.startswith("service:")]
+        actor = ["*", *services] if "*" in actors else actors
         actions[key] = {
             "title": key_to_title(key),
             "description": "",
@@ -70,8 +72,11 @@ def _add_implicit_notify(scenario: dict[str, Any]) -> None:
                 continue
             allowed = action["actor"] if isinstance(action["actor"], list) else []
             by = transition.get("by") if isinstance(transition.get("by"), list) else []
-            for name in {*allowed, *by}:
-                if isinstance(name, str) and name.startswith("service:"):
+            # Names only: an `actor`/`by` item may be a data function (an object), or a bad
+            # item the checker refuses later; neither names a service (nor is hashable).
+            names = dict.fromkeys(n for n in [*allowed, *by] if isinstance(n, str))
+            for name in names:
+                if name.startswith("service:"):
                     in_both = name in allowed or "*" in allowed
                     if in_both and (name in by or "*" in by):
                         services.setdefault(name[8:], []).append(transition["on"])

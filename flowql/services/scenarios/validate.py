@@ -74,6 +74,8 @@ class _Checker:
         action = self.scenario["actions"].get(transition["on"])
         if action is None or is_fn(by) or is_fn(action["actor"]):
             return
+        if not all(isinstance(p, str) for p in [*by, *action["actor"]]):
+            return  # a data function decides when it runs; a bad item is refused by name
         actors = list(self.scenario["actors"])
         services = [a for a in [*by, *action["actor"]] if isinstance(a, str) and is_service(a)]
         performers = [
