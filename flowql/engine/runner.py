@@ -354,7 +354,7 @@ class Runner:
         """The credentials the agent's options name with `{% credential name %}`, resolved for
         this run only (and only when the process may read credentials), where no template can
         print them but through that tag."""
-        names = credential_names(agent_run.agent.options)
+        names = credential_names({**agent_run.agent.options, **agent_run.secrets})
         if not names:
             return
         require_for_process(agent_run.process.privileges, "credential:read", "use credentials")

@@ -49,6 +49,10 @@ async def test_basic_auth_is_sealed_hidden_and_reaches_the_request_decrypted(
 ) -> None:
     url = target.serve("/in", '{"ok": true}', content_type="application/json")
     account = await factory.account()
+    await server.gql(
+        'mutation { createCredential(input: {name: "carol_pw", value: "cr3d"}) { id } }',
+        token=account.token,
+    )
     workflow = await create_workflow(
         server,
         account.token,
@@ -60,6 +64,16 @@ async def test_basic_auth_is_sealed_hidden_and_reaches_the_request_decrypted(
                 "type": "post",
                 "sources": ["start"],
                 "options": {"post_url": url, "content_type": "json", "basic_auth": "ada:s3cret"},
+            },
+            {
+                "name": "with a credential",
+                "type": "post",
+                "sources": ["start"],
+                "options": {
+                    "post_url": url,
+                    "content_type": "json",
+                    "basic_auth": "carol:{% credential carol_pw %}",
+                },
             },
             {
                 "name": "as list",
@@ -85,7 +99,7 @@ async def test_basic_auth_is_sealed_hidden_and_reaches_the_request_decrypted(
     process = await execute(server, account.token, workflow["id"], {"n": 1})
     assert process["status"] == "COMPLETED", process
     sent = sorted(r.headers.get("Authorization", "") for r in target.requests)
-    assert sent == sorted([basic("ada", "s3cret"), basic("bob", "l1st-pw")])
+    assert sent == sorted([basic("ada", "s3cret"), basic("bob", "l1st-pw"), basic("carol", "cr3d")])
 
     # Sending the placeholder back keeps the stored secret (and validates).
     await server.gql(
