@@ -73,6 +73,10 @@ async def export_workflow(session: AsyncSession, workflow: Workflow) -> dict[str
 
 def _agent_json(agent: Agent) -> dict[str, Any]:
     options = {k: v for k, v in agent.options.items() if k not in secret_fields(agent.type)}
+    if agent.type == "webhook" and isinstance(options.get("path"), str):
+        # Huginn's WebhookAgent requires a `secret`: the last segment of its URL, which is the
+        # webhook's (public) path here, never its shared secret. Imported back, it is dropped.
+        options["secret"] = options["path"]
     data: dict[str, Any] = {
         "type": huginn_type(agent.type),
         "name": agent.name,
@@ -105,6 +109,9 @@ def _huginn_webhook(options: dict[str, Any], name: str) -> dict[str, Any]:
     """Huginn's WebhookAgent is reached at a URL ending in its `secret`: imported, that secret
     is the webhook's path (/hooks/{workflow}/{secret}); its other options are flowql's too."""
     if "path" in options:
+        if options.get("secret") == options["path"]:
+            # flowql's own export: the `secret` Huginn needs is the path, not a shared secret.
+            return {k: v for k, v in options.items() if k != "secret"}
         return options
     mapped = dict(options)
     secret = str(mapped.pop("secret", "") or "")

@@ -250,6 +250,37 @@ async def test_a_huginn_webhook_agent_imports_and_answers_as_huginn_does(
             await session.exec(select(Process).where(Process.workflow_id == uuid.UUID(workflow_id)))
         ).all()
     assert [p.input for p in processes] == [{"x": 1}]
+    # Exported, the webhook carries the `secret` Huginn requires: its path, never a shared
+    # secret; imported back, it is a plain path again (no shared secret is asked for).
+    exported = body["data"]["importWorkflow"]["exportDefinition"]
+    [hook] = [a for a in exported["agents"] if a["type"] == "Agents::WebhookAgent"]
+    assert hook["options"]["secret"] == hook["options"]["path"] == "s3cr3t-token"
+    again = await server.gql(IMPORT, {"d": exported}, token=account.token)
+    second_id = again["data"]["importWorkflow"]["id"]
+    answer = await server.client.post(f"/hooks/{second_id}/s3cr3t-token", json={"data": {}})
+    assert answer.status_code == 200, answer.text
+    second = again["data"]["importWorkflow"]["exportDefinition"]
+    [hook_again] = [a for a in second["agents"] if a["type"] == "Agents::WebhookAgent"]
+    assert hook_again["options"] == hook["options"]
+
+
+async def test_a_webhooks_shared_secret_is_never_exported(
+    server: LiveServer, factory: Factory
+) -> None:
+    account = await factory.account()
+    definition = scenario(
+        [
+            {
+                "type": "Agents::WebhookAgent",
+                "name": "Signed",
+                "options": {"path": "signed", "secret": "shared-value", "hmac_secret": "k3y"},
+            }
+        ]
+    )
+    body = await server.gql(IMPORT, {"d": definition}, token=account.token)
+    [hook] = body["data"]["importWorkflow"]["exportDefinition"]["agents"]
+    assert hook["options"] == {"path": "signed", "secret": "signed"}
+    assert "shared-value" not in str(body) and "k3y" not in str(body)
 
 
 async def test_a_huginn_webhook_redirects_for_a_3xx_code(
