@@ -11,6 +11,7 @@ Huginn's `schedule`, `propagate_immediately`, `keep_events_for` (ActiveWorkflow'
 from __future__ import annotations
 
 import re
+import secrets
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -77,6 +78,10 @@ def _agent_json(agent: Agent) -> dict[str, Any]:
         # Huginn's WebhookAgent requires a `secret`: the last segment of its URL, which is the
         # webhook's (public) path here, never its shared secret. Imported back, it is dropped.
         options["secret"] = options["path"]
+    if agent.type == "liquid_output":
+        # Its secret is never exported, but Huginn and flowql require one: a fresh random one,
+        # to be replaced by whoever imports it (the page moves to a new address anyway).
+        options["secret"] = secrets.token_urlsafe(16)
     data: dict[str, Any] = {
         "type": huginn_type(agent.type),
         "name": agent.name,

@@ -306,3 +306,32 @@ async def test_a_huginn_webhook_redirects_for_a_3xx_code(
     answer = await server.client.post(f"/hooks/{workflow_id}/form", data={"name": "A"})
     assert answer.status_code == 302
     assert answer.headers["location"] == "https://thanks.example/"
+
+
+async def test_a_liquid_output_exports_without_its_secret_and_imports_again(
+    server: LiveServer, factory: Factory
+) -> None:
+    account = await factory.account()
+    definition = scenario(
+        [
+            {
+                "type": "Agents::LiquidOutputAgent",
+                "name": "Page",
+                "options": {
+                    "secret": "my-page-key",
+                    "content": "{{ title }}",
+                    "mode": "Last event in",
+                },
+            }
+        ]
+    )
+    body = await server.gql(IMPORT, {"d": definition}, token=account.token)
+    [page] = body["data"]["importWorkflow"]["exportDefinition"]["agents"]
+    assert "my-page-key" not in str(body)
+    fresh = page["options"]["secret"]
+    assert len(fresh) >= 16 and "." not in fresh and "/" not in fresh
+    again = await server.gql(
+        IMPORT, {"d": body["data"]["importWorkflow"]["exportDefinition"]}, token=account.token
+    )
+    [page_again] = again["data"]["importWorkflow"]["exportDefinition"]["agents"]
+    assert page_again["options"]["content"] == "{{ title }}"
