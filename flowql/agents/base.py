@@ -21,6 +21,10 @@ from flowql.agents.templating import render
 from flowql.models import Agent, Process
 from flowql.settings import Settings
 
+# What the API shows for a stored secret option (services/workflows.REDACTED); sent back in an
+# update, it keeps the stored value, so option validators accept it where a secret goes.
+REDACTED = "********"
+
 # flowql's own names in a template context: they win over a message key of the same name.
 CONTEXT_NAMES = ("message", "process", "workflow", "vars")
 

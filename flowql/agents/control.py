@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from flowql.agents.base import AgentRun, AgentType, Kind, Options, Outcome, StepFailed
+from flowql.agents.base import REDACTED, AgentRun, AgentType, Kind, Options, Outcome, StepFailed
 from flowql.agents.templating import TemplateError, render
 from flowql.auth.privileges import require_for_process
 
@@ -63,7 +63,10 @@ NAMESPACES = {
 
 
 class DataOutputOptions(Options):
-    secrets: list[str] = Field(min_length=1, description="The feed is at /feeds/{id}/{secret}")
+    secrets: list[str] | str = Field(
+        description="The feed is at /feeds/{id}/{secret}: a list of them (encrypted at rest, "
+        'shown as "********", which sent back keeps them)'
+    )
     expected_receive_period_in_days: int | float | str | None = None
     template: dict[str, Any] = Field(
         default_factory=dict,
@@ -80,7 +83,13 @@ class DataOutputOptions(Options):
 
     @field_validator("secrets")
     @classmethod
-    def _secrets(cls, value: list[str]) -> list[str]:
+    def _secrets(cls, value: list[str] | str) -> list[str] | str:
+        if isinstance(value, str):
+            if value != REDACTED:
+                raise ValueError("secrets must be a list")
+            return value
+        if not value:
+            raise ValueError("secrets must have at least one secret")
         for secret in value:
             if not secret or "/" in secret or "." in secret:
                 raise ValueError("secrets are non-empty and have no '/' or '.'")
@@ -209,5 +218,6 @@ TYPES: tuple[AgentType, ...] = (
         "Serve the messages it receives as an RSS or JSON feed",
         data_output,
         local=True,
+        secret_options=("secrets",),
     ),
 )

@@ -15,11 +15,8 @@ from jsonpath_ng.exceptions import JsonPathParserError
 from jsonpath_ng.ext.parser import parse as jsonpath_parse
 from pydantic import Field, field_validator
 
-from flowql.agents.base import AgentRun, Options, StepFailed
+from flowql.agents.base import REDACTED, AgentRun, Options, StepFailed
 from flowql.agents.templating import render
-
-# What the API shows for a stored secret option (services/workflows.REDACTED).
-REDACTED = "********"
 
 TRUE_STRINGS = ("true", "yes", "on", "1")
 FALSE_STRINGS = ("false", "no", "off", "0", "")

@@ -16,7 +16,9 @@ from flowql.models import Agent
 from flowql.services.workflows import unseal_secret_options
 
 
-async def feed_agent(session: AsyncSession, agent_ref: str, secret: str) -> Agent | None:
+async def feed_agent(
+    session: AsyncSession, box: SecretBox, agent_ref: str, secret: str
+) -> Agent | None:
     """The enabled data_output agent `agent_ref` (its id) when `secret` is one of its secrets;
     None otherwise (an unknown agent and a wrong secret look the same)."""
     try:
@@ -26,7 +28,10 @@ async def feed_agent(session: AsyncSession, agent_ref: str, secret: str) -> Agen
     agent = (await session.exec(select(Agent).where(Agent.id == agent_id))).first()
     if agent is None or agent.type != "data_output" or agent.disabled:
         return None
-    secrets = agent.options.get("secrets")
+    try:
+        secrets = unseal_secret_options(box, agent.type, agent.options).get("secrets")
+    except ValueError:
+        return None
     listed = [str(s) for s in secrets] if isinstance(secrets, list) else []
     if not any(hmac.compare_digest(secret.encode(), s.encode()) for s in listed):
         return None

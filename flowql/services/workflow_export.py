@@ -79,9 +79,11 @@ def _agent_json(agent: Agent) -> dict[str, Any]:
         # webhook's (public) path here, never its shared secret. Imported back, it is dropped.
         options["secret"] = options["path"]
     if agent.type == "liquid_output":
-        # Its secret is never exported, but Huginn and flowql require one: a fresh random one,
+        # Its secret (a data_output's secrets too) is never exported, but Huginn and flowql require one: a fresh random one,
         # to be replaced by whoever imports it (the page moves to a new address anyway).
         options["secret"] = secrets.token_urlsafe(16)
+    if agent.type == "data_output":
+        options["secrets"] = [secrets.token_urlsafe(16)]
     data: dict[str, Any] = {
         "type": huginn_type(agent.type),
         "name": agent.name,

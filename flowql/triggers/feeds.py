@@ -30,7 +30,7 @@ def feed_routes(runtime: Runtime) -> list[Route]:
         if extension not in ("xml", "json") or not secret:
             return JSONResponse({"error": "ask for {secret}.xml or {secret}.json"}, 404)
         async with runtime.db.read() as session:
-            agent = await feed_agent(session, request.path_params["agent"], secret)
+            agent = await feed_agent(session, runtime.box, request.path_params["agent"], secret)
         if agent is None:
             return JSONResponse({"error": "no feed at this address"}, 404)
         options = dict(agent.options)

@@ -168,3 +168,48 @@ async def test_liquid_output_serves_its_page_behind_its_secret(
         assert (await server.client.get(path)).status_code == 404
     # A data_output address is not a page.
     assert (await server.client.get(f"/feeds/{page_id}/page-key.json")).status_code == 404
+
+
+async def test_data_output_secrets_are_sealed_hidden_and_still_open_the_feed(
+    server: LiveServer, factory: Factory
+) -> None:
+    account = await factory.account()
+    workflow = await create_workflow(
+        server,
+        account.token,
+        "a feed",
+        [
+            {"name": "start", "type": "manual"},
+            {
+                "name": "feed",
+                "type": "data_output",
+                "sources": ["start"],
+                "options": {"secrets": ["feed-key", "other-key"], "template": {"item": {}}},
+            },
+        ],
+    )
+    shown = await shown_agents(server, account.token, workflow["id"])
+    feed_id = shown["feed"]["id"]
+    assert shown["feed"]["options"]["secrets"] == REDACTED
+    stored = await stored_options(server, feed_id)
+    assert str(stored["secrets"]).startswith("encjson:") and "feed-key" not in str(stored)
+    process = await execute(server, account.token, workflow["id"], {"title": "one"})
+    assert process["status"] == "COMPLETED", process
+    for key in ("feed-key", "other-key"):
+        answer = await server.client.get(f"/feeds/{feed_id}/{key}.json")
+        assert answer.status_code == 200, answer.text
+    assert (await server.client.get(f"/feeds/{feed_id}/nope.json")).status_code == 404
+    # The placeholder sent back keeps the secrets; a string that is not it is refused.
+    await server.gql(
+        UPDATE_AGENT,
+        {"id": feed_id, "input": {"options": shown["feed"]["options"]}},
+        token=account.token,
+    )
+    assert (await server.client.get(f"/feeds/{feed_id}/feed-key.json")).status_code == 200
+    body = await server.gql(
+        UPDATE_AGENT,
+        {"id": feed_id, "input": {"options": {"secrets": "feed-key"}}},
+        token=account.token,
+        expect_errors=True,
+    )
+    assert body["errors"][0]["extensions"]["code"] == "VALIDATION_ERROR"
