@@ -1,9 +1,14 @@
 """What every agent type is made of: its options model, its handler, and what a handler gets and
-returns. A leaf room: it imports models, errors and auth, nothing above them.
+returns. A leaf room: it imports models, errors, auth and settings, nothing above them.
 
 A handler gets an `AgentRun` (the incoming message, the agent's options rendered over it, the
-agent's memory, and the few capabilities the engine lends it) and returns an `Outcome`; the engine
-persists the outcome (messages, logs, memory) in one write set.
+agent's memory, its secret options decrypted, the engine's settings, and the few capabilities the
+engine lends it) and returns an `Outcome`; the engine persists the outcome (messages, logs,
+memory) in one write set.
+
+Templates in options see one context, Huginn's and flowql's at once: the message's keys at the
+top level (`{{ title }}`) and flowql's names (`message`, `process`, `workflow`, `vars`), which
+win over a message key of the same name (`message_context`, `AgentRun.template_context`).
 """
 
 from __future__ import annotations
