@@ -416,7 +416,7 @@ async function healthView() {
   try {
     const data = await gql(`query Health($ws: UUID!) { health(workspaceId: $ws) {
       checkedAt queueDepth running waiting
-      workers { id name startedAt lastHeartbeatAt }
+      dispatcher workers { id name lastHeartbeatAt }
       scheduledTriggers { id name workflowId workflowName nextRunAt lastFiredAt }
       failedDeliveries { id subscriptionId eventType attempts lastStatusCode lastError createdAt }
     } }`, { ws: state.workspaceId });
@@ -426,11 +426,12 @@ async function healthView() {
         h("dt", {}, "Queue depth (pending)"), h("dd", { id: "queue-depth" }, hl.queueDepth),
         h("dt", {}, "Running"), h("dd", {}, hl.running),
         h("dt", {}, "Waiting"), h("dd", {}, hl.waiting),
+        h("dt", {}, "Dispatcher"), h("dd", {}, hl.dispatcher),
         h("dt", {}, "Checked"), h("dd", {}, time(hl.checkedAt))),
       h("h2", {}, "Workers"),
       hl.workers.length ? h("table", { "aria-label": "Workers" },
-        h("thead", {}, h("tr", {}, ["Worker", "Started", "Last heartbeat"].map((c) => h("th", { scope: "col" }, c)))),
-        h("tbody", {}, hl.workers.map((wk) => h("tr", {}, h("td", {}, wk.name), h("td", {}, time(wk.startedAt)), h("td", {}, time(wk.lastHeartbeatAt))))))
+        h("thead", {}, h("tr", {}, ["Worker", "Last heartbeat"].map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", {}, hl.workers.map((wk) => h("tr", {}, h("td", {}, wk.name), h("td", {}, time(wk.lastHeartbeatAt))))))
         : h("p", { class: "empty" }, "No workers."),
       h("h2", {}, "Scheduled triggers"),
       hl.scheduledTriggers.length ? h("table", { "aria-label": "Scheduled triggers" },
