@@ -1,4 +1,4 @@
-// Tiny DOM helpers: elements are built with textContent only (no innerHTML), so nothing the
+// Tiny DOM helpers: elements are built with textContent only (never as HTML), so nothing the
 // API returns is ever parsed as markup.
 
 export function h(tag, attrs, ...children) {

@@ -1,5 +1,5 @@
 // GraphQL over HTTP (POST /graphql) and over WebSocket (graphql-transport-ws), with the
-// session's tokens kept in this module's memory only: never in localStorage or cookies.
+// session's tokens kept in this module's memory only: never in web storage or cookies.
 
 const ENDPOINT = "/graphql";
 
