@@ -68,3 +68,11 @@ def data_of(body: dict[str, Any]) -> dict[str, Any]:
     assert not body.get("errors"), body
     data: dict[str, Any] = body["data"]
     return data
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the test, so a failing browser test can save what it saw."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report

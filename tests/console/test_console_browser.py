@@ -10,6 +10,7 @@ Outside CI a missing Chromium or playwright skips these tests with the reason; i
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,17 +18,21 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from sqlmodel import select
 
-from flowql.models import Role
+from flowql.models import Role, User, Workspace
+from flowql.services.workspaces import add_member
 from tests.conftest import IN_CI, PASSWORD, Account, Factory, LiveServer
 from tests.console.conftest import Target
-from tests.engine.conftest import create_workflow, wait_status
+from tests.engine.conftest import create_workflow, execute, wait_status
+from tests.scenarios.conftest import ScenarioClient
 from tests.subscriptions.test_graphiql_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
 WAIT = 20_000  # ms: every wait is for a condition, bounded by this
+PAGE = 25  # the console's page size (app.js)
 
 
 def unavailable(reason: str) -> None:
@@ -64,7 +69,9 @@ class Tab:
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def tab(chromium: Any, console_server: LiveServer) -> AsyncIterator[Tab]:
+async def tab(
+    chromium: Any, console_server: LiveServer, request: pytest.FixtureRequest
+) -> AsyncIterator[Tab]:
     """A fresh browser context (no shared storage) that may reach flowql only; console errors,
     uncaught exceptions and CSP violations are collected and must stay empty."""
     context = await chromium.new_context(viewport={"width": 1300, "height": 900})
@@ -82,11 +89,16 @@ async def tab(chromium: Any, console_server: LiveServer) -> AsyncIterator[Tab]:
     page.on("pageerror", lambda error: tab.problems.append(f"uncaught: {error}"))
     page.on(
         "console",
-        lambda message: tab.problems.append(f"console {message.type}: {message.text}")
-        if message.type == "error"
-        else None,
+        lambda message: (
+            tab.problems.append(f"console {message.type}: {message.text}")
+            if message.type == "error"
+            else None
+        ),
     )
     yield tab
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        await tab.shot(f"FAILED-{request.node.name}")
     await context.close()
     assert tab.outside == []
     assert tab.problems == []
@@ -150,9 +162,9 @@ async def test_sign_in_failure_then_live_process_steps_messages_and_sign_out(
     row = page.locator(f'#process-rows tr[data-id="{process_id}"]')
     await row.wait_for(timeout=WAIT)
     assert "greeter" in await row.inner_text() and "webhook" in await row.inner_text()
-    await page.locator(f'#process-rows tr[data-id="{process_id}"][data-status="COMPLETED"]').wait_for(
-        timeout=WAIT
-    )
+    await page.locator(
+        f'#process-rows tr[data-id="{process_id}"][data-status="COMPLETED"]'
+    ).wait_for(timeout=WAIT)
     assert await page.evaluate("window.__notReloaded === true")
     await tab.shot("processes")
 
@@ -183,9 +195,7 @@ async def test_sign_in_failure_then_live_process_steps_messages_and_sign_out(
     assert stored == [0, 0, 0]
     await page.get_by_role("button", name="Sign out").click()
     await page.get_by_label("Email").wait_for(timeout=WAIT)
-    await page.wait_for_function(
-        "!document.body.innerText.includes('greeter')", timeout=WAIT
-    )
+    await page.wait_for_function("!document.body.innerText.includes('greeter')", timeout=WAIT)
 
 
 async def test_a_failed_process_is_retried_from_its_page(
@@ -239,9 +249,24 @@ async def test_the_workflow_view_draws_its_agents_and_their_last_status(
         "pipeline",
         [
             {"name": "inbox", "type": "webhook", "options": {"path": "p"}},
-            {"name": "left", "type": "transform", "sources": ["inbox"], "options": {"payload": {"a": 1}}},
-            {"name": "right", "type": "transform", "sources": ["inbox"], "options": {"payload": {"b": 2}}},
-            {"name": "join", "type": "transform", "sources": ["left", "right"], "options": {"payload": {"c": 3}}},
+            {
+                "name": "left",
+                "type": "transform",
+                "sources": ["inbox"],
+                "options": {"payload": {"a": 1}},
+            },
+            {
+                "name": "right",
+                "type": "transform",
+                "sources": ["inbox"],
+                "options": {"payload": {"b": 2}},
+            },
+            {
+                "name": "join",
+                "type": "transform",
+                "sources": ["left", "right"],
+                "options": {"payload": {"c": 3}},
+            },
         ],
     )
     response = await console_server.client.post(f"/hooks/{workflow['id']}/p", json={})
@@ -295,7 +320,84 @@ async def test_health_for_an_owner_and_the_apis_refusal_for_a_member(
     refusal = page.get_by_role("alert")
     await refusal.wait_for(timeout=WAIT)
     assert await refusal.inner_text() == "FORBIDDEN missing privilege audit:read"
+    await tab.shot("health-forbidden")
     # The rest of the console still works for the member.
     await page.get_by_role("link", name="Processes").click()
     await page.locator(".live", has_text="live").wait_for(timeout=WAIT)
-    await tab.shot("health-forbidden")
+    await page.locator(".empty", has_text="No processes yet.").wait_for(timeout=WAIT)
+
+
+async def test_a_scenario_process_shows_its_state_actions_and_hash_chained_history(
+    tab: Tab, console_server: LiveServer, console_factory: Factory
+) -> None:
+    page = tab.page
+    account = await console_factory.account()
+    scenarios = ScenarioClient(console_server)
+    scenario = await scenarios.store_file(account.token, "basics")
+    actors = {"actor": {"userId": str(account.user_id)}}
+    process = await scenarios.start(account.token, scenario["id"], actors)
+    assert process["current"]["key"] == "initial"
+
+    await sign_in(tab, console_server, account, f"#/processes/{process['id']}")
+    await page.get_by_text("Current state:").wait_for(timeout=WAIT)
+    history = page.get_by_role("table", name="History")
+    before = await history.locator("tbody tr").count()
+    await page.get_by_role("button", name="complete").click()
+    await history.locator("tbody tr").nth(before).wait_for(timeout=WAIT)
+    await page.get_by_text("(end)").wait_for(timeout=WAIT)
+    rows = await history.locator("tbody tr").evaluate_all(
+        "rows => rows.map(r => [...r.cells].map(c => c.title || c.textContent))"
+    )
+    # Each event's previous hash is the hash of the event before it.
+    for earlier, later in itertools.pairwise(rows):
+        assert later[4] == earlier[3]
+    assert rows[-1][2] == "complete"
+    await tab.shot("scenario-process")
+
+
+async def test_workspace_switcher_and_cursor_paging(
+    tab: Tab, console_server: LiveServer, console_factory: Factory
+) -> None:
+    page = tab.page
+    account = await console_factory.account(workspace="First")
+    second = await console_factory.account(workspace="Second")
+    many = await create_workflow(
+        console_server,
+        account.token,
+        "many",
+        [{"name": "t", "type": "transform", "options": {"payload": {"ok": True}}}],
+    )
+    for _ in range(PAGE + 2):
+        await execute(console_server, account.token, many["id"], wait=False)
+    other = await create_workflow(
+        console_server,
+        second.token,
+        "elsewhere",
+        [{"name": "t", "type": "transform", "options": {"payload": {"ok": True}}}],
+    )
+    await execute(console_server, second.token, other["id"])
+    # The account also joins the second workspace.
+    async with console_server.runtime.db.transaction() as session:
+        user = (await session.exec(select(User).where(User.id == account.user_id))).one()
+        ws = (
+            await session.exec(select(Workspace).where(Workspace.id == second.workspace_id))
+        ).one()
+        await add_member(session, ws, user, Role.MEMBER)
+
+    await sign_in(tab, console_server, account)
+    rows = page.locator("#process-rows tr")
+    await rows.nth(PAGE - 1).wait_for(timeout=WAIT)
+    assert await rows.count() == PAGE
+    await page.get_by_role("button", name="Load more").click()
+    await rows.nth(PAGE + 1).wait_for(timeout=WAIT)
+    assert await rows.count() == PAGE + 2
+    assert not await page.get_by_role("button", name="Load more").is_visible()
+    numbers = await rows.evaluate_all(
+        "rows => rows.map(r => Number(r.cells[0].innerText.slice(1)))"
+    )
+    assert numbers == sorted(numbers, reverse=True) and len(set(numbers)) == PAGE + 2
+
+    await page.get_by_label("Workspace").select_option(label="Second")
+    await page.locator("#process-rows tr", has_text="elsewhere").wait_for(timeout=WAIT)
+    assert await rows.count() == 1
+    await tab.shot("workspace-switched")

@@ -100,7 +100,8 @@ const PROCESS_FIELDS = `id number status title workspaceId workflowId scenarioId
   event { triggerType }`;
 
 function processRow(p) {
-  const what = p.workflow ? p.workflow.name : p.scenario ? (p.scenario.title || p.scenario.name) : p.title;
+  const what = p.workflow ? p.workflow.name
+    : p.scenario ? (p.scenario.title || p.scenario.name || p.title || "scenario") : p.title;
   const trigger = p.event ? p.event.triggerType.toLowerCase() : p.scenarioId ? "action" : "manual";
   return h("tr", { "data-id": p.id, "data-status": p.status },
     h("td", {}, h("a", { href: `#/processes/${p.id}` }, `#${p.number}`)),
@@ -236,7 +237,7 @@ async function processView(id) {
   const render = () => {
     const p = process;
     const what = p.workflow ? h("a", { href: `#/workflows/${p.workflow.id}` }, p.workflow.name)
-      : p.scenario ? (p.scenario.title || p.scenario.name) : p.title;
+      : p.scenario ? (p.scenario.title || p.scenario.name || p.title || p.scenario.id) : p.title;
     const buttons = [];
     if (ACTIVE.has(p.status)) buttons.push(h("button", { type: "button", class: "danger", onclick: () => act("cancelProcess") }, "Cancel"));
     if (p.status === "FAILED" || p.status === "CANCELLED") buttons.push(h("button", { type: "button", onclick: () => act("retryProcess") }, "Retry"));
