@@ -10,6 +10,7 @@ Outside CI a missing Chromium or playwright skips these tests with the reason; i
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -170,7 +171,7 @@ async def test_sign_in_failure_then_live_process_steps_messages_and_sign_out(
 
     # Filter by status: the completed process stays, a FAILED filter hides it.
     await page.get_by_label("Status").select_option("FAILED")
-    await page.locator(".empty", has_text="No processes yet.").wait_for(timeout=WAIT)
+    await page.locator("#process-rows tr", has_text="announced").wait_for(timeout=WAIT)
     await page.get_by_label("Status").select_option("")
     await row.wait_for(timeout=WAIT)
 
@@ -293,8 +294,41 @@ async def test_the_workflow_view_draws_its_agents_and_their_last_status(
     await tab.shot("workflow")
 
 
+async def failed_delivery(server: LiveServer, owner: Account, target: Target) -> None:
+    """An outgoing webhook whose receiver answers 500, and a process that triggers it; returns
+    once the API reports the delivery failed."""
+    target.always_fail.add("/receiver")
+    await server.gql(
+        """mutation($input: CreateWebhookSubscriptionInput!) {
+          createWebhookSubscription(input: $input) { id } }""",
+        {
+            "input": {
+                "url": target.url + "/receiver",
+                "events": ["process.completed"],
+                "secret": "console-must-not-show-this",
+            }
+        },
+        token=owner.token,
+    )
+    done = await create_workflow(
+        server,
+        owner.token,
+        "announced",
+        [{"name": "t", "type": "transform", "options": {"payload": {"ok": True}}}],
+    )
+    await execute(server, owner.token, done["id"])
+    deadline = asyncio.get_running_loop().time() + 20
+    query = """query($ws: UUID!) { health(workspaceId: $ws) { failedDeliveries { id } } }"""
+    while True:
+        body = await server.gql(query, {"ws": str(owner.workspace_id)}, token=owner.token)
+        if body["data"]["health"]["failedDeliveries"]:
+            return
+        assert asyncio.get_running_loop().time() < deadline, "no delivery failed"
+        await asyncio.sleep(0.1)
+
+
 async def test_health_for_an_owner_and_the_apis_refusal_for_a_member(
-    tab: Tab, console_server: LiveServer, console_factory: Factory
+    tab: Tab, console_server: LiveServer, console_factory: Factory, console_target: Target
 ) -> None:
     page = tab.page
     owner = await console_factory.account(workspace="Operated")
@@ -304,6 +338,7 @@ async def test_health_for_an_owner_and_the_apis_refusal_for_a_member(
         "nightly",
         [{"name": "tick", "type": "schedule", "options": {"cron": "0 3 * * *"}}],
     )
+    await failed_delivery(console_server, owner, console_target)
     member = await console_factory.account(join=owner.workspace_id, role=Role.MEMBER)
 
     await sign_in(tab, console_server, owner, "#/health")
@@ -313,6 +348,10 @@ async def test_health_for_an_owner_and_the_apis_refusal_for_a_member(
     await triggers.wait_for(timeout=WAIT)
     assert "nightly" in await triggers.inner_text()
     assert "inline" in await page.get_by_role("table", name="Workers").inner_text()
+    deliveries = page.get_by_role("table", name="Failed webhook deliveries")
+    assert "process.completed" in await deliveries.inner_text()
+    assert "500" in await deliveries.inner_text()
+    assert "console-must-not-show-this" not in await page.content()
     await tab.shot("health")
     await page.get_by_role("button", name="Sign out").click()
 
@@ -324,7 +363,7 @@ async def test_health_for_an_owner_and_the_apis_refusal_for_a_member(
     # The rest of the console still works for the member.
     await page.get_by_role("link", name="Processes").click()
     await page.locator(".live", has_text="live").wait_for(timeout=WAIT)
-    await page.locator(".empty", has_text="No processes yet.").wait_for(timeout=WAIT)
+    await page.locator("#process-rows tr", has_text="announced").wait_for(timeout=WAIT)
 
 
 async def test_a_scenario_process_shows_its_state_actions_and_hash_chained_history(
