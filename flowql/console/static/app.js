@@ -323,7 +323,9 @@ async function processView(id) {
 
   let stopWatch = null;
   let stopLogs = null;
+  let gone = false;
   const watch = () => {
+    if (gone) return;  // the view was left while a request was under way
     if (stopWatch) stopWatch();
     if (stopLogs) stopLogs();
     clear(logList);
@@ -340,7 +342,11 @@ async function processView(id) {
       onError: (error) => logList.append(h("li", {}, errorBox(error))),
     });
   };
-  onLeave(() => { if (stopWatch) stopWatch(); if (stopLogs) stopLogs(); });
+  onLeave(() => {
+    gone = true;
+    if (stopWatch) stopWatch();
+    if (stopLogs) stopLogs();
+  });
   try {
     await load();
     watch();
