@@ -440,3 +440,31 @@ async def test_workspace_switcher_and_cursor_paging(
     await page.locator("#process-rows tr", has_text="elsewhere").wait_for(timeout=WAIT)
     assert await rows.count() == 1
     await tab.shot("workspace-switched")
+
+
+async def test_a_running_process_is_cancelled_from_its_page(
+    tab: Tab, console_server: LiveServer, console_factory: Factory
+) -> None:
+    page = tab.page
+    account = await console_factory.account()
+    workflow = await create_workflow(
+        console_server,
+        account.token,
+        "slow",
+        [
+            {"name": "inbox", "type": "webhook", "options": {"path": "slow"}},
+            {"name": "wait", "type": "delay", "sources": ["inbox"], "options": {"seconds": 60}},
+        ],
+    )
+    response = await console_server.client.post(f"/hooks/{workflow['id']}/slow", json={})
+    process_id = response.json()["process_id"]
+    await wait_status(console_server, account.token, process_id, {"WAITING", "RUNNING"})
+
+    await sign_in(tab, console_server, account, f"#/processes/{process_id}")
+    await page.get_by_role("button", name="Cancel").click()
+    await page.locator("#process-title ~ .badge", has_text="CANCELLED").wait_for(timeout=WAIT)
+    await page.get_by_role("button", name="Retry").wait_for(timeout=WAIT)
+    assert await page.get_by_role("button", name="Cancel").count() == 0
+    detail = await wait_status(console_server, account.token, process_id, {"CANCELLED"})
+    assert detail["status"] == "CANCELLED"
+    await tab.shot("process-cancelled")
