@@ -3,6 +3,7 @@ console test in a module; the browser tests share one headless Chromium too."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,14 +22,12 @@ from tests.conftest import Factory, LiveServer, ServerErrors, make_settings, sta
 from tests.engine.conftest import Target
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def console_server(
-    sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[LiveServer]:
-    tmp = tmp_path_factory.mktemp("console")
+@contextlib.asynccontextmanager
+async def serve(sqlite_template: Path, tmp: Path, **overrides: Any) -> AsyncIterator[LiveServer]:
+    """A real server on a copy of the migrated SQLite template, until the block ends."""
     database = tmp / "flowql.db"
     shutil.copy(sqlite_template, database)
-    runtime = build_runtime(make_settings(f"sqlite:///{database}", tmp / "data"))
+    runtime = build_runtime(make_settings(f"sqlite:///{database}", tmp / "data", **overrides))
     app = ServerErrors(create_app(runtime.settings, runtime))
     uv, task, url = await start_server(app, lifespan="on", ws="websockets-sansio")
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
@@ -37,6 +36,14 @@ async def console_server(
     await task
     await runtime.db.dispose()
     assert not app.seen, f"the server answered 5xx: {app.seen}"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def console_server(
+    sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[LiveServer]:
+    async with serve(sqlite_template, tmp_path_factory.mktemp("console")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

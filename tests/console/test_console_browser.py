@@ -24,7 +24,7 @@ from sqlmodel import select
 from flowql.models import Role, User, Workspace
 from flowql.services.workspaces import add_member
 from tests.conftest import IN_CI, PASSWORD, Account, Factory, LiveServer
-from tests.console.conftest import Target
+from tests.console.conftest import Target, serve
 from tests.engine.conftest import create_workflow, execute, wait_status
 from tests.scenarios.conftest import ScenarioClient
 from tests.subscriptions.test_graphiql_browser import CHROMIUM, CHROMIUM_ARGS
@@ -468,3 +468,51 @@ async def test_a_running_process_is_cancelled_from_its_page(
     detail = await wait_status(console_server, account.token, process_id, {"CANCELLED"})
     assert detail["status"] == "CANCELLED"
     await tab.shot("process-cancelled")
+
+
+async def test_the_session_is_refreshed_before_its_access_token_expires(
+    chromium: Any, sqlite_template: Path, tmp_path: Path
+) -> None:
+    """Access tokens live 10 s here: the page rotates them with `refreshToken` before they
+    expire, and the live list still follows processes after the first token has expired."""
+    async with serve(sqlite_template, tmp_path, access_token_ttl=10) as server:
+        account = await Factory(server.runtime).account()
+        workflow = await create_workflow(
+            server,
+            account.token,
+            "later",
+            [{"name": "inbox", "type": "webhook", "options": {"path": "later"}}],
+        )
+        context = await chromium.new_context()
+        try:
+            tab = Tab(await context.new_page())
+            tab.page.on("pageerror", lambda error: tab.problems.append(str(error)))
+            await sign_in(tab, server, account)
+            page = tab.page
+            await page.locator(".live", has_text="live").wait_for(timeout=WAIT)
+            async with page.expect_request(
+                lambda r: r.method == "POST" and "refreshToken" in (r.post_data or ""),
+                timeout=WAIT,
+            ):
+                pass
+            await page.locator(".live", has_text="live").wait_for(timeout=WAIT)
+            # Past the first token's expiry (10 s after sign-in): still signed in and live.
+            await wait_expired(server, account.token)
+            response = await server.client.post(f"/hooks/{workflow['id']}/later", json={})
+            row = page.locator(f'#process-rows tr[data-id="{response.json()["process_id"]}"]')
+            await row.wait_for(timeout=WAIT)
+            assert await page.get_by_role("button", name="Sign out").is_visible()
+            assert tab.problems == []
+        finally:
+            await context.close()
+
+
+async def wait_expired(server: LiveServer, token: str) -> None:
+    """Until the API refuses `token` (expired)."""
+    deadline = asyncio.get_running_loop().time() + 20
+    while True:
+        body = await server.gql("{ viewer { kind } }", token=token, expect_errors=True)
+        if body.get("errors"):
+            return
+        assert asyncio.get_running_loop().time() < deadline, "the token did not expire"
+        await asyncio.sleep(0.2)
