@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlmodel import col, update
@@ -14,7 +15,7 @@ from flowql import console
 from flowql.models import Process, ProcessStatus, Role, utcnow
 from flowql.models.base import utcnow as now_utc
 from tests.conftest import Factory, LiveServer, error_of
-from tests.console.conftest import data_of
+from tests.console.conftest import data_of, serve
 from tests.engine.conftest import create_workflow, execute
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -159,3 +160,21 @@ async def test_workflow_activity_counts_ended_processes_per_hour(
     assert error_of(bad)["code"] == "VALIDATION_ERROR" and "hours" in error_of(bad)["fields"]
     hidden = await console_server.gql(ACTIVITY, variables, token=stranger.token, expect_errors=True)
     assert error_of(hidden)["code"] == "NOT_FOUND"
+
+
+async def test_the_consoles_files_are_not_counted_against_the_rate_limit(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    """Anonymous callers get 60 requests a minute per IP: loading the console (its page and
+    modules) more often than that is not refused, while the API still is."""
+    async with serve(sqlite_template, tmp_path, rate_limits_enabled=True) as server:
+        for _ in range(70):
+            response = await server.client.get(console.PREFIX + "app.js")
+            assert response.status_code == 200
+        statuses = [
+            (
+                await server.client.post("/graphql", json={"query": "{ serverInfo { name } }"})
+            ).status_code
+            for _ in range(61)
+        ]
+        assert statuses[0] == 200 and statuses[-1] == 429
