@@ -171,7 +171,10 @@ async def test_sign_in_failure_then_live_process_steps_messages_and_sign_out(
 
     # Filter by status: the completed process stays, a FAILED filter hides it.
     await page.get_by_label("Status").select_option("FAILED")
-    await page.locator(".empty", has_text="No processes yet.").wait_for(timeout=WAIT)
+    await page.locator(".empty", has_text="No processes match these filters.").wait_for(
+        timeout=WAIT
+    )
+    assert "status=FAILED" in page.url
     await page.get_by_label("Status").select_option("")
     await row.wait_for(timeout=WAIT)
 

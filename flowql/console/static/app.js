@@ -171,7 +171,8 @@ async function processesView(params) {
       cursor = data.processes.pageInfo.endCursor;
       more.hidden = !data.processes.pageInfo.hasNextPage;
       clear(status);
-      if (!rows.size) append(status, h("p", { class: "empty" }, "No processes yet."));
+      const filtered = statusFilter || workflowFilter;
+      if (!rows.size) append(status, h("p", { class: "empty" }, filtered ? "No processes match these filters." : "No processes yet."));
     } catch (error) {
       append(clear(status), errorBox(error));
     } finally {
