@@ -238,6 +238,8 @@ async def test_a_failed_process_is_retried_from_its_page(
     await page.get_by_role("button", name="Retry").click()
     await page.locator("#process-title ~ .badge", has_text="COMPLETED").wait_for(timeout=WAIT)
     assert await page.get_by_role("button", name="Retry").count() == 0
+    await page.locator("#logs li", has_text="process completed").wait_for(timeout=WAIT)
+    await page.locator(".messages li").nth(1).wait_for(timeout=WAIT)  # notify's answer
     await tab.shot("process-retried")
     assert len(console_target.hits("/flaky")) == 2
 
