@@ -27,9 +27,19 @@ from tests.conftest import IN_CI, PASSWORD, Account, Factory, LiveServer
 from tests.console.conftest import Target, serve
 from tests.engine.conftest import create_workflow, execute, wait_status
 from tests.scenarios.conftest import ScenarioClient
-from tests.subscriptions.test_graphiql_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's (scripts/test installs it when CI=true)
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
 WAIT = 20_000  # ms: every wait is for a condition, bounded by this
