@@ -531,3 +531,33 @@ async def wait_expired(server: LiveServer, token: str) -> None:
             return
         assert asyncio.get_running_loop().time() < deadline, "the token did not expire"
         await asyncio.sleep(0.2)
+
+
+async def test_logs_and_status_stream_into_an_open_process_page(
+    tab: Tab, console_server: LiveServer, console_factory: Factory
+) -> None:
+    page = tab.page
+    account = await console_factory.account()
+    workflow = await create_workflow(
+        console_server,
+        account.token,
+        "patient",
+        [
+            {"name": "inbox", "type": "webhook", "options": {"path": "patient"}},
+            {"name": "wait", "type": "delay", "sources": ["inbox"], "options": {"seconds": 5}},
+        ],
+    )
+    response = await console_server.client.post(f"/hooks/{workflow['id']}/patient", json={})
+    process_id = response.json()["process_id"]
+    await wait_status(console_server, account.token, process_id, {"WAITING", "RUNNING"})
+
+    await sign_in(tab, console_server, account, f"#/processes/{process_id}")
+    await page.locator("#logs li", has_text="waiting").wait_for(timeout=WAIT)
+    # The page opened while the process waited; its end streams in without a reload.
+    assert await page.locator("#process-title ~ .badge").inner_text() in {"WAITING", "RUNNING"}
+    finished = page.locator("#logs li", has_text="process completed")
+    assert await finished.count() == 0
+    await page.evaluate("window.__notReloaded = true")
+    await finished.wait_for(timeout=WAIT)
+    await page.locator("#process-title ~ .badge", has_text="COMPLETED").wait_for(timeout=WAIT)
+    assert await page.evaluate("window.__notReloaded === true")
