@@ -22,7 +22,7 @@ from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
 
-from flowql import graphiql, logs, transport
+from flowql import console, graphiql, logs, transport
 from flowql.auth.principal import ANONYMOUS
 from flowql.auth.ratelimit import RateLimiter
 from flowql.auth.secrets_box import SecretBox
@@ -231,6 +231,7 @@ def create_app(
             *feed_routes(runtime),
             *graphiql.routes(runtime.settings),
             *rest_mounts(SchemaExecutor(graphql)),
+            *console.routes(),
         ],
         middleware=[
             Middleware(

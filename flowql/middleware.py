@@ -20,7 +20,7 @@ from flowql.services.auth import authenticate
 from flowql.services.runtime import Runtime
 from flowql.settings import Settings
 
-UNLIMITED_PATHS = ("/healthz", "/readyz")
+UNLIMITED_PATHS = ("/healthz", "/readyz", "/console/")  # /console/: the console's static files
 
 
 def bearer_token(conn: HTTPConnection, query_key_paths: tuple[str, ...] = ()) -> str | None:

@@ -28,6 +28,7 @@ DOMAINS = (
     "webhooks",
     "apikeys",
     "audit",
+    "health",
     "subscriptions",
 )
 
