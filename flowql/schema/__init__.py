@@ -29,6 +29,7 @@ DOMAINS = (
     "apikeys",
     "audit",
     "subscriptions",
+    "agent_types",
 )
 
 
