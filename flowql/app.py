@@ -44,6 +44,7 @@ from flowql.rest_compat import mounts as rest_mounts
 from flowql.schema import build_schema
 from flowql.services.runtime import NullDispatcher, Runtime
 from flowql.settings import Dispatcher, Settings
+from flowql.triggers.forms import form_routes
 
 logger = logging.getLogger("flowql")
 
@@ -227,6 +228,7 @@ def create_app(
             ),
             WebSocketRoute("/graphql", RequirePrincipal(graphql)),
             *hook_routes(runtime),
+            *form_routes(runtime),
             *graphiql.routes(runtime.settings),
             *rest_mounts(SchemaExecutor(graphql)),
         ],
