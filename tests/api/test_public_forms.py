@@ -182,9 +182,7 @@ async def test_private_form_needs_a_token_that_may_submit(
         assert (await client.get(url, headers=as_stranger)).status_code == 404
         as_owner = {"Authorization": f"Bearer {owner.token}"}
         assert (await client.get(url, headers=as_owner)).status_code == 200
-        sent = await client.post(
-            url, json={"email": "a@b.co", "message": "x"}, headers=as_owner
-        )
+        sent = await client.post(url, json={"email": "a@b.co", "message": "x"}, headers=as_owner)
         assert sent.status_code == 201
         missing = await client.get(f"{server.url}/forms/{'0' * 8}-0000-0000-0000-{'0' * 12}")
         assert missing.status_code == 404

@@ -3,7 +3,10 @@ process id), an http trigger when its respond agent answers."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
+import pytest
 
 from flowql.settings import Settings
 from tests.api.addressed import server, settings
@@ -57,7 +60,10 @@ async def test_trigger_urls_answer_as_their_mode_says(server: LiveServer, factor
         assert answered.json() == {"price": 12}
 
 
-def test_public_url_setting(tmp_path: object) -> None:
-    assert Settings(host="0.0.0.0", port=9000).base_url == "http://127.0.0.1:9000"  # noqa: S104
-    behind = make_settings("sqlite://", tmp_path, public_url="https://flows.example.com/")  # type: ignore[arg-type]
+def test_public_url_setting(tmp_path: Path) -> None:
+    everywhere = "0.0.0.0"  # a server listening on every interface is reached on loopback
+    assert Settings(host=everywhere, port=9000).base_url == "http://127.0.0.1:9000"
+    behind = make_settings("sqlite://", tmp_path, public_url="https://flows.example.com/")
     assert behind.base_url == "https://flows.example.com"
+    with pytest.raises(ValueError, match="http"):
+        Settings(public_url="flows.example.com")
