@@ -51,10 +51,19 @@ def option_problems(type_name: str, options: Any, field: str = "options") -> dic
             problems.setdefault(path, err["msg"])
     for path, problem in check_syntax(options, field).items():
         problems.setdefault(path, problem)
-    if type_name in ("filter",) and "condition" in options:
-        condition_path = f"{field}.condition"
+    conditions: dict[str, Any] = {}
+    if type_name == "filter" and "condition" in options:
+        conditions[f"{field}.condition"] = options["condition"]
+    if type_name == "switch" and isinstance(options.get("cases"), list):
+        for index, case in enumerate(options["cases"]):
+            if isinstance(case, dict) and isinstance(case.get("condition"), str):
+                conditions[f"{field}.cases.{index}.condition"] = case["condition"]
+    for condition_path, expression in conditions.items():
+        source = str(expression).strip()
+        if source.startswith(("{{", "{%")):
+            continue  # a template: checked above
         for path, problem in check_syntax(
-            "{% if " + str(options["condition"]) + " %}{% endif %}", condition_path
+            "{% if " + source + " %}{% endif %}", condition_path
         ).items():
             problems.setdefault(path, problem)
     return problems

@@ -92,7 +92,12 @@ async def test_every_option_error_of_a_workflow_at_once(
             "name": "route",
             "type": "switch",
             "sources": ["call"],
-            "options": {"cases": [{"condition": "message.x > 1"}]},
+            "options": {
+                "cases": [
+                    {"condition": "message.x > 1"},
+                    {"condition": "message.x >", "receiver": "shape"},
+                ]
+            },
         },
         {"name": "shape", "type": "transform", "options": {"payload": {"a": "{{ oops "}}},
         {"name": "what", "type": "no_such_type"},
@@ -114,6 +119,7 @@ async def test_every_option_error_of_a_workflow_at_once(
         "agents.1.options.url",
         "agents.1.options.method",
         "agents.2.options.cases.0.receiver",
+        "agents.2.options.cases.1.condition",
         "agents.3.options.payload.a",
         "agents.4.type",
         "agents.5.options.seconds",
