@@ -45,6 +45,7 @@ from flowql.schema import build_schema
 from flowql.services.runtime import NullDispatcher, Runtime
 from flowql.settings import Dispatcher, Settings
 from flowql.triggers.feeds import feed_routes
+from flowql.triggers.forms import form_routes
 
 logger = logging.getLogger("flowql")
 
@@ -229,6 +230,7 @@ def create_app(
             WebSocketRoute("/graphql", RequirePrincipal(graphql)),
             *hook_routes(runtime),
             *feed_routes(runtime),
+            *form_routes(runtime),
             *graphiql.routes(runtime.settings),
             *rest_mounts(SchemaExecutor(graphql)),
             *console.routes(),

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     encryption_keys: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
+    # The address callers reach this server at (e.g. https://flows.example.com behind a proxy):
+    # trigger and public form URLs are built on it. Unset: http://host:port.
+    public_url: str | None = None
     dispatcher: Dispatcher = Dispatcher.INLINE
     bus: Bus = Bus.MEMORY
     redis_url: str | None = None
@@ -124,6 +127,26 @@ class Settings(BaseSettings):
     def _proxies(cls, value: str) -> str:
         parse_networks(value)  # ValueError names the bad entry
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.strip().rstrip("/")
+
+    @property
+    def base_url(self) -> str:
+        """Where callers reach this server: FLOWQL_PUBLIC_URL, else http://host:port."""
+        if self.public_url:
+            return self.public_url
+        # A server listening on every interface is reached on loopback from this machine.
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
 
     @property
     def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:

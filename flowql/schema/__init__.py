@@ -30,6 +30,7 @@ DOMAINS = (
     "audit",
     "health",
     "subscriptions",
+    "agent_types",
 )
 
 

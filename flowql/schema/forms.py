@@ -13,6 +13,7 @@ from flowql.resolvers import forms as resolve
 from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args
 from flowql.services.form_fields import FieldType
 from flowql.services.forms import FormFilter
+from flowql.services.triggers import form_url
 
 if TYPE_CHECKING:
     from flowql.schema.processes import Process
@@ -73,6 +74,9 @@ class Form(FromRow):
     description: str
     fields: list[FormField]
     created_at: datetime
+    public: bool = strawberry.field(
+        description="Anyone with the link may open and submit it, without a token."
+    )
 
     @classmethod
     def from_row(cls, row: Any) -> Form:
@@ -85,7 +89,15 @@ class Form(FromRow):
             description=row.description,
             fields=[FormField.from_dict(f) for f in row.fields],
             created_at=row.created_at,
+            public=bool(row.public),
         )
+
+    @strawberry.field(
+        description="The form's page (GET: an HTML form of its fields; POST: a submission, "
+        "urlencoded, multipart or JSON). A public form needs no token there."
+    )
+    def public_url(self, info: Info) -> str:
+        return form_url(info.context.runtime.settings.base_url, self.id)
 
     @strawberry.field
     async def submissions_count(self, info: Info) -> int:
@@ -155,6 +167,9 @@ class CreateFormInput:
     )
     description: str = ""
     fields: list[FormFieldInput] = strawberry.field(default_factory=list)
+    public: bool = strawberry.field(
+        default=False, description="Anyone with its publicUrl may open and submit it."
+    )
 
 
 @strawberry.input
@@ -165,6 +180,7 @@ class UpdateFormInput:
     fields: list[FormFieldInput] | None = strawberry.field(
         default=None, description="Replaces all fields."
     )
+    public: bool | None = None
 
 
 def _specs(fields: list[FormFieldInput] | None) -> list[dict[str, Any]] | None:
@@ -207,6 +223,7 @@ class Mutation:
             name=input.name,
             description=input.description,
             fields=_specs(input.fields),
+            public=input.public,
         )
         return Form.from_row(row)
 
@@ -219,6 +236,7 @@ class Mutation:
             name=input.name,
             description=input.description,
             fields=_specs(input.fields),
+            public=input.public,
         )
         return Form.from_row(row)
 

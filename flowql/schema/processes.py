@@ -24,6 +24,7 @@ from flowql.schema.base import (
 from flowql.services.processes import ProcessFilter
 
 if TYPE_CHECKING:
+    from flowql.schema.messages import Message
     from flowql.schema.scenarios import CurrentState, ProcessHistoryEvent, Scenario
     from flowql.schema.workflows import Agent, Event, Workflow
 
@@ -40,6 +41,7 @@ EventRef = Annotated["Event", strawberry.lazy("flowql.schema.workflows")]
 CurrentStateRef = Annotated["CurrentState", strawberry.lazy("flowql.schema.scenarios")]
 HistoryEventRef = Annotated["ProcessHistoryEvent", strawberry.lazy("flowql.schema.scenarios")]
 ScenarioRef = Annotated["Scenario", strawberry.lazy("flowql.schema.scenarios")]
+MessageRef = Annotated["Message", strawberry.lazy("flowql.schema.messages")]
 
 
 @strawberry.type
@@ -129,6 +131,15 @@ class Process(FromRow):
         loader = info.context.loaders.children(models.ProcessLog, "process_id", rows=True)
         return ProcessLog.from_rows(await loader.load(self.id))
 
+    @strawberry.field(
+        description="The messages its agents emitted, oldest first (expired ones are gone)."
+    )
+    def messages(self, info: Info) -> list[MessageRef]:
+        from flowql.schema.messages import Message
+
+        loader = info.context.loaders.children(models.Message, "process_id", rows=True)
+        return when_loaded(loader.load(self.id), Message.from_rows)
+
     # -- scenario processes (flowql.schema.scenarios) --
 
     @strawberry.field(description="Scenario processes: the current state and its actions.")
@@ -171,6 +182,7 @@ NEEDS = {
     "event": ("event_id",),
     "steps": (),
     "logs": (),
+    "messages": (),
     "current": ("scenario_id",),
     "projection": ("scenario_id",),
     "previous": ("scenario_id",),
@@ -183,9 +195,13 @@ async def prefetch(info: Info, rows: list[Any]) -> None:
     """Load the page's steps (and their agents) up front when the query asks for them: one
     statement each, as the dataloaders would, but the per-item resolvers then answer at once."""
     names = subtree_names(info)
+    loaders = info.context.loaders
+    if "messages" in names and rows:
+        await loaders.children(models.Message, "process_id", rows=True).load_many(
+            [row.id for row in rows]
+        )
     if "steps" not in names or not rows:
         return
-    loaders = info.context.loaders
     steps = loaders.children(models.ProcessStep, "process_id", rows=True)
     groups = await steps.load_many([row.id for row in rows])
     if "agent" in names:

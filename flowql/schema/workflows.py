@@ -15,6 +15,7 @@ from flowql.resolvers import workflows as resolve
 from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args, when_loaded
 from flowql.schema.messages import Message
 from flowql.services.common import sees_row
+from flowql.services.triggers import TriggerMode, trigger_mode, trigger_url
 from flowql.services.workflows import AgentSpec, WorkflowFilter, redact_options
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 strawberry.enum(models.WorkflowStatus, name="WorkflowStatus")
 strawberry.enum(models.TriggerType, name="TriggerType")
+strawberry.enum(TriggerMode, name="TriggerMode")
 WorkflowStatus = models.WorkflowStatus
 TriggerType = models.TriggerType
 
@@ -123,6 +125,22 @@ class Trigger(FromRow):
         description="The integration the trigger listens through, if any."
     )
     archived_at: datetime | None
+
+    @strawberry.field(
+        description="The full address that fires it: /hooks/{workflow}/{path} of a webhook or "
+        "http trigger, the public page of a form trigger's form; null for other triggers."
+    )
+    def url(self, info: Info) -> str | None:
+        return trigger_url(
+            info.context.runtime.settings.base_url, self.type, self.workflow_id, self.path
+        )
+
+    @strawberry.field(
+        description="How an HTTP trigger answers: a webhook at once (202 and the process id), "
+        "an http trigger when a respond agent answers; null for other triggers."
+    )
+    def mode(self) -> TriggerMode | None:
+        return trigger_mode(self.type)
 
     @strawberry.field(
         description="What the trigger routes by and hands on: {name, type, path, outputs, active}."

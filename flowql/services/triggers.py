@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
+from enum import StrEnum
+from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -13,6 +16,44 @@ from flowql.agents.base import Kind, Options
 from flowql.agents.registry import get_type
 from flowql.formats.huginn import schedule_cron
 from flowql.models import Agent, Trigger, TriggerType, Workspace, utcnow
+
+
+class TriggerMode(StrEnum):
+    """How an HTTP trigger answers its caller."""
+
+    # webhook: 202 at once, with the process id; the workflow runs on its own.
+    ANSWERS_AT_ONCE = "ANSWERS_AT_ONCE"
+    # http: the request is held open until a `respond` agent answers (or the timeout).
+    WAITS_FOR_RESPOND = "WAITS_FOR_RESPOND"
+
+
+def hook_url(base_url: str, workflow_id: uuid.UUID, path: str) -> str:
+    return f"{base_url}/hooks/{workflow_id}/{quote(path.strip('/'), safe='/._~-')}"
+
+
+def form_url(base_url: str, form_id: uuid.UUID | str) -> str:
+    return f"{base_url}/forms/{form_id}"
+
+
+def trigger_url(
+    base_url: str, type: TriggerType, workflow_id: uuid.UUID, path: str | None
+) -> str | None:
+    """The full address that fires a trigger: its hook, or its form's public page."""
+    if not path:
+        return None
+    if type in (TriggerType.WEBHOOK, TriggerType.HTTP):
+        return hook_url(base_url, workflow_id, path)
+    if type is TriggerType.FORM:
+        return form_url(base_url, path)
+    return None
+
+
+def trigger_mode(type: TriggerType) -> TriggerMode | None:
+    if type is TriggerType.WEBHOOK:
+        return TriggerMode.ANSWERS_AT_ONCE
+    if type is TriggerType.HTTP:
+        return TriggerMode.WAITS_FOR_RESPOND
+    return None
 
 
 def next_fire_time(cron: str, timezone: str, after: datetime) -> datetime:

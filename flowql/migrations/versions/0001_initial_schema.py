@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-04 14:30:42.388871
+Create Date: 2026-12-04 15:21:39.727213
 """
 
 from collections.abc import Sequence
@@ -409,6 +409,7 @@ def upgrade() -> None:
         sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
         sa.Column("description", sqlmodel.sql.sqltypes.AutoString(length=5000), nullable=False),
         sa.Column("fields", sa.JSON(), nullable=False),
+        sa.Column("public", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(["workflow_id"], ["workflows.id"], ondelete="SET NULL"),
         sa.ForeignKeyConstraint(["workspace_id"], ["workspaces.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("number"),
