@@ -29,7 +29,7 @@ from flowql.auth.secrets_box import SecretBox
 from flowql.db import create_database
 from flowql.engine import scenario_bridge
 from flowql.engine.dispatch import InlineDispatcher
-from flowql.engine.hooks import hook_routes
+from flowql.triggers.hooks import hook_routes
 from flowql.engine.queue import ProcrastinateDispatcher
 from flowql.engine.worker import WorkerService, readyz_response
 from flowql.errors import DomainError

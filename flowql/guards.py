@@ -34,7 +34,7 @@ HOOKS_PREFIX = "/hooks/"
 
 
 def hooks_error(status: int, code: ErrorCode, message: str, details: dict[str, Any]) -> Response:
-    """`/hooks` answers `{"error": message}` (flowql.engine.hooks)."""
+    """`/hooks` answers `{"error": message}` (flowql.triggers.hooks)."""
     return JSONResponse({"error": message}, status_code=status)
 
 
