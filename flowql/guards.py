@@ -24,8 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flowql import jsonsafe
 from flowql.errors import ErrorCode
-from flowql.middleware import graphql_error
-from flowql.rest_compat.errors import ErrorFormat
+from flowql.middleware import ErrorFormat, graphql_error
 from flowql.settings import Settings
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
