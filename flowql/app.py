@@ -29,7 +29,6 @@ from flowql.auth.secrets_box import SecretBox
 from flowql.db import create_database
 from flowql.engine import scenario_bridge
 from flowql.engine.dispatch import InlineDispatcher
-from flowql.triggers.hooks import hook_routes
 from flowql.engine.queue import ProcrastinateDispatcher
 from flowql.engine.worker import WorkerService, readyz_response
 from flowql.errors import DomainError
@@ -44,6 +43,7 @@ from flowql.rest_compat import mounts as rest_mounts
 from flowql.schema import build_schema
 from flowql.services.runtime import NullDispatcher, Runtime
 from flowql.settings import Dispatcher, Settings
+from flowql.triggers.hooks import hook_routes
 
 logger = logging.getLogger("flowql")
 
