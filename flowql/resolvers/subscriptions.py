@@ -7,7 +7,9 @@ loaded by id per event; the subscribers woken by one event share one load (`shar
 
 A subscriber more than `settings.subscription_queue_size` events behind that stops draining (see
 flowql.events.bus.Subscription) is dropped by the bus: its operation ends with a
-SUBSCRIBER_DROPPED error and, over a WebSocket, the connection is closed with code 4008 (SLOW_SUBSCRIBER_CLOSE_CODE). When the PostgreSQL bus reports a gap (its LISTEN
+SUBSCRIBER_DROPPED error and the transport is told (`Context.on_drop`: over a WebSocket,
+flowql.transport closes the connection with code 4008). Feeds yield data only; they never touch
+a connection. When the PostgreSQL bus reports a gap (its LISTEN
 connection was lost for a while), feeds that can re-read their state do so (processUpdated,
 processLogs); the others end with an EVENTS_MISSED error, for the client to subscribe again.
 """
@@ -27,7 +29,6 @@ from typing import Any, ParamSpec, TypeVar, cast
 from graphql import GraphQLError
 from sqlalchemy import func
 from sqlmodel import col, select
-from starlette.websockets import WebSocket, WebSocketState
 
 from flowql.auth.principal import Principal
 from flowql.errors import DomainError
@@ -44,13 +45,9 @@ PROCESS_UPDATED = "process.updated"
 PROCESS_LOG = "process.log"
 MESSAGE_CREATED = "message.created"
 
-SLOW_SUBSCRIBER_CLOSE_CODE = 4008
 SLOW_SUBSCRIBER_REASON = "subscriber too slow: dropped"
 DROPPED_CODE = "SUBSCRIBER_DROPPED"
 MISSED_CODE = "EVENTS_MISSED"
-# How long a dropped subscriber's operation may take to deliver its error before the connection
-# is closed regardless (a client that stopped reading never takes it).
-DROP_GRACE_SECONDS = 10.0
 # How long a row loaded for one event stays shared with the other subscribers of that event.
 SHARED_LOAD_SECONDS = 5.0
 BACKLOG_CHUNK = 500
@@ -102,25 +99,11 @@ def coded(fn: Callable[P, AsyncGenerator[T, None]]) -> Callable[P, AsyncGenerato
     return wrapper
 
 
-_closers: set[asyncio.Task[None]] = set()
-
-
-async def _close_slow(websocket: WebSocket, operation: asyncio.Task[Any] | None) -> None:
-    """Let the operation deliver its SUBSCRIBER_DROPPED error, then close the connection."""
-    if operation is not None and not operation.done():
-        await asyncio.wait({operation}, timeout=DROP_GRACE_SECONDS)
-    if websocket.application_state is WebSocketState.CONNECTED:
-        with contextlib.suppress(Exception):
-            await websocket.close(code=SLOW_SUBSCRIBER_CLOSE_CODE, reason=SLOW_SUBSCRIBER_REASON)
-
-
 def _on_drop(ctx: Context, operation: asyncio.Task[Any] | None) -> Callable[[], None]:
     def dropped() -> None:
         logger.warning("subscriber dropped: it fell too far behind")
-        if isinstance(ctx.request, WebSocket):
-            task = asyncio.get_running_loop().create_task(_close_slow(ctx.request, operation))
-            _closers.add(task)
-            task.add_done_callback(_closers.discard)
+        if ctx.on_drop is not None:
+            ctx.on_drop(operation)
 
     return dropped
 
