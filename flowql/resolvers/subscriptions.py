@@ -34,7 +34,15 @@ from flowql.auth.principal import Principal
 from flowql.errors import DomainError
 from flowql.events.bus import BusEvent, SubscriberDropped, Subscription
 from flowql.events.postgres import GAP_TOPIC
-from flowql.models import TERMINAL_STATUSES, Message, Process, ProcessLog, ProcessStatus, Row
+from flowql.models import (
+    TERMINAL_STATUSES,
+    Message,
+    Process,
+    ProcessLog,
+    ProcessStatus,
+    Row,
+    WorkspaceRow,
+)
 from flowql.resolvers.context import Context
 from flowql.services.common import sees_row
 from flowql.services.processes import get_process
@@ -56,6 +64,7 @@ TERMINAL_VALUES = frozenset(s.value for s in TERMINAL_STATUSES)
 P = ParamSpec("P")
 T = TypeVar("T")
 R = TypeVar("R", bound=Row)
+W = TypeVar("W", bound=WorkspaceRow)
 
 
 @dataclass(frozen=True)
@@ -174,6 +183,22 @@ def _matches(data: dict[str, Any], key: str, wanted: uuid.UUID | None) -> bool:
     return wanted is None or key not in data or data[key] == str(wanted)
 
 
+async def _rows(
+    ctx: Context, subscription: Subscription, model: type[W], id_key: str
+) -> AsyncGenerator[tuple[BusEvent, W], None]:
+    """The loop of the feeds that follow many rows: each event's row (`data[id_key]`, loaded
+    once per event) that the caller may see. A gap ends the feed with EVENTS_MISSED."""
+    async for event in subscription:
+        if event.topic == GAP_TOPIC:
+            raise _missed(event)
+        row_id = _uuid(event.data.get(id_key))
+        if row_id is None:
+            continue
+        row = await shared_load(ctx, model, row_id, event)
+        if row is not None and sees_row(ctx.principal, row):
+            yield event, row
+
+
 # -- feeds --------------------------------------------------------------------------------------
 
 
@@ -251,16 +276,11 @@ async def process_events(
             and _matches(data, "scenario_id", scenario_id)
         )
 
-    async with feed(ctx, accept) as subscription:
-        async for event in subscription:
-            if event.topic == GAP_TOPIC:
-                raise _missed(event)
-            process_id = _uuid(event.data.get("process_id"))
-            if process_id is None:
-                continue
-            row = await shared_load(ctx, Process, process_id, event)
-            if row is None or not sees_row(principal, row):
-                continue
+    async with (
+        feed(ctx, accept) as subscription,
+        contextlib.aclosing(_rows(ctx, subscription, Process, "process_id")) as rows,
+    ):
+        async for event, row in rows:
             if workflow_id is not None and row.workflow_id != workflow_id:
                 continue
             if scenario_id is not None and row.scenario_id != scenario_id:
@@ -367,16 +387,11 @@ async def message_created(
             and _matches(data, "workflow_id", workflow_id)
         )
 
-    async with feed(ctx, accept) as subscription:
-        async for event in subscription:
-            if event.topic == GAP_TOPIC:
-                raise _missed(event)
-            message_id = _uuid(event.data.get("message_id"))
-            if message_id is None:
-                continue
-            row = await shared_load(ctx, Message, message_id, event)
-            if row is None or not sees_row(principal, row):
-                continue
+    async with (
+        feed(ctx, accept) as subscription,
+        contextlib.aclosing(_rows(ctx, subscription, Message, "message_id")) as rows,
+    ):
+        async for _event, row in rows:
             if agent_id is not None and row.agent_id != agent_id:
                 continue
             if workflow_id is not None and row.workflow_id != workflow_id:
