@@ -210,7 +210,7 @@ def cmd_schema_print(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from flowql.engine.worker import run_worker
+    from flowql.health import run_worker
 
     code: int = run_worker(
         _settings(),

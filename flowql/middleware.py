@@ -4,6 +4,7 @@ error format (see `ErrorFormat`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starlette.datastructures import MutableHeaders
@@ -15,12 +16,15 @@ from flowql.auth.principal import ANONYMOUS, Principal
 from flowql.auth.ratelimit import RateLimiter, client_key
 from flowql.errors import DomainError, ErrorCode
 from flowql.forwarded import TrustedProxies
-from flowql.rest_compat.errors import ErrorFormat
 from flowql.services.auth import authenticate
 from flowql.services.runtime import Runtime
 from flowql.settings import Settings
 
 UNLIMITED_PATHS = ("/healthz", "/readyz", "/console/")  # /console/: the console's static files
+
+ErrorFormat = Callable[[int, ErrorCode, str, dict[str, Any]], Response]
+"""How a mount answers a refusal: (status, code, message, details) -> its own response body.
+Each edge (rest_compat's families, `/hooks`, GraphQL) provides one."""
 
 
 def bearer_token(conn: HTTPConnection, query_key_paths: tuple[str, ...] = ()) -> str | None:

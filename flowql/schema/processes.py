@@ -11,6 +11,7 @@ import strawberry
 from flowql import models
 from flowql.resolvers import execution as resolve_execution
 from flowql.resolvers import processes as resolve
+from flowql.schema import nodes
 from flowql.schema.base import (
     JSON,
     Connection,
@@ -79,6 +80,7 @@ class ProcessLog(FromRow):
     created_at: datetime
 
 
+@nodes.register
 @strawberry.type
 class Process(FromRow):
     id: uuid.UUID

@@ -12,6 +12,7 @@ from flowql import models
 from flowql.errors import ValidationFailed
 from flowql.formats.huginn import export_filename
 from flowql.resolvers import workflows as resolve
+from flowql.schema import nodes
 from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args, when_loaded
 from flowql.schema.messages import Message
 from flowql.services.common import sees_row
@@ -32,6 +33,7 @@ ProcessConn = Annotated["Process", strawberry.lazy("flowql.schema.processes")]
 WorkspaceRef = Annotated["Workspace", strawberry.lazy("flowql.schema.workspaces")]
 
 
+@nodes.register
 @strawberry.type
 class Agent(FromRow):
     id: uuid.UUID
@@ -197,12 +199,10 @@ class Workflow(FromRow):
 
     @strawberry.field(description="The workflow's newest processes, newest first.")
     async def processes(self, info: Info, last: int = 10) -> list[ProcessConn]:
-        from flowql.schema.processes import Process
-
         last = max(0, min(last, 100))
         loader = info.context.loaders.latest(models.Process, "workflow_id")
         rows = await loader.load((self.id, last))
-        return Process.from_rows([r for r in rows if sees_row(info.context.principal, r)])
+        return nodes.process().from_rows([r for r in rows if sees_row(info.context.principal, r)])
 
     @strawberry.field(
         description="The workflow in Huginn's scenario export format (ActiveWorkflow's export); "

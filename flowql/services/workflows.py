@@ -211,6 +211,17 @@ def seal_secret_options(
     return sealed
 
 
+def unseal_secret_option(box: SecretBox, options: dict[str, Any], name: str) -> str | None:
+    """The plain value of a secret option `seal_secret_options` stored (None when unset)."""
+    value = options.get(name)
+    if not value:
+        return None
+    text = str(value)
+    if text.startswith(ENCRYPTED_PREFIX):
+        return box.decrypt(text[len(ENCRYPTED_PREFIX) :])
+    return text
+
+
 def redact_options(type_name: str, options: dict[str, Any]) -> dict[str, Any]:
     shown = dict(options)
     for name in secret_fields(type_name):

@@ -7,14 +7,10 @@ request open until a `respond` agent answers (or the process ends, or its timeou
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import time
-import uuid
 from typing import Any
 
 from sqlalchemy.orm import Session
-from sqlmodel import col, select
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -33,14 +29,13 @@ from flowql.models import (
     ProcessStatus,
     Trigger,
     TriggerType,
-    Workflow,
 )
+from flowql.services import hooks
 from flowql.services.delegation import process_privileges_sync
 from flowql.services.execution import StartRequest, start_process
 from flowql.services.runtime import Runtime
 from flowql.services.uow import unit_of_work
 from flowql.services.waiting import responded, wait_for_process
-from flowql.services.workflows import ENCRYPTED_PREFIX
 
 PRIVATE_HEADERS = {"authorization", "cookie", "x-flowql-secret", "x-flowql-signature"}
 MAX_BODY = 1024 * 1024
@@ -53,23 +48,8 @@ def _error(status: int, message: str) -> JSONResponse:
 async def _find(
     runtime: Runtime, workflow_ref: str, path: str
 ) -> tuple[Definition, Trigger, Agent, list[str]] | None:
-    try:
-        condition = col(Workflow.id) == uuid.UUID(workflow_ref)
-    except ValueError:
-        if not workflow_ref.isdigit():
-            return None
-        condition = col(Workflow.number) == int(workflow_ref)
-
     def lookup(session: Session) -> tuple[Definition, Trigger, Agent, list[str]] | None:
-        found = session.execute(
-            select(Workflow, Trigger)
-            .join(Trigger, col(Trigger.workflow_id) == col(Workflow.id))
-            .where(condition)
-            .where(col(Trigger.type).in_([TriggerType.WEBHOOK, TriggerType.HTTP]))
-            .where(Trigger.path == path.strip("/"))
-            .where(col(Trigger.active).is_(True))
-            .order_by(col(Trigger.number))
-        ).first()
+        found = hooks.find_hook(session, workflow_ref, path)
         if found is None:
             return None
         workflow, trigger = found
@@ -83,31 +63,10 @@ async def _find(
     return await runtime.db.lookup(lookup)
 
 
-def _secret(runtime: Runtime, agent: Agent, name: str) -> str | None:
-    value = agent.options.get(name)
-    if not value:
-        return None
-    text = str(value)
-    return (
-        runtime.box.decrypt(text[len(ENCRYPTED_PREFIX) :])
-        if text.startswith(ENCRYPTED_PREFIX)
-        else text
-    )
-
-
 def _authentic(runtime: Runtime, agent: Agent, request: Request, body: bytes) -> bool:
-    shared = _secret(runtime, agent, "secret")
-    if shared is not None:
-        given = request.headers.get("x-flowql-secret") or request.query_params.get("secret") or ""
-        if not hmac.compare_digest(given.encode(), shared.encode()):
-            return False
-    key = _secret(runtime, agent, "hmac_secret")
-    if key is not None:
-        given = request.headers.get("x-flowql-signature", "").removeprefix("sha256=")
-        expected = hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(given, expected):
-            return False
-    return True
+    secret = request.headers.get("x-flowql-secret") or request.query_params.get("secret") or ""
+    signature = request.headers.get("x-flowql-signature", "")
+    return hooks.authentic(runtime.box, agent, secret, signature, body)
 
 
 async def _payload(request: Request, body: bytes) -> dict[str, Any]:
