@@ -117,17 +117,16 @@ async def agent_messages(call: Call) -> Response:
             datetime.fromisoformat(after)
         except ValueError:
             raise ValidationFailed.one("after", "must be an ISO 8601 datetime") from None
-    data = await call.run(
-        "query($n: Int!) { agent(number: $n) { id } }", {"n": call.path["agent_id"]}
-    )
-    variables = {"filter": {"agentId": data["agent"]["id"], "createdAfter": after}}
+    number = call.path["agent_id"]
+    variables = {"n": number, "filter": {"agentNumber": number, "createdAfter": after}}
     nodes = await all_nodes(
         call,
         f"messages(first: 100, after: $after, filter: $filter) {{ {{PAGE}} nodes {{ {MESSAGE_FIELDS} }} }}",
         "messages",
         variables,
-        {"filter": "MessageFilterInput"},
+        {"n": "Int!", "filter": "MessageFilterInput"},
         limit=limit,
+        also="agent(number: $n) { id }",
     )
     return JSONResponse([message_json(m) for m in reversed(nodes)])
 

@@ -66,6 +66,8 @@ class Call:
     request: Request
     executor: GraphQLExecutor
     _body: Any = field(default=None)
+    # GraphQL operations this request has run (a route addressing one object runs one).
+    operations: int = 0
 
     @property
     def principal(self) -> Principal:
@@ -85,9 +87,10 @@ class Call:
         return self._body
 
     async def run(self, document: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        self.operations += 1
         result = await self.executor.execute(document, variables or {}, self.request)
         if result.errors:
-            error = result.errors[0]
+            error = first_error(document, result.errors)
             extensions = dict(getattr(error, "extensions", None) or {})
             code_name = extensions.pop("code", ErrorCode.INTERNAL_ERROR.value)
             code = (
@@ -97,6 +100,24 @@ class Call:
             )
             raise OperationFailed(code, getattr(error, "message", str(error)), extensions)
         return result.data or {}
+
+
+def first_error(document: str, errors: list[Any]) -> Any:
+    """The error of the root field asked first: root fields of one query run concurrently, so
+    the order of `errors` is not the order of the document (an object looked up beside its list
+    must answer for its absence, as when it was looked up on its own)."""
+
+    def rank(error: Any) -> int:
+        path = getattr(error, "path", None) or []
+        found = document.find(f" {path[0]}(") if path else -1
+        return found if found >= 0 else len(document)
+
+    return min(errors, key=rank)
+
+
+# Called after each REST request with the request and how many GraphQL operations it ran.
+OperationListener = Callable[[Request, int], None]
+OPERATION_LISTENERS: list[OperationListener] = []
 
 
 Shaper = Callable[[Call, dict[str, Any]], Response | Awaitable[Response]]
@@ -181,15 +202,18 @@ def build_routes(
 ) -> list[BaseRoute]:
     def make(endpoint: Endpoint) -> Route:
         async def handle(request: Request) -> Response:
-            response = await respond(request)
+            call = Call(request=request, executor=executor)
+            response = await respond(call)
             response.headers.update(endpoint.headers)
+            for listener in OPERATION_LISTENERS:
+                listener(request, call.operations)
             return response
 
-        async def respond(request: Request) -> Response:
+        async def respond(call: Call) -> Response:
+            request = call.request
             auth_error: DomainError | None = getattr(request.state, "auth_error", None)
             if not endpoint.public and auth_error is not None:
                 return error_format(401, auth_error.code, auth_error.message, auth_error.details)
-            call = Call(request=request, executor=executor)
             if not endpoint.public and not call.principal.is_authenticated:
                 return error_format(401, ErrorCode.UNAUTHORIZED, "authentication required", {})
             unsupported = unsupported_media_type(request, endpoint)

@@ -120,9 +120,12 @@ async def find(call: Call, field: str, kind: str, fields: str = "id number") -> 
     return found
 
 
-async def delete(call: Call, field: str, kind: str, mutation: str) -> Response:
-    row = await find(call, field, kind)
-    await run(call, f"mutation($id: UUID!) {{ {mutation}(id: $id) {{ id }} }}", {"id": row["id"]})
+async def delete(call: Call, kind: str, mutation: str) -> Response:
+    ident = parse_id(call.path["id"], kind)
+    document = (
+        f"mutation($id: UUID, $number: Int) {{ {mutation}(id: $id, number: $number) {{ number }} }}"
+    )
+    row = (await run(call, document, ident))[mutation]
     return ok({"id": render_id(kind, row["number"]), "deleted": True})
 
 
@@ -191,13 +194,13 @@ async def submit_form(call: Call) -> Response:
     body = Body(call.body)
     submitted = body.mapping("data", required=True)
     body.done()
-    form = await find(call, "form", "form")
+    ident = parse_id(call.path["id"], "form")
     document = (
-        "mutation($form: UUID!, $data: JSON!) { submitForm(formId: $form, data: $data) "
-        f"{{ {SUBMISSION_FIELDS} }} }}"
+        "mutation($id: UUID, $number: Int, $data: JSON!) { submitForm(formId: $id, "
+        f"formNumber: $number, data: $data) {{ formNumber {SUBMISSION_FIELDS} }} }}"
     )
-    data = await run(call, document, {"form": form["id"], "data": submitted})
-    return ok(submission_json(data["submitForm"], form["number"]), status=201)
+    submission = (await run(call, document, {**ident, "data": submitted}))["submitForm"]
+    return ok(submission_json(submission, submission["formNumber"]), status=201)
 
 
 async def list_submissions(call: Call) -> Response:
@@ -240,7 +243,7 @@ async def create_credential(call: Call) -> Response:
 
 
 async def delete_credential(call: Call) -> Response:
-    return await delete(call, "credential", "credential", "deleteCredential")
+    return await delete(call, "credential", "deleteCredential")
 
 
 # -- integrations ------------------------------------------------------------------------------
@@ -252,11 +255,12 @@ async def list_integrations(call: Call) -> Response:
 
 
 async def test_integration(call: Call) -> Response:
-    integration = await find(call, "integration", "integration")
+    ident = parse_id(call.path["id"], "integration")
     document = (
-        "mutation($id: UUID!) { testIntegration(id: $id) { number lastTestedAt lastTestResult } }"
+        "mutation($id: UUID, $number: Int) { testIntegration(id: $id, number: $number) "
+        "{ number lastTestedAt lastTestResult } }"
     )
-    tested = (await run(call, document, {"id": integration["id"]}))["testIntegration"]
+    tested = (await run(call, document, ident))["testIntegration"]
     result = tested["lastTestResult"] or {}
     return ok(
         {
@@ -298,4 +302,4 @@ async def create_webhook(call: Call) -> Response:
 
 
 async def delete_webhook(call: Call) -> Response:
-    return await delete(call, "webhookSubscription", "webhook", "deleteWebhookSubscription")
+    return await delete(call, "webhook", "deleteWebhookSubscription")
