@@ -76,7 +76,9 @@ async def test_platform_v1_routes_by_number_run_one_operation(
     assert missing.json()["error"]["code"] == "NOT_FOUND"
     await one_operation(server, "DELETE", "/v1/workflows/999999", key, 404)
 
-    form = await v1("POST", "/forms", 201, json={"name": "F", "fields": [{"name": "x", "type": "text"}]})
+    form = await v1(
+        "POST", "/forms", 201, json={"name": "F", "fields": [{"name": "x", "type": "text"}]}
+    )
     assert (await v1("GET", f"/forms/{form['id']}"))["id"] == form["id"]
     submitted = await v1("POST", f"/forms/{form['id']}/submissions", 201, json={"data": {}})
     assert submitted["form_id"] == form["id"]
@@ -85,7 +87,12 @@ async def test_platform_v1_routes_by_number_run_one_operation(
     credential = await v1("POST", "/credentials", 201, json={"name": "c", "value": "s3cret"})
     deleted = await v1("DELETE", f"/credentials/{credential['id']}")
     assert deleted == {"id": credential["id"], "deleted": True}
-    hook = await v1("POST", "/webhooks", 201, json={"url": "https://example.com/h", "events": ["form.submitted"]})
+    hook = await v1(
+        "POST",
+        "/webhooks",
+        201,
+        json={"url": "https://example.com/h", "events": ["form.submitted"]},
+    )
     assert (await v1("DELETE", f"/webhooks/{hook['id']}"))["deleted"] is True
 
     made = await server.gql(
