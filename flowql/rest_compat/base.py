@@ -19,17 +19,7 @@ from starlette.routing import BaseRoute, Route
 from flowql import jsonsafe
 from flowql.auth.principal import ANONYMOUS, Principal
 from flowql.errors import DomainError, ErrorCode, ValidationFailed
-from flowql.rest_compat.errors import ErrorFormat
-
-STATUS_FOR_CODE = {
-    ErrorCode.UNAUTHORIZED: 401,
-    ErrorCode.FORBIDDEN: 403,
-    ErrorCode.NOT_FOUND: 404,
-    ErrorCode.VALIDATION_ERROR: 400,
-    ErrorCode.CONFLICT: 409,
-    ErrorCode.RATE_LIMITED: 429,
-    ErrorCode.INTERNAL_ERROR: 500,
-}
+from flowql.rest_compat.errors import ErrorFormat, status_for
 
 
 class ExecutionResultLike(Protocol):
@@ -56,7 +46,7 @@ class OperationFailed(Exception):
 
     @property
     def status(self) -> int:
-        return STATUS_FOR_CODE.get(self.code, 500)
+        return status_for(self.code)
 
 
 @dataclass
@@ -232,7 +222,7 @@ def build_routes(
             except OperationFailed as failed:
                 return error_format(failed.status, failed.code, failed.message, failed.details)
             except DomainError as exc:
-                status = STATUS_FOR_CODE.get(exc.code, 400)
+                status = status_for(exc.code)
                 return error_format(status, exc.code, exc.message, exc.details)
 
         return Route(endpoint.path, handle, methods=[endpoint.method], name=endpoint.summary)

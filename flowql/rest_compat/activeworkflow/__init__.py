@@ -14,8 +14,9 @@ from starlette.responses import JSONResponse, Response
 
 from flowql.errors import ValidationFailed
 from flowql.formats.huginn import huginn_type
+from flowql.rest_compat.activeworkflow.envelope import ERROR_SCHEMA, error_format
 from flowql.rest_compat.base import Call, Endpoint, int_param
-from flowql.rest_compat.errors import activeworkflow as error_format
+from flowql.rest_compat.openapi import ok
 from flowql.rest_compat.paging import all_nodes
 
 AGENT_FIELDS = "number name type disabled messagesCount sources { number }"
@@ -56,17 +57,6 @@ WORKFLOW_SCHEMA: dict[str, Any] = {
         "description": {"type": "string"},
     },
 }
-ERROR_SCHEMA = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {"error": {"type": "string"}},
-}
-
-
-def ok(schema: dict[str, Any], description: str = "Success") -> dict[str, Any]:
-    return {
-        "200": {"description": description, "content": {"application/json": {"schema": schema}}}
-    }
 
 
 def agent_json(agent: dict[str, Any]) -> dict[str, Any]:

@@ -44,11 +44,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowql.rest_compat import platform_v1_resources as res
-from flowql.rest_compat import platform_v1_workflows as wf
 from flowql.rest_compat.base import Endpoint
-from flowql.rest_compat.errors import platform_v1 as error_format
-from flowql.rest_compat.platform_v1_schemas import (
+from flowql.rest_compat.openapi import obj, query_param
+from flowql.rest_compat.platform_v1 import credentials, forms, integrations, webhooks
+from flowql.rest_compat.platform_v1 import workflows as wf
+from flowql.rest_compat.platform_v1.envelope import (
+    DELETED,
+    ERROR_SCHEMA,
+    PAGE_PARAMETERS,
+    STRING,
+    error_format,
+    guarded,
+    request_body,
+    respond,
+)
+from flowql.rest_compat.platform_v1.openapi import (
     CREDENTIAL,
     CREDENTIAL_INPUT,
     DEPRECATION,
@@ -69,17 +79,6 @@ from flowql.rest_compat.platform_v1_schemas import (
     WORKFLOW_STATUS,
     WORKFLOW_SUMMARY,
     deprecated,
-)
-from flowql.rest_compat.platform_v1_shared import (
-    DELETED,
-    ERROR_SCHEMA,
-    PAGE_PARAMETERS,
-    STRING,
-    guarded,
-    obj,
-    query_param,
-    request_body,
-    respond,
 )
 
 
@@ -194,7 +193,7 @@ ENDPOINTS = [
         "GET",
         "/forms",
         "List forms",
-        res.list_forms,
+        forms.list_forms,
         parameters=PAGE_PARAMETERS,
         responses=respond(200, FORM, listing=True),
     ),
@@ -202,17 +201,17 @@ ENDPOINTS = [
         "POST",
         "/forms",
         "Create a form",
-        res.create_form,
+        forms.create_form,
         body=True,
         **request_body(FORM_INPUT),
         responses=respond(201, FORM, "Created"),
     ),
-    route("GET", "/forms/{id}", "Get a form", res.get_form, responses=respond(200, FORM)),
+    route("GET", "/forms/{id}", "Get a form", forms.get_form, responses=respond(200, FORM)),
     route(
         "POST",
         "/forms/{id}/submissions",
         "Submit a form",
-        res.submit_form,
+        forms.submit_form,
         body=True,
         **request_body(obj({"data": OBJECT})),
         responses=respond(201, SUBMISSION, "Submitted; the form's workflow started"),
@@ -221,7 +220,7 @@ ENDPOINTS = [
         "GET",
         "/forms/{id}/submissions",
         "Get a form's submissions",
-        res.list_submissions,
+        forms.list_submissions,
         parameters=PAGE_PARAMETERS,
         responses=respond(200, SUBMISSION, listing=True),
     ),
@@ -229,7 +228,7 @@ ENDPOINTS = [
         "GET",
         "/credentials",
         "List credentials (never their values)",
-        res.list_credentials,
+        credentials.list_credentials,
         parameters=PAGE_PARAMETERS,
         responses=respond(200, CREDENTIAL, listing=True),
     ),
@@ -237,7 +236,7 @@ ENDPOINTS = [
         "POST",
         "/credentials",
         "Create a credential",
-        res.create_credential,
+        credentials.create_credential,
         body=True,
         **request_body(CREDENTIAL_INPUT),
         responses=respond(201, CREDENTIAL, "Created"),
@@ -246,14 +245,14 @@ ENDPOINTS = [
         "DELETE",
         "/credentials/{id}",
         "Delete a credential",
-        res.delete_credential,
+        credentials.delete_credential,
         responses=respond(200, DELETED),
     ),
     route(
         "GET",
         "/integrations",
         "List connected integrations",
-        res.list_integrations,
+        integrations.list_integrations,
         parameters=PAGE_PARAMETERS,
         responses=respond(200, INTEGRATION, listing=True),
     ),
@@ -261,14 +260,14 @@ ENDPOINTS = [
         "POST",
         "/integrations/{id}/test",
         "Test an integration",
-        res.test_integration,
+        integrations.test_integration,
         responses=respond(200, TEST_RESULT, "Tested (see ok)"),
     ),
     route(
         "POST",
         "/webhooks",
         "Create a webhook",
-        res.create_webhook,
+        webhooks.create_webhook,
         body=True,
         **request_body(WEBHOOK_INPUT),
         responses=respond(201, WEBHOOK, "Created"),
@@ -277,7 +276,7 @@ ENDPOINTS = [
         "GET",
         "/webhooks",
         "List webhooks",
-        res.list_webhooks,
+        webhooks.list_webhooks,
         parameters=PAGE_PARAMETERS,
         responses=respond(200, WEBHOOK, listing=True),
     ),
@@ -285,7 +284,7 @@ ENDPOINTS = [
         "DELETE",
         "/webhooks/{id}",
         "Delete a webhook",
-        res.delete_webhook,
+        webhooks.delete_webhook,
         responses=respond(200, DELETED),
     ),
 ]

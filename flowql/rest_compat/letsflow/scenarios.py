@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from flowql.errors import ErrorCode, Forbidden, ValidationFailed
 from flowql.rest_compat.base import Call, Endpoint, OperationFailed, int_param
-from flowql.rest_compat.letsflow_shared import (
+from flowql.rest_compat.letsflow.envelope import (
     ACCEPT_HEADER,
     ANY_JSON,
     AS_ACTOR_HEADER,
@@ -26,7 +26,6 @@ from flowql.rest_compat.letsflow_shared import (
     json_request,
     location,
     no_content,
-    obj,
     ok,
     require_object,
     respond,
@@ -34,6 +33,7 @@ from flowql.rest_compat.letsflow_shared import (
     wants_yaml,
     workspace_param,
 )
+from flowql.rest_compat.openapi import obj
 from flowql.rest_compat.paging import all_nodes
 
 PAGE_SIZE = 100
@@ -232,7 +232,9 @@ START_BODY = obj(
     {
         "scenario": TEXT,
         "actors": {"type": "object", "additionalProperties": OBJECT},
-        "action": {"oneOf": [TEXT, {**obj({"key": TEXT, "response": ANY_JSON}, ("response",))}]},
+        "action": {
+            "oneOf": [TEXT, {**obj({"key": TEXT, "response": ANY_JSON}, optional=("response",))}]
+        },
         "vars": OBJECT,
     },
     optional=("actors", "action", "vars"),

@@ -15,8 +15,9 @@ from starlette.responses import JSONResponse, Response
 
 from flowql.errors import NotFound, ValidationFailed
 from flowql.rest_compat.base import Call, Endpoint, Variables
+from flowql.rest_compat.openapi import ok
 from flowql.rest_compat.paging import all_nodes
-from flowql.rest_compat.wayscript_schemas import (
+from flowql.rest_compat.wayscript.openapi import (
     ANY_JSON,
     DETAIL_SCHEMA,
     EMPTY_SCHEMA,
@@ -27,7 +28,6 @@ from flowql.rest_compat.wayscript_schemas import (
     USER_SCHEMA,
     WORKSPACE_SCHEMA,
     body,
-    ok,
 )
 
 

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from flowql.errors import DomainError, ErrorCode, Forbidden, NotFound, ValidationFailed
 from flowql.rest_compat.base import Call, OperationFailed, int_param
-from flowql.rest_compat.errors import platform_v1
+from flowql.rest_compat.openapi import obj
 
 logger = logging.getLogger("flowql.rest_compat")
 
@@ -34,6 +34,13 @@ MAX_PAGE = 1_000_000
 PAGE = "totalCount pageInfo { hasNextPage endCursor }"
 PAGE_ARGS = "first: $first, after: $after, offset: $offset"
 PAGE_VARS = "$first: Int, $after: String, $offset: Int"
+
+
+def error_format(status: int, code: ErrorCode, message: str, details: dict[str, Any]) -> Response:
+    """Document 004: {"success": false, "error": {"code", "message", "details"}}."""
+    body = {"success": False, "error": {"code": code.value, "message": message, "details": details}}
+    return JSONResponse(body, status_code=status)
+
 
 # -- ids ---------------------------------------------------------------------------------------
 
@@ -199,9 +206,39 @@ def guarded(handler: Handler) -> Handler:
             raise
         except Exception:
             logger.exception("unexpected error in %s %s", call.request.method, call.request.url)
-            return platform_v1(500, ErrorCode.INTERNAL_ERROR, "Internal server error", {})
+            return error_format(500, ErrorCode.INTERNAL_ERROR, "Internal server error", {})
 
     return guard
+
+
+# -- one object, one list -------------------------------------------------------------------
+
+
+async def listing(call: Call, privilege: str, field: str, fields: str) -> Any:
+    """The connection page of a top-level list (newest first) and its meta."""
+    require(call, privilege)
+    paging = Paging.of(call)
+    document = f"query({PAGE_VARS}) {{ {field}({PAGE_ARGS}) {{ {PAGE} nodes {{ {fields} }} }} }}"
+    connection = (await run(call, document, paging.variables()))[field]
+    return connection["nodes"], paging.meta(connection)
+
+
+async def find(call: Call, field: str, kind: str, fields: str = "id number") -> dict[str, Any]:
+    ident = parse_id(call.path["id"], kind)
+    document = (
+        f"query($id: UUID, $number: Int) {{ {field}(id: $id, number: $number) {{ {fields} }} }}"
+    )
+    found: dict[str, Any] = (await run(call, document, ident))[field]
+    return found
+
+
+async def delete(call: Call, kind: str, mutation: str) -> Response:
+    ident = parse_id(call.path["id"], kind)
+    document = (
+        f"mutation($id: UUID, $number: Int) {{ {mutation}(id: $id, number: $number) {{ number }} }}"
+    )
+    row = (await run(call, document, ident))[mutation]
+    return ok({"id": render_id(kind, row["number"]), "deleted": True})
 
 
 # -- request bodies ----------------------------------------------------------------------------
@@ -317,16 +354,6 @@ STRING = {"type": "string"}
 NULLABLE_STRING = {"type": ["string", "null"]}
 DATETIME = {"type": "string", "format": "date-time"}
 NULLABLE_DATETIME = {"type": ["string", "null"], "format": "date-time"}
-
-
-def obj(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "object", "properties": properties}
-    schema["required"] = list(properties) if required is None else required
-    return schema
-
-
-def query_param(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "description": description, "schema": schema}
 
 
 def respond(

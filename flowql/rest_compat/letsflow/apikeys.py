@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from flowql.errors import ValidationFailed
 from flowql.rest_compat.base import Call, Endpoint
-from flowql.rest_compat.letsflow_shared import (
+from flowql.rest_compat.letsflow.envelope import (
     APIKEY_SCHEMA,
     SCOPE_SCHEMA,
     TEXT,
@@ -20,13 +20,13 @@ from flowql.rest_compat.letsflow_shared import (
     json_body,
     json_request,
     no_content,
-    obj,
     ok,
     optional_text,
     require_object,
     respond,
     workspace_param,
 )
+from flowql.rest_compat.openapi import obj
 from flowql.rest_compat.paging import all_nodes
 
 # LetsFlow's privilege names -> flowql's; flowql's own names are accepted as they are.

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from flowql.errors import ValidationFailed
 from flowql.rest_compat.base import Call
-from flowql.rest_compat.platform_v1_shared import (
+from flowql.rest_compat.platform_v1.envelope import (
     INT32_MAX,
     PAGE,
     PAGE_ARGS,
@@ -23,7 +23,7 @@ from flowql.rest_compat.platform_v1_shared import (
     require,
     run,
 )
-from flowql.rest_compat.platform_v1_shared import iso as _iso
+from flowql.rest_compat.platform_v1.envelope import iso as _iso
 
 SUMMARY_FIELDS = "number name description status createdAt updatedAt"
 AGENT_FIELDS = (

@@ -9,11 +9,28 @@ import yaml
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from flowql.errors import ValidationFailed
+from flowql.errors import ErrorCode, ValidationFailed
 from flowql.rest_compat.base import YAML_TYPES, Call, parse_json_body
+from flowql.rest_compat.openapi import obj
+from flowql.rest_compat.openapi import ok as shared_ok
 
 PREFIX = "/compat/letsflow"
 JSON_TYPE = "application/json"
+
+
+def error_format(status: int, code: ErrorCode, message: str, details: dict[str, Any]) -> Response:
+    """Document 003, as LetsFlow's engine answers a refused step: {"error": {"message",
+    "reason": [...]}}, plus flowql's `code`, the invalid `fields` and a skipped `eventId`."""
+    fields = details.get("fields")
+    reasons = details.get("reasons")
+    if reasons is None:
+        reasons = [f"{k}: {v}" for k, v in fields.items()] if isinstance(fields, dict) else []
+    error: dict[str, Any] = {"message": message, "code": code.value, "reason": list(reasons)}
+    if isinstance(fields, dict) and fields:
+        error["fields"] = fields
+    if details.get("eventId"):
+        error["eventId"] = details["eventId"]
+    return JSONResponse({"error": error}, status_code=status)
 
 
 # -- content negotiation ------------------------------------------------------------------------
@@ -130,21 +147,13 @@ ANY_JSON: dict[str, Any] = {}
 OBJECT = {"type": "object"}
 
 
-def obj(properties: dict[str, Any], optional: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": [k for k in properties if k not in optional],
-        "properties": properties,
-    }
-
-
 def ok(
     schema: dict[str, Any], status: str = "200", description: str = "Success", yaml: bool = True
 ) -> dict[str, Any]:
-    content: dict[str, Any] = {"application/json": {"schema": schema}}
-    if yaml:
-        content["application/yaml"] = {"schema": TEXT}
-    return {status: {"description": description, "content": content}}
+    """A documented answer, in JSON or (what LetsFlow's engine also serves) YAML."""
+    return shared_ok(
+        schema, description, status, {"application/yaml": {"schema": TEXT}} if yaml else None
+    )
 
 
 def empty(status: str = "204", description: str = "No Content") -> dict[str, Any]:
