@@ -8,6 +8,7 @@ models, services or database: it speaks GraphQL only.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -20,6 +21,8 @@ from flowql import jsonsafe
 from flowql.auth.principal import ANONYMOUS, Principal
 from flowql.errors import DomainError, ErrorCode, ValidationFailed
 from flowql.rest_compat.errors import ErrorFormat, status_for
+
+logger = logging.getLogger("flowql.rest_compat")
 
 
 class ExecutionResultLike(Protocol):
@@ -116,7 +119,9 @@ Variables = Callable[[Call], dict[str, Any]]
 
 @dataclass(frozen=True)
 class Endpoint:
-    """A documented route. Either `document` (+ `variables`, `shape`) or a custom `handler`."""
+    """A documented route. The common case is declared: `document` (one GraphQL operation),
+    `variables` from the request, `shape` from the data to the documented answer. A route whose
+    answer takes more than that (several pages, a choice between operations) names a `handler`."""
 
     method: str
     path: str
@@ -125,6 +130,9 @@ class Endpoint:
     variables: Variables | None = None
     shape: Shaper | None = None
     handler: Callable[[Call], Awaitable[Response]] | None = None
+    # Puts a failed operation's error in the family's words (field names, kinds) before it is
+    # formatted.
+    failure: Callable[[OperationFailed], None] | None = None
     public: bool = False
     json_body: bool = False
     openapi: dict[str, Any] = field(default_factory=dict)
@@ -220,10 +228,16 @@ def build_routes(
                 shaped = endpoint.shape(call, data)
                 return shaped if isinstance(shaped, Response) else await shaped
             except OperationFailed as failed:
+                if endpoint.failure is not None:
+                    endpoint.failure(failed)
                 return error_format(failed.status, failed.code, failed.message, failed.details)
             except DomainError as exc:
                 status = status_for(exc.code)
                 return error_format(status, exc.code, exc.message, exc.details)
+            except Exception:
+                # Never a bare 500: an unexpected failure answers in the family's format.
+                logger.exception("unexpected error in %s %s", request.method, request.url)
+                return error_format(500, ErrorCode.INTERNAL_ERROR, "Internal server error", {})
 
         return Route(endpoint.path, handle, methods=[endpoint.method], name=endpoint.summary)
 

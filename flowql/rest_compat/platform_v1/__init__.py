@@ -44,7 +44,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowql.rest_compat.base import Endpoint
+from flowql.rest_compat.base import Endpoint, Shaper
 from flowql.rest_compat.openapi import obj, query_param
 from flowql.rest_compat.platform_v1 import credentials, forms, integrations, webhooks
 from flowql.rest_compat.platform_v1 import workflows as wf
@@ -53,10 +53,13 @@ from flowql.rest_compat.platform_v1.envelope import (
     ERROR_SCHEMA,
     PAGE_PARAMETERS,
     STRING,
+    by_reference,
+    deleted,
     error_format,
-    guarded,
+    in_rest_terms,
     request_body,
     respond,
+    shaped,
 )
 from flowql.rest_compat.platform_v1.openapi import (
     CREDENTIAL,
@@ -85,8 +88,25 @@ from flowql.rest_compat.platform_v1.openapi import (
 def route(
     method: str, path: str, summary: str, handler: Any, body: bool = False, **openapi: Any
 ) -> Endpoint:
+    """A route whose answer takes more than one declared operation (bodies checked field by
+    field, paging, a read that fills half a graph)."""
+    return Endpoint(method, path, summary, handler=handler, json_body=body, openapi=openapi)
+
+
+def one(
+    method: str, path: str, summary: str, kind: str, document: str, shape: Shaper, **openapi: Any
+) -> Endpoint:
+    """The common case, declared: one GraphQL operation on the object `{id}` names (`wf_12`,
+    `12` or a UUID) and its documented shape; errors in this API's field names and kinds."""
     return Endpoint(
-        method, path, summary, handler=guarded(handler), json_body=body, openapi=openapi
+        method,
+        path,
+        summary,
+        document=document,
+        variables=by_reference(kind),
+        shape=shape,
+        failure=in_rest_terms,
+        openapi=openapi,
     )
 
 
@@ -112,11 +132,13 @@ ENDPOINTS = [
         **request_body(WORKFLOW_INPUT),
         responses=respond(201, WORKFLOW, "Created"),
     ),
-    route(
+    one(
         "GET",
         "/workflows/{id}",
         "Get a workflow",
-        wf.get_workflow,
+        "workflow",
+        wf.GET,
+        shaped("workflow", wf.workflow_json),
         responses=respond(200, WORKFLOW),
     ),
     route(
@@ -128,11 +150,13 @@ ENDPOINTS = [
         **request_body({**WORKFLOW_INPUT, "required": []}),
         responses=respond(200, WORKFLOW),
     ),
-    route(
+    one(
         "DELETE",
         "/workflows/{id}",
         "Delete a workflow",
-        wf.delete_workflow,
+        "workflow",
+        wf.DELETE,
+        deleted("workflow", "deleteWorkflow"),
         responses=respond(200, DELETED),
     ),
     route(
@@ -164,7 +188,7 @@ ENDPOINTS = [
         "GET",
         "/workflows/{id}/runs",
         "List a workflow's executions (deprecated alias)",
-        handler=guarded(wf.workflow_executions),
+        handler=wf.workflow_executions,
         headers=DEPRECATION,
         openapi={
             "parameters": EXECUTION_FILTERS,
@@ -182,11 +206,13 @@ ENDPOINTS = [
         ],
         responses=respond(200, EXECUTION, listing=True),
     ),
-    route(
+    one(
         "GET",
         "/executions/{id}",
         "Get an execution's status",
-        wf.get_execution,
+        "execution",
+        wf.GET_EXECUTION,
+        shaped("process", wf.execution_detail),
         responses=respond(200, EXECUTION_DETAIL),
     ),
     route(
@@ -206,7 +232,15 @@ ENDPOINTS = [
         **request_body(FORM_INPUT),
         responses=respond(201, FORM, "Created"),
     ),
-    route("GET", "/forms/{id}", "Get a form", forms.get_form, responses=respond(200, FORM)),
+    one(
+        "GET",
+        "/forms/{id}",
+        "Get a form",
+        "form",
+        forms.GET,
+        shaped("form", forms.form_json),
+        responses=respond(200, FORM),
+    ),
     route(
         "POST",
         "/forms/{id}/submissions",
@@ -241,11 +275,13 @@ ENDPOINTS = [
         **request_body(CREDENTIAL_INPUT),
         responses=respond(201, CREDENTIAL, "Created"),
     ),
-    route(
+    one(
         "DELETE",
         "/credentials/{id}",
         "Delete a credential",
-        credentials.delete_credential,
+        "credential",
+        credentials.DELETE,
+        deleted("credential", "deleteCredential"),
         responses=respond(200, DELETED),
     ),
     route(
@@ -256,11 +292,13 @@ ENDPOINTS = [
         parameters=PAGE_PARAMETERS,
         responses=respond(200, INTEGRATION, listing=True),
     ),
-    route(
+    one(
         "POST",
         "/integrations/{id}/test",
         "Test an integration",
-        integrations.test_integration,
+        "integration",
+        integrations.TEST,
+        shaped("testIntegration", integrations.test_result),
         responses=respond(200, TEST_RESULT, "Tested (see ok)"),
     ),
     route(
@@ -280,11 +318,13 @@ ENDPOINTS = [
         parameters=PAGE_PARAMETERS,
         responses=respond(200, WEBHOOK, listing=True),
     ),
-    route(
+    one(
         "DELETE",
         "/webhooks/{id}",
         "Delete a webhook",
-        webhooks.delete_webhook,
+        "webhook",
+        webhooks.DELETE,
+        deleted("webhook", "deleteWebhookSubscription"),
         responses=respond(200, DELETED),
     ),
 ]

@@ -9,10 +9,10 @@ from starlette.responses import Response
 from flowql.rest_compat.base import Call
 from flowql.rest_compat.platform_v1.envelope import (
     Body,
-    delete,
     iso,
     listing,
     ok,
+    operation,
     render_id,
     run,
 )
@@ -51,5 +51,4 @@ async def create_credential(call: Call) -> Response:
     return ok(credential_json(data["createCredential"]), status=201)
 
 
-async def delete_credential(call: Call) -> Response:
-    return await delete(call, "credential", "deleteCredential")
+DELETE = operation("credential", "deleteCredential", "number", mutation=True)

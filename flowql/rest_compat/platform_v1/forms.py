@@ -14,10 +14,10 @@ from flowql.rest_compat.platform_v1.envelope import (
     PAGE_VARS,
     Body,
     Paging,
-    find,
     iso,
     listing,
     ok,
+    operation,
     parse_id,
     render_id,
     run,
@@ -59,10 +59,6 @@ def submission_json(submission: dict[str, Any], form_number: int) -> dict[str, A
 async def list_forms(call: Call) -> Response:
     nodes, meta = await listing(call, "form:read", "forms", FORM_FIELDS)
     return ok([form_json(f) for f in nodes], meta=meta)
-
-
-async def get_form(call: Call) -> Response:
-    return ok(form_json(await find(call, "form", "form", FORM_FIELDS)))
 
 
 def _form_fields(raw: Any) -> list[dict[str, Any]]:
@@ -140,3 +136,6 @@ async def list_submissions(call: Call) -> Response:
         [submission_json(s, form["number"]) for s in connection["nodes"]],
         meta=paging.meta(connection),
     )
+
+
+GET = operation("form", "form", FORM_FIELDS)

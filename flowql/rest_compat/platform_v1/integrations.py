@@ -11,9 +11,8 @@ from flowql.rest_compat.platform_v1.envelope import (
     iso,
     listing,
     ok,
-    parse_id,
+    operation,
     render_id,
-    run,
 )
 
 INTEGRATION_FIELDS = (
@@ -41,20 +40,17 @@ async def list_integrations(call: Call) -> Response:
     return ok([integration_json(i) for i in nodes], meta=meta)
 
 
-async def test_integration(call: Call) -> Response:
-    ident = parse_id(call.path["id"], "integration")
-    document = (
-        "mutation($id: UUID, $number: Int) { testIntegration(id: $id, number: $number) "
-        "{ number lastTestedAt lastTestResult } }"
-    )
-    tested = (await run(call, document, ident))["testIntegration"]
+TEST = operation(
+    "integration", "testIntegration", "number lastTestedAt lastTestResult", mutation=True
+)
+
+
+def test_result(tested: dict[str, Any]) -> dict[str, Any]:
     result = tested["lastTestResult"] or {}
-    return ok(
-        {
-            "id": render_id("integration", tested["number"]),
-            "ok": bool(result.get("ok")),
-            "status_code": result.get("status"),
-            "error": result.get("error"),
-            "tested_at": iso(tested["lastTestedAt"]),
-        }
-    )
+    return {
+        "id": render_id("integration", tested["number"]),
+        "ok": bool(result.get("ok")),
+        "status_code": result.get("status"),
+        "error": result.get("error"),
+        "tested_at": iso(tested["lastTestedAt"]),
+    }

@@ -9,10 +9,10 @@ from starlette.responses import Response
 from flowql.rest_compat.base import Call
 from flowql.rest_compat.platform_v1.envelope import (
     Body,
-    delete,
     iso,
     listing,
     ok,
+    operation,
     render_id,
     run,
 )
@@ -57,5 +57,4 @@ async def create_webhook(call: Call) -> Response:
     return ok(webhook_json(data["createWebhookSubscription"]), status=201)
 
 
-async def delete_webhook(call: Call) -> Response:
-    return await delete(call, "webhook", "deleteWebhookSubscription")
+DELETE = operation("webhook", "deleteWebhookSubscription", "number", mutation=True)

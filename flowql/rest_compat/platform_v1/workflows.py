@@ -17,6 +17,7 @@ from flowql.rest_compat.platform_v1.envelope import (
     Body,
     Paging,
     ok,
+    operation,
     parse_datetime,
     parse_id,
     render_id,
@@ -275,10 +276,6 @@ async def list_workflows(call: Call) -> Response:
     return ok([workflow_summary(w) for w in connection["nodes"]], meta=paging.meta(connection))
 
 
-async def get_workflow(call: Call) -> Response:
-    return ok(workflow_json(await find_workflow(call, WORKFLOW_FIELDS)))
-
-
 async def create_workflow(call: Call) -> Response:
     values = workflow_input(Body(call.body), None)
     document = (
@@ -303,15 +300,6 @@ async def update_workflow(call: Call) -> Response:
     )
     data = await run(call, document, {**ident, "input": values}, GRAPH_RENAME)
     return ok(workflow_json(data["updateWorkflow"]))
-
-
-async def delete_workflow(call: Call) -> Response:
-    ident = parse_id(call.path["id"], "workflow")
-    document = (
-        "mutation($id: UUID, $number: Int) { deleteWorkflow(id: $id, number: $number) { number } }"
-    )
-    data = await run(call, document, ident)
-    return ok({"id": render_id("workflow", data["deleteWorkflow"]["number"]), "deleted": True})
 
 
 async def execute_workflow(call: Call) -> Response:
@@ -393,11 +381,8 @@ async def workflow_executions(call: Call) -> Response:
     return await _executions(call, filters, parse_id(call.path["id"], "workflow"))
 
 
-async def get_execution(call: Call) -> Response:
-    ident = parse_id(call.path["id"], "execution")
-    document = (
-        "query($id: UUID, $number: Int) "
-        f"{{ process(id: $id, number: $number) {{ {EXECUTION_DETAIL} }} }}"
-    )
-    data = await run(call, document, ident)
-    return ok(execution_detail(data["process"]))
+# -- declared routes: one operation on the object `{id}` names -----------------------------------
+
+GET = operation("workflow", "workflow", WORKFLOW_FIELDS)
+DELETE = operation("workflow", "deleteWorkflow", "number", mutation=True)
+GET_EXECUTION = operation("execution", "process", EXECUTION_DETAIL)
