@@ -15,48 +15,13 @@ from starlette.responses import JSONResponse, Response
 from flowql.errors import ValidationFailed
 from flowql.formats.huginn import huginn_type
 from flowql.rest_compat.activeworkflow.envelope import ERROR_SCHEMA, error_format
+from flowql.rest_compat.activeworkflow.openapi import AGENT_SCHEMA, MESSAGE_SCHEMA, WORKFLOW_SCHEMA
 from flowql.rest_compat.base import Call, Endpoint, int_param
 from flowql.rest_compat.openapi import ok
 from flowql.rest_compat.paging import all_nodes
 
 AGENT_FIELDS = "number name type disabled messagesCount sources { number }"
 MESSAGE_FIELDS = "number agent { number } createdAt expiresAt"
-
-AGENT_SCHEMA = {
-    "type": "object",
-    "required": ["id", "name", "type", "disabled", "messages_count", "sources"],
-    "properties": {
-        "id": {"type": "integer"},
-        "name": {"type": "string"},
-        "type": {"type": "string"},
-        "disabled": {"type": "boolean"},
-        "messages_count": {"type": "integer"},
-        "sources": {
-            "type": "array",
-            "items": {"type": "object", "properties": {"id": {"type": "integer"}}},
-        },
-    },
-}
-MESSAGE_SCHEMA = {
-    "type": "object",
-    "required": ["id", "agent_id", "created_at", "expires_at"],
-    "properties": {
-        "id": {"type": "integer"},
-        "agent_id": {"type": "integer"},
-        "created_at": {"type": "string", "format": "date-time"},
-        "expires_at": {"type": ["string", "null"], "format": "date-time"},
-        "payload": {"type": "object"},
-    },
-}
-WORKFLOW_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["id", "name", "description"],
-    "properties": {
-        "id": {"type": "integer"},
-        "name": {"type": "string"},
-        "description": {"type": "string"},
-    },
-}
 
 
 def agent_json(agent: dict[str, Any]) -> dict[str, Any]:

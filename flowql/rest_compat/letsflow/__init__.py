@@ -15,14 +15,16 @@ from flowql.rest_compat.base import Call, Endpoint
 from flowql.rest_compat.letsflow import apikeys as letsflow_apikeys
 from flowql.rest_compat.letsflow import scenarios as letsflow_scenarios
 from flowql.rest_compat.letsflow.envelope import (
+    PREFIX,
+    error_format,
+    respond,
+)
+from flowql.rest_compat.letsflow.openapi import (
     DEMO_ACCOUNT_SCHEMA,
     ERROR_SCHEMA,
     INFO_SCHEMA,
-    PREFIX,
-    error_format,
     error_response,
     ok,
-    respond,
 )
 
 CHOICES = """
