@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from flowql import models
+from flowql.errors import ValidationFailed
 from flowql.resolvers import forms as resolve
 from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args
 from flowql.services.form_fields import FieldType
@@ -51,6 +52,11 @@ class FormSubmission(FromRow):
     data: JSON
     process_id: uuid.UUID | None
     created_at: datetime
+
+    @strawberry.field(description="The number of the form submitted to.")
+    async def form_number(self, info: Info) -> int:
+        row = await info.context.loaders.by_id(models.Form).load(self.form_id)
+        return 0 if row is None else row.number or 0
 
     @strawberry.field(description="The process the submission started (null without process:read).")
     async def process(self, info: Info) -> ProcessRef | None:
@@ -228,10 +234,17 @@ class Mutation:
         return Form.from_row(row)
 
     @strawberry.mutation
-    async def update_form(self, info: Info, id: uuid.UUID, input: UpdateFormInput) -> Form:
+    async def update_form(
+        self,
+        info: Info,
+        id: uuid.UUID | None = None,
+        number: int | None = None,
+        *,
+        input: UpdateFormInput,
+    ) -> Form:
         row = await resolve.update_form(
             info.context,
-            id,
+            ident(id, number),
             workflow_id=input.workflow_id,
             name=input.name,
             description=input.description,
@@ -241,11 +254,23 @@ class Mutation:
         return Form.from_row(row)
 
     @strawberry.mutation
-    async def delete_form(self, info: Info, id: uuid.UUID) -> Form:
-        return Form.from_row(await resolve.delete_form(info.context, id))
+    async def delete_form(
+        self, info: Info, id: uuid.UUID | None = None, number: int | None = None
+    ) -> Form:
+        return Form.from_row(await resolve.delete_form(info.context, ident(id, number)))
 
     @strawberry.mutation(
         description="Submit data checked against the form's fields; starts the form's workflow."
     )
-    async def submit_form(self, info: Info, form_id: uuid.UUID, data: JSON) -> FormSubmission:
-        return FormSubmission.from_row(await resolve.submit_form(info.context, form_id, data))
+    async def submit_form(
+        self,
+        info: Info,
+        form_id: uuid.UUID | None = None,
+        form_number: int | None = None,
+        *,
+        data: JSON,
+    ) -> FormSubmission:
+        form = form_id if form_id is not None else form_number
+        if form is None:
+            raise ValidationFailed.one("formId", "give formId or formNumber")
+        return FormSubmission.from_row(await resolve.submit_form(info.context, form, data))

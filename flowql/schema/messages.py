@@ -63,6 +63,7 @@ class MessageFilterInput:
     process_id: uuid.UUID | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    agent_number: int | None = None
 
 
 @strawberry.type
@@ -100,6 +101,7 @@ class Query:
             f.process_id,
             f.created_after,
             f.created_before,
+            f.agent_number,
         )
         args = page_args(
             first, after, offset, info=info, model=models.Message, needs={"agent": ("agent_id",)}

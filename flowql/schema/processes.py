@@ -215,6 +215,7 @@ async def prefetch(info: Info, rows: list[Any]) -> None:
 class ProcessFilterInput:
     workspace_id: uuid.UUID | None = None
     workflow_id: uuid.UUID | None = None
+    workflow_number: int | None = None
     scenario_id: uuid.UUID | None = None
     statuses: list[ProcessStatus] | None = None
     search: str | None = None
@@ -245,6 +246,7 @@ class Query:
         filters = ProcessFilter(
             workspace_id=f.workspace_id,
             workflow_id=f.workflow_id,
+            workflow_number=f.workflow_number,
             scenario_id=f.scenario_id,
             statuses=list(f.statuses or []),
             search=f.search,
@@ -281,7 +283,8 @@ class Mutation:
     async def execute_workflow(
         self,
         info: Info,
-        id: uuid.UUID,
+        id: uuid.UUID | None = None,
+        number: int | None = None,
         input: JSON | None = None,
         idempotency_key: str | None = None,
         wait: bool = False,
@@ -289,20 +292,28 @@ class Mutation:
         trigger_id: uuid.UUID | None = None,
     ) -> Process:
         row = await resolve_execution.execute_workflow(
-            info.context, id, input, idempotency_key, wait, wait_timeout, trigger_id
+            info.context, ident(id, number), input, idempotency_key, wait, wait_timeout, trigger_id
         )
         return Process.from_row(row)
 
     @strawberry.mutation(description="Stop a process; its pending steps are cancelled.")
-    async def cancel_process(self, info: Info, id: uuid.UUID) -> Process:
-        return Process.from_row(await resolve_execution.cancel_process(info.context, id))
+    async def cancel_process(
+        self, info: Info, id: uuid.UUID | None = None, number: int | None = None
+    ) -> Process:
+        return Process.from_row(
+            await resolve_execution.cancel_process(info.context, ident(id, number))
+        )
 
     @strawberry.mutation(
         description="Resume a failed or cancelled process from its failed steps; "
         "finished steps never run again."
     )
-    async def retry_process(self, info: Info, id: uuid.UUID) -> Process:
-        return Process.from_row(await resolve_execution.retry_process(info.context, id))
+    async def retry_process(
+        self, info: Info, id: uuid.UUID | None = None, number: int | None = None
+    ) -> Process:
+        return Process.from_row(
+            await resolve_execution.retry_process(info.context, ident(id, number))
+        )
 
     @strawberry.mutation(
         description="Answer the caller waiting on the process's http trigger (status, headers, "
@@ -337,8 +348,10 @@ class Mutation:
         description="A short-lived token scoped to the process and its workspace, with a refresh "
         "token (WayScript's WAYSCRIPT_EXECUTION_USER_TOKEN)."
     )
-    async def issue_execution_token(self, info: Info, id: uuid.UUID) -> ExecutionTokens:
-        pair = await resolve_execution.issue_execution_token(info.context, id)
+    async def issue_execution_token(
+        self, info: Info, id: uuid.UUID | None = None, number: int | None = None
+    ) -> ExecutionTokens:
+        pair = await resolve_execution.issue_execution_token(info.context, ident(id, number))
         return ExecutionTokens(
             access_token=pair.access_token,
             refresh_token=pair.refresh_token,

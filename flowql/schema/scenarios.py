@@ -373,8 +373,10 @@ class Mutation:
         return Scenario.from_row(row)
 
     @strawberry.mutation(description="Stop new processes of a scenario; running ones go on.")
-    async def disable_scenario(self, info: Info, id: uuid.UUID) -> Scenario:
-        return Scenario.from_row(await resolve.disable_scenario(info.context, id))
+    async def disable_scenario(
+        self, info: Info, id: uuid.UUID | None = None, number: int | None = None
+    ) -> Scenario:
+        return Scenario.from_row(await resolve.disable_scenario(info.context, ident(id, number)))
 
     @strawberry.mutation(description="Start a process of a scenario, optionally with an action.")
     async def start_process(self, info: Info, input: StartProcessInput) -> ProcessRef:

@@ -399,11 +399,16 @@ class Mutation:
 
     @strawberry.mutation
     async def update_workflow(
-        self, info: Info, id: uuid.UUID, input: UpdateWorkflowInput
+        self,
+        info: Info,
+        id: uuid.UUID | None = None,
+        number: int | None = None,
+        *,
+        input: UpdateWorkflowInput,
     ) -> Workflow:
         row = await resolve.update_workflow(
             info.context,
-            id,
+            ident(id, number),
             _specs(input.agents),
             name=input.name,
             description=input.description,
@@ -420,8 +425,10 @@ class Mutation:
         return Workflow.from_row(row)
 
     @strawberry.mutation
-    async def delete_workflow(self, info: Info, id: uuid.UUID) -> Workflow:
-        return Workflow.from_row(await resolve.delete_workflow(info.context, id))
+    async def delete_workflow(
+        self, info: Info, id: uuid.UUID | None = None, number: int | None = None
+    ) -> Workflow:
+        return Workflow.from_row(await resolve.delete_workflow(info.context, ident(id, number)))
 
     @strawberry.mutation
     async def create_agent(self, info: Info, input: CreateAgentInput) -> Agent:
@@ -440,10 +447,17 @@ class Mutation:
         return Agent.from_row(row)
 
     @strawberry.mutation
-    async def update_agent(self, info: Info, id: uuid.UUID, input: UpdateAgentInput) -> Agent:
+    async def update_agent(
+        self,
+        info: Info,
+        id: uuid.UUID | None = None,
+        number: int | None = None,
+        *,
+        input: UpdateAgentInput,
+    ) -> Agent:
         row = await resolve.update_agent(
             info.context,
-            id,
+            ident(id, number),
             name=input.name,
             type=input.type,
             options=input.options,
@@ -458,5 +472,7 @@ class Mutation:
         return Agent.from_row(row)
 
     @strawberry.mutation
-    async def delete_agent(self, info: Info, id: uuid.UUID) -> Agent:
-        return Agent.from_row(await resolve.delete_agent(info.context, id))
+    async def delete_agent(
+        self, info: Info, id: uuid.UUID | None = None, number: int | None = None
+    ) -> Agent:
+        return Agent.from_row(await resolve.delete_agent(info.context, ident(id, number)))

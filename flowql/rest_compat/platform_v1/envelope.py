@@ -3,21 +3,18 @@ dates, request-body checks, GraphQL error field names in REST spelling, and Open
 
 from __future__ import annotations
 
-import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
-from flowql.errors import DomainError, ErrorCode, Forbidden, NotFound, ValidationFailed
-from flowql.rest_compat.base import Call, OperationFailed, int_param
-from flowql.rest_compat.errors import platform_v1
-
-logger = logging.getLogger("flowql.rest_compat")
+from flowql.errors import ErrorCode, Forbidden, NotFound, ValidationFailed
+from flowql.rest_compat.base import Call, OperationFailed, Shaper, Variables, int_param
+from flowql.rest_compat.openapi import obj
 
 PREFIXES = {
     "workflow": "wf",
@@ -34,6 +31,13 @@ MAX_PAGE = 1_000_000
 PAGE = "totalCount pageInfo { hasNextPage endCursor }"
 PAGE_ARGS = "first: $first, after: $after, offset: $offset"
 PAGE_VARS = "$first: Int, $after: String, $offset: Int"
+
+
+def error_format(status: int, code: ErrorCode, message: str, details: dict[str, Any]) -> Response:
+    """Document 004: {"success": false, "error": {"code", "message", "details"}}."""
+    body = {"success": False, "error": {"code": code.value, "message": message, "details": details}}
+    return JSONResponse(body, status_code=status)
+
 
 # -- ids ---------------------------------------------------------------------------------------
 
@@ -168,16 +172,46 @@ async def run(
     try:
         return await call.run(document, variables)
     except OperationFailed as failed:
-        kind = failed.details.get("type")
-        if failed.code is ErrorCode.NOT_FOUND and kind in KINDS:
-            failed.details["type"] = KINDS[kind]
-            failed.message = f"{KINDS[kind]} not found"
-        fields = failed.details.get("fields")
-        if failed.code is ErrorCode.VALIDATION_ERROR and isinstance(fields, dict):
-            renamed = {rest_field(str(k), rename or []): v for k, v in fields.items()}
-            failed.details["fields"] = renamed
-            failed.message = "; ".join(f"{k}: {v}" for k, v in renamed.items())
+        in_rest_terms(failed, rename)
         raise
+
+
+def in_rest_terms(failed: OperationFailed, rename: Rename | None = None) -> None:
+    """A failed operation's error naming this API's fields and kinds."""
+    kind = failed.details.get("type")
+    if failed.code is ErrorCode.NOT_FOUND and kind in KINDS:
+        failed.details["type"] = KINDS[kind]
+        failed.message = f"{KINDS[kind]} not found"
+    fields = failed.details.get("fields")
+    if failed.code is ErrorCode.VALIDATION_ERROR and isinstance(fields, dict):
+        renamed = {rest_field(str(k), rename or []): v for k, v in fields.items()}
+        failed.details["fields"] = renamed
+        failed.message = "; ".join(f"{k}: {v}" for k, v in renamed.items())
+
+
+# -- the common route, declared ------------------------------------------------------------------
+
+
+def by_reference(kind: str) -> Variables:
+    """`{id}` (`wf_12`, `12` or a UUID) as the GraphQL `id` or `number` argument."""
+    return lambda call: parse_id(call.path["id"], kind)
+
+
+def operation(kind: str, field: str, selection: str, mutation: bool = False) -> str:
+    """One operation on the object `{id}` names: `field(id: $id, number: $number)`."""
+    verb = "mutation" if mutation else "query"
+    return (
+        f"{verb}($id: UUID, $number: Int) {{ {field}(id: $id, number: $number) {{ {selection} }} }}"
+    )
+
+
+def shaped(field: str, to_json: Callable[[dict[str, Any]], Any], status: int = 200) -> Shaper:
+    """The success envelope around `to_json` of the operation's `field`."""
+    return lambda call, data: ok(to_json(data[field]), status=status)
+
+
+def deleted(kind: str, field: str) -> Shaper:
+    return lambda call, data: ok({"id": render_id(kind, data[field]["number"]), "deleted": True})
 
 
 def require(call: Call, privilege: str) -> None:
@@ -186,22 +220,16 @@ def require(call: Call, privilege: str) -> None:
         raise Forbidden(f"missing privilege {privilege}", privilege=privilege)
 
 
-Handler = Callable[[Call], Awaitable[Response]]
+# -- one object, one list -------------------------------------------------------------------
 
 
-def guarded(handler: Handler) -> Handler:
-    """Unexpected failures answer INTERNAL_ERROR in this API's error format, not a bare 500."""
-
-    async def guard(call: Call) -> Response:
-        try:
-            return await handler(call)
-        except (OperationFailed, DomainError):
-            raise
-        except Exception:
-            logger.exception("unexpected error in %s %s", call.request.method, call.request.url)
-            return platform_v1(500, ErrorCode.INTERNAL_ERROR, "Internal server error", {})
-
-    return guard
+async def listing(call: Call, privilege: str, field: str, fields: str) -> Any:
+    """The connection page of a top-level list (newest first) and its meta."""
+    require(call, privilege)
+    paging = Paging.of(call)
+    document = f"query({PAGE_VARS}) {{ {field}({PAGE_ARGS}) {{ {PAGE} nodes {{ {fields} }} }} }}"
+    connection = (await run(call, document, paging.variables()))[field]
+    return connection["nodes"], paging.meta(connection)
 
 
 # -- request bodies ----------------------------------------------------------------------------
@@ -317,16 +345,6 @@ STRING = {"type": "string"}
 NULLABLE_STRING = {"type": ["string", "null"]}
 DATETIME = {"type": "string", "format": "date-time"}
 NULLABLE_DATETIME = {"type": ["string", "null"], "format": "date-time"}
-
-
-def obj(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "object", "properties": properties}
-    schema["required"] = list(properties) if required is None else required
-    return schema
-
-
-def query_param(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "description": description, "schema": schema}
 
 
 def respond(

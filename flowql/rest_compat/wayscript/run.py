@@ -11,8 +11,10 @@ from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
-from flowql.errors import DomainError, ErrorCode
+from flowql.errors import DomainError
 from flowql.rest_compat.base import Call, Endpoint, OperationFailed
+from flowql.rest_compat.errors import status_for
+from flowql.rest_compat.openapi import query_param
 from flowql.rest_compat.paging import all_nodes
 
 MAX_INT = 2**31 - 1
@@ -124,12 +126,9 @@ async def sink_payloads(call: Call, process_id: str) -> list[Any]:
 
 
 def refusal_for(failed: OperationFailed | DomainError) -> Response:
-    status = {
-        ErrorCode.UNAUTHORIZED: 401,
-        ErrorCode.FORBIDDEN: 403,
-        ErrorCode.NOT_FOUND: 404,
-        ErrorCode.RATE_LIMITED: 429,
-    }.get(failed.code, 400)
+    status = status_for(failed.code)
+    if status not in (401, 403, 404, 429):
+        status = 400  # WayScript answers every other refusal as a bad request
     message = {401: BAD_KEY, 404: NOT_FOUND}.get(status, failed.message)
     return refuse(status, message)
 
@@ -165,10 +164,6 @@ async def run_program(call: Call) -> Response:
         return refuse(refused.status, refused.message)
     except (OperationFailed, DomainError) as failed:
         return refusal_for(failed)
-
-
-def query_param(name: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": required, "schema": schema}
 
 
 def error_response(description: str) -> dict[str, Any]:

@@ -15,8 +15,9 @@ from starlette.responses import JSONResponse, Response
 
 from flowql.errors import NotFound, ValidationFailed
 from flowql.rest_compat.base import Call, Endpoint, Variables
+from flowql.rest_compat.openapi import ok
 from flowql.rest_compat.paging import all_nodes
-from flowql.rest_compat.wayscript_schemas import (
+from flowql.rest_compat.wayscript.openapi import (
     ANY_JSON,
     DETAIL_SCHEMA,
     EMPTY_SCHEMA,
@@ -27,7 +28,6 @@ from flowql.rest_compat.wayscript_schemas import (
     USER_SCHEMA,
     WORKSPACE_SCHEMA,
     body,
-    ok,
 )
 
 
@@ -217,7 +217,6 @@ def integration_json(integration: dict[str, Any]) -> dict[str, Any]:
 
 async def workspace_integrations(call: Call) -> Response:
     workspace_id = str(call.path["workspace_id"])
-    await call.run("query($id: UUID!) { workspace(id: $id) { id } }", {"id": workspace_id})
     nodes = await all_nodes(
         call,
         "integrations(first: 100, after: $after, filter: {workspaceId: $ws})"
@@ -225,6 +224,7 @@ async def workspace_integrations(call: Call) -> Response:
         "integrations",
         {"ws": workspace_id},
         {"ws": "UUID!"},
+        also="workspace(id: $ws) { id }",
     )
     return JSONResponse([integration_json(i) for i in reversed(nodes)])
 

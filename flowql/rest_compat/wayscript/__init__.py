@@ -6,9 +6,10 @@ Choices where the documents are vague (also served as this mount's OpenAPI descr
 
 from __future__ import annotations
 
-from flowql.rest_compat import wayscript_http, wayscript_run
-from flowql.rest_compat.errors import plain as error_format
-from flowql.rest_compat.wayscript_schemas import ERROR_SCHEMA
+from flowql.rest_compat.wayscript import http as wayscript_http
+from flowql.rest_compat.wayscript import run as wayscript_run
+from flowql.rest_compat.wayscript.envelope import error_format
+from flowql.rest_compat.wayscript.openapi import ERROR_SCHEMA
 
 CHOICES = """
 **Credentials (000).** Every route takes `Authorization: Bearer <token>`: the execution token
@@ -62,6 +63,8 @@ unknown program.
 
 ENDPOINTS = [*wayscript_http.ENDPOINTS, *wayscript_run.ENDPOINTS]
 PREFIX = "/compat/wayscript"
+# Document 001 authenticates with `?api_key=…`.
+QUERY_KEY_PATHS = (f"{PREFIX}/api",)
 TITLE = "WayScript HTTP API and Run Program API (flowql compatibility)"
 DESCRIPTION = (__doc__ or "") + CHOICES
 ERROR = ERROR_SCHEMA

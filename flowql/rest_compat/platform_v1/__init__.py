@@ -44,11 +44,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowql.rest_compat import platform_v1_resources as res
-from flowql.rest_compat import platform_v1_workflows as wf
-from flowql.rest_compat.base import Endpoint
-from flowql.rest_compat.errors import platform_v1 as error_format
-from flowql.rest_compat.platform_v1_schemas import (
+from flowql.rest_compat.base import Endpoint, Shaper
+from flowql.rest_compat.openapi import obj, query_param
+from flowql.rest_compat.platform_v1 import credentials, forms, integrations, webhooks
+from flowql.rest_compat.platform_v1 import workflows as wf
+from flowql.rest_compat.platform_v1.envelope import (
+    DELETED,
+    ERROR_SCHEMA,
+    PAGE_PARAMETERS,
+    STRING,
+    by_reference,
+    deleted,
+    error_format,
+    in_rest_terms,
+    request_body,
+    respond,
+    shaped,
+)
+from flowql.rest_compat.platform_v1.openapi import (
     CREDENTIAL,
     CREDENTIAL_INPUT,
     DEPRECATION,
@@ -70,24 +83,30 @@ from flowql.rest_compat.platform_v1_schemas import (
     WORKFLOW_SUMMARY,
     deprecated,
 )
-from flowql.rest_compat.platform_v1_shared import (
-    DELETED,
-    ERROR_SCHEMA,
-    PAGE_PARAMETERS,
-    STRING,
-    guarded,
-    obj,
-    query_param,
-    request_body,
-    respond,
-)
 
 
 def route(
     method: str, path: str, summary: str, handler: Any, body: bool = False, **openapi: Any
 ) -> Endpoint:
+    """A route whose answer takes more than one declared operation (bodies checked field by
+    field, paging, a read that fills half a graph)."""
+    return Endpoint(method, path, summary, handler=handler, json_body=body, openapi=openapi)
+
+
+def one(
+    method: str, path: str, summary: str, kind: str, document: str, shape: Shaper, **openapi: Any
+) -> Endpoint:
+    """The common case, declared: one GraphQL operation on the object `{id}` names (`wf_12`,
+    `12` or a UUID) and its documented shape; errors in this API's field names and kinds."""
     return Endpoint(
-        method, path, summary, handler=guarded(handler), json_body=body, openapi=openapi
+        method,
+        path,
+        summary,
+        document=document,
+        variables=by_reference(kind),
+        shape=shape,
+        failure=in_rest_terms,
+        openapi=openapi,
     )
 
 
@@ -113,11 +132,13 @@ ENDPOINTS = [
         **request_body(WORKFLOW_INPUT),
         responses=respond(201, WORKFLOW, "Created"),
     ),
-    route(
+    one(
         "GET",
         "/workflows/{id}",
         "Get a workflow",
-        wf.get_workflow,
+        "workflow",
+        wf.GET,
+        shaped("workflow", wf.workflow_json),
         responses=respond(200, WORKFLOW),
     ),
     route(
@@ -129,11 +150,13 @@ ENDPOINTS = [
         **request_body({**WORKFLOW_INPUT, "required": []}),
         responses=respond(200, WORKFLOW),
     ),
-    route(
+    one(
         "DELETE",
         "/workflows/{id}",
         "Delete a workflow",
-        wf.delete_workflow,
+        "workflow",
+        wf.DELETE,
+        deleted("workflow", "deleteWorkflow"),
         responses=respond(200, DELETED),
     ),
     route(
@@ -165,7 +188,7 @@ ENDPOINTS = [
         "GET",
         "/workflows/{id}/runs",
         "List a workflow's executions (deprecated alias)",
-        handler=guarded(wf.workflow_executions),
+        handler=wf.workflow_executions,
         headers=DEPRECATION,
         openapi={
             "parameters": EXECUTION_FILTERS,
@@ -183,18 +206,20 @@ ENDPOINTS = [
         ],
         responses=respond(200, EXECUTION, listing=True),
     ),
-    route(
+    one(
         "GET",
         "/executions/{id}",
         "Get an execution's status",
-        wf.get_execution,
+        "execution",
+        wf.GET_EXECUTION,
+        shaped("process", wf.execution_detail),
         responses=respond(200, EXECUTION_DETAIL),
     ),
     route(
         "GET",
         "/forms",
         "List forms",
-        res.list_forms,
+        forms.list_forms,
         parameters=PAGE_PARAMETERS,
         responses=respond(200, FORM, listing=True),
     ),
@@ -202,17 +227,25 @@ ENDPOINTS = [
         "POST",
         "/forms",
         "Create a form",
-        res.create_form,
+        forms.create_form,
         body=True,
         **request_body(FORM_INPUT),
         responses=respond(201, FORM, "Created"),
     ),
-    route("GET", "/forms/{id}", "Get a form", res.get_form, responses=respond(200, FORM)),
+    one(
+        "GET",
+        "/forms/{id}",
+        "Get a form",
+        "form",
+        forms.GET,
+        shaped("form", forms.form_json),
+        responses=respond(200, FORM),
+    ),
     route(
         "POST",
         "/forms/{id}/submissions",
         "Submit a form",
-        res.submit_form,
+        forms.submit_form,
         body=True,
         **request_body(obj({"data": OBJECT})),
         responses=respond(201, SUBMISSION, "Submitted; the form's workflow started"),
@@ -221,7 +254,7 @@ ENDPOINTS = [
         "GET",
         "/forms/{id}/submissions",
         "Get a form's submissions",
-        res.list_submissions,
+        forms.list_submissions,
         parameters=PAGE_PARAMETERS,
         responses=respond(200, SUBMISSION, listing=True),
     ),
@@ -229,7 +262,7 @@ ENDPOINTS = [
         "GET",
         "/credentials",
         "List credentials (never their values)",
-        res.list_credentials,
+        credentials.list_credentials,
         parameters=PAGE_PARAMETERS,
         responses=respond(200, CREDENTIAL, listing=True),
     ),
@@ -237,38 +270,42 @@ ENDPOINTS = [
         "POST",
         "/credentials",
         "Create a credential",
-        res.create_credential,
+        credentials.create_credential,
         body=True,
         **request_body(CREDENTIAL_INPUT),
         responses=respond(201, CREDENTIAL, "Created"),
     ),
-    route(
+    one(
         "DELETE",
         "/credentials/{id}",
         "Delete a credential",
-        res.delete_credential,
+        "credential",
+        credentials.DELETE,
+        deleted("credential", "deleteCredential"),
         responses=respond(200, DELETED),
     ),
     route(
         "GET",
         "/integrations",
         "List connected integrations",
-        res.list_integrations,
+        integrations.list_integrations,
         parameters=PAGE_PARAMETERS,
         responses=respond(200, INTEGRATION, listing=True),
     ),
-    route(
+    one(
         "POST",
         "/integrations/{id}/test",
         "Test an integration",
-        res.test_integration,
+        "integration",
+        integrations.TEST,
+        shaped("testIntegration", integrations.test_result),
         responses=respond(200, TEST_RESULT, "Tested (see ok)"),
     ),
     route(
         "POST",
         "/webhooks",
         "Create a webhook",
-        res.create_webhook,
+        webhooks.create_webhook,
         body=True,
         **request_body(WEBHOOK_INPUT),
         responses=respond(201, WEBHOOK, "Created"),
@@ -277,15 +314,17 @@ ENDPOINTS = [
         "GET",
         "/webhooks",
         "List webhooks",
-        res.list_webhooks,
+        webhooks.list_webhooks,
         parameters=PAGE_PARAMETERS,
         responses=respond(200, WEBHOOK, listing=True),
     ),
-    route(
+    one(
         "DELETE",
         "/webhooks/{id}",
         "Delete a webhook",
-        res.delete_webhook,
+        "webhook",
+        webhooks.DELETE,
+        deleted("webhook", "deleteWebhookSubscription"),
         responses=respond(200, DELETED),
     ),
 ]

@@ -4,26 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from flowql.rest_compat.openapi import obj
+
 UUID = {"type": "string", "format": "uuid"}
 UUID_OR_NULL = {"type": ["string", "null"], "format": "uuid"}
 TIME = {"type": "string", "format": "date-time"}
 TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
 TEXT_OR_NULL = {"type": ["string", "null"]}
 ANY_JSON: dict[str, Any] = {}
-
-
-def obj(properties: dict[str, Any], nullable: bool = False) -> dict[str, Any]:
-    return {
-        "type": ["object", "null"] if nullable else "object",
-        "required": list(properties),
-        "properties": properties,
-    }
-
-
-def ok(schema: dict[str, Any], description: str = "Success") -> dict[str, Any]:
-    return {
-        "200": {"description": description, "content": {"application/json": {"schema": schema}}}
-    }
 
 
 EVENT_SCHEMA = obj(

@@ -9,7 +9,15 @@ from starlette.responses import Response
 
 from flowql.errors import ValidationFailed
 from flowql.rest_compat.base import Call, Endpoint
-from flowql.rest_compat.letsflow_shared import (
+from flowql.rest_compat.letsflow.envelope import (
+    json_body,
+    no_content,
+    optional_text,
+    require_object,
+    respond,
+    workspace_param,
+)
+from flowql.rest_compat.letsflow.openapi import (
     APIKEY_SCHEMA,
     SCOPE_SCHEMA,
     TEXT,
@@ -17,16 +25,10 @@ from flowql.rest_compat.letsflow_shared import (
     TIME,
     WORKSPACE_QUERY,
     empty,
-    json_body,
     json_request,
-    no_content,
-    obj,
     ok,
-    optional_text,
-    require_object,
-    respond,
-    workspace_param,
 )
+from flowql.rest_compat.openapi import obj
 from flowql.rest_compat.paging import all_nodes
 
 # LetsFlow's privilege names -> flowql's; flowql's own names are accepted as they are.

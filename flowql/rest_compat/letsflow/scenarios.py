@@ -8,7 +8,19 @@ from starlette.responses import Response
 
 from flowql.errors import ErrorCode, Forbidden, ValidationFailed
 from flowql.rest_compat.base import Call, Endpoint, OperationFailed, int_param
-from flowql.rest_compat.letsflow_shared import (
+from flowql.rest_compat.letsflow.envelope import (
+    as_actor,
+    is_yaml,
+    json_body,
+    location,
+    no_content,
+    require_object,
+    respond,
+    uuid_text,
+    wants_yaml,
+    workspace_param,
+)
+from flowql.rest_compat.letsflow.openapi import (
     ACCEPT_HEADER,
     ANY_JSON,
     AS_ACTOR_HEADER,
@@ -19,21 +31,11 @@ from flowql.rest_compat.letsflow_shared import (
     SCENARIO_SUMMARY_SCHEMA,
     TEXT,
     WORKSPACE_QUERY,
-    as_actor,
     empty,
-    is_yaml,
-    json_body,
     json_request,
-    location,
-    no_content,
-    obj,
     ok,
-    require_object,
-    respond,
-    uuid_text,
-    wants_yaml,
-    workspace_param,
 )
+from flowql.rest_compat.openapi import obj
 from flowql.rest_compat.paging import all_nodes
 
 PAGE_SIZE = 100
@@ -232,7 +234,9 @@ START_BODY = obj(
     {
         "scenario": TEXT,
         "actors": {"type": "object", "additionalProperties": OBJECT},
-        "action": {"oneOf": [TEXT, {**obj({"key": TEXT, "response": ANY_JSON}, ("response",))}]},
+        "action": {
+            "oneOf": [TEXT, {**obj({"key": TEXT, "response": ANY_JSON}, optional=("response",))}]
+        },
         "vars": OBJECT,
     },
     optional=("actors", "action", "vars"),

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from flowql.errors import ValidationFailed
 from flowql.rest_compat.base import Call
-from flowql.rest_compat.platform_v1_shared import (
+from flowql.rest_compat.platform_v1.envelope import (
     INT32_MAX,
     PAGE,
     PAGE_ARGS,
@@ -17,13 +17,14 @@ from flowql.rest_compat.platform_v1_shared import (
     Body,
     Paging,
     ok,
+    operation,
     parse_datetime,
     parse_id,
     render_id,
     require,
     run,
 )
-from flowql.rest_compat.platform_v1_shared import iso as _iso
+from flowql.rest_compat.platform_v1.envelope import iso as _iso
 
 SUMMARY_FIELDS = "number name description status createdAt updatedAt"
 AGENT_FIELDS = (
@@ -220,11 +221,13 @@ def graph_agents(nodes: list[Any], edges: list[Any]) -> list[dict[str, Any]]:
     return agents
 
 
-def workflow_input(body: Body, current: dict[str, Any] | None) -> dict[str, Any]:
-    """CreateWorkflowInput / UpdateWorkflowInput from a body; `current` fills a missing half of
-    the graph on update."""
+def workflow_input(
+    body: Body, current: dict[str, Any] | None, update: bool = False
+) -> dict[str, Any]:
+    """CreateWorkflowInput / UpdateWorkflowInput from a body; on update, `current` fills a
+    missing half of the graph."""
     values = {
-        "name": body.text("name", required=current is None),
+        "name": body.text("name", required=not update),
         "description": body.text("description"),
         "status": body.text("status", choices=("draft", "published")),
         "variables": body.mapping("variables"),
@@ -242,7 +245,7 @@ def workflow_input(body: Body, current: dict[str, Any] | None) -> dict[str, Any]
             keys = [n.get(k) for n in nodes if isinstance(n, dict) for k in ("id", "name")]
             names = {key for key in keys if isinstance(key, str)}
             edges = [e for e in shaped["edges"] if {e["source"], e["target"]} <= names]
-    if nodes is not None or edges is not None or current is None:
+    if nodes is not None or edges is not None or not update:
         result["agents"] = graph_agents(nodes or [], edges or [])
     return result
 
@@ -273,10 +276,6 @@ async def list_workflows(call: Call) -> Response:
     return ok([workflow_summary(w) for w in connection["nodes"]], meta=paging.meta(connection))
 
 
-async def get_workflow(call: Call) -> Response:
-    return ok(workflow_json(await find_workflow(call, WORKFLOW_FIELDS)))
-
-
 async def create_workflow(call: Call) -> Response:
     values = workflow_input(Body(call.body), None)
     document = (
@@ -289,21 +288,18 @@ async def create_workflow(call: Call) -> Response:
 
 async def update_workflow(call: Call) -> Response:
     body = Body(call.body)
-    current = await find_workflow(call, f"id {WORKFLOW_FIELDS}")
-    values = workflow_input(body, current)
+    ident = parse_id(call.path["id"], "workflow")
+    current = None
+    if (body.raw.get("nodes") is None) != (body.raw.get("edges") is None):
+        # Half a graph: the other half comes from the stored workflow (a read before the write).
+        current = await find_workflow(call, WORKFLOW_FIELDS)
+    values = workflow_input(body, current, update=True)
     document = (
-        "mutation($id: UUID!, $input: UpdateWorkflowInput!) "
-        f"{{ updateWorkflow(id: $id, input: $input) {{ {WORKFLOW_FIELDS} }} }}"
+        "mutation($id: UUID, $number: Int, $input: UpdateWorkflowInput!) "
+        f"{{ updateWorkflow(id: $id, number: $number, input: $input) {{ {WORKFLOW_FIELDS} }} }}"
     )
-    data = await run(call, document, {"id": current["id"], "input": values}, GRAPH_RENAME)
+    data = await run(call, document, {**ident, "input": values}, GRAPH_RENAME)
     return ok(workflow_json(data["updateWorkflow"]))
-
-
-async def delete_workflow(call: Call) -> Response:
-    workflow = await find_workflow(call)
-    document = "mutation($id: UUID!) { deleteWorkflow(id: $id) { number } }"
-    data = await run(call, document, {"id": workflow["id"]})
-    return ok({"id": render_id("workflow", data["deleteWorkflow"]["number"]), "deleted": True})
 
 
 async def execute_workflow(call: Call) -> Response:
@@ -313,12 +309,12 @@ async def execute_workflow(call: Call) -> Response:
     key = call.request.headers.get("idempotency-key") or None
     if key is not None and len(key) > 200:
         raise ValidationFailed.one("Idempotency-Key", "must be at most 200 characters")
-    workflow = await find_workflow(call)
+    ident = parse_id(call.path["id"], "workflow")
     document = (
-        "mutation($id: UUID!, $input: JSON, $key: String) { executeWorkflow(id: $id, "
-        f"input: $input, idempotencyKey: $key) {{ {EXECUTION_FIELDS} }} }}"
+        "mutation($id: UUID, $number: Int, $input: JSON, $key: String) { executeWorkflow("
+        f"id: $id, number: $number, input: $input, idempotencyKey: $key) {{ {EXECUTION_FIELDS} }} }}"
     )
-    variables = {"id": workflow["id"], "input": given or {}, "key": key}
+    variables = {**ident, "input": given or {}, "key": key}
     data = await run(call, document, variables, [(r"^idempotencyKey$", "Idempotency-Key")])
     shaped = execution_json(data["executeWorkflow"])
     return ok(
@@ -345,38 +341,48 @@ def _execution_filter(call: Call) -> dict[str, Any]:
     }
 
 
-async def _executions(call: Call, filters: dict[str, Any]) -> Response:
+async def _executions(
+    call: Call, filters: dict[str, Any], workflow: dict[str, Any] | None = None
+) -> Response:
+    """One operation: the page of processes and, for a workflow's executions, the workflow
+    itself (so a missing one is NOT_FOUND, not an empty list)."""
+    if workflow is not None and not call.principal.workspaces_with("process:read"):
+        await run(call, GET_WORKFLOW.format("id"), workflow)  # NOT_FOUND before FORBIDDEN
     require(call, "process:read")
     paging = Paging.of(call)
+    declared, lookup = "", ""
+    if workflow is not None:
+        declared = ", $id: UUID, $number: Int"
+        lookup = "workflow(id: $id, number: $number) { id } "
+        filters = {
+            **filters,
+            "workflowId": workflow.get("id"),
+            "workflowNumber": workflow.get("number"),
+        }
     document = (
-        f"query({PAGE_VARS}, $filter: ProcessFilterInput) {{ processes({PAGE_ARGS}, "
-        f"filter: $filter) {{ {PAGE} nodes {{ {EXECUTION_FIELDS} }} }} }}"
+        f"query({PAGE_VARS}, $filter: ProcessFilterInput{declared}) {{ {lookup}"
+        f"processes({PAGE_ARGS}, filter: $filter) {{ {PAGE} nodes {{ {EXECUTION_FIELDS} }} }} }}"
     )
-    data = await run(call, document, {**paging.variables(), "filter": filters})
+    data = await run(call, document, {**paging.variables(), "filter": filters, **(workflow or {})})
     connection = data["processes"]
     return ok([execution_json(p) for p in connection["nodes"]], meta=paging.meta(connection))
 
 
 async def list_executions(call: Call) -> Response:
     filters = _execution_filter(call)
+    workflow = None
     if call.query.get("workflow_id"):
-        ident = parse_id(call.query["workflow_id"], "workflow", "workflow_id")
-        data = await run(call, GET_WORKFLOW.format("id"), ident)
-        filters["workflowId"] = data["workflow"]["id"]
-    return await _executions(call, filters)
+        workflow = parse_id(call.query["workflow_id"], "workflow", "workflow_id")
+    return await _executions(call, filters, workflow)
 
 
 async def workflow_executions(call: Call) -> Response:
     filters = _execution_filter(call)
-    filters["workflowId"] = (await find_workflow(call))["id"]
-    return await _executions(call, filters)
+    return await _executions(call, filters, parse_id(call.path["id"], "workflow"))
 
 
-async def get_execution(call: Call) -> Response:
-    ident = parse_id(call.path["id"], "execution")
-    document = (
-        "query($id: UUID, $number: Int) "
-        f"{{ process(id: $id, number: $number) {{ {EXECUTION_DETAIL} }} }}"
-    )
-    data = await run(call, document, ident)
-    return ok(execution_detail(data["process"]))
+# -- declared routes: one operation on the object `{id}` names -----------------------------------
+
+GET = operation("workflow", "workflow", WORKFLOW_FIELDS)
+DELETE = operation("workflow", "deleteWorkflow", "number", mutation=True)
+GET_EXECUTION = operation("execution", "process", EXECUTION_DETAIL)

@@ -11,17 +11,20 @@ from typing import Any
 
 from starlette.responses import Response
 
-from flowql.rest_compat import letsflow_apikeys, letsflow_scenarios
 from flowql.rest_compat.base import Call, Endpoint
-from flowql.rest_compat.errors import letsflow as error_format
-from flowql.rest_compat.letsflow_shared import (
+from flowql.rest_compat.letsflow import apikeys as letsflow_apikeys
+from flowql.rest_compat.letsflow import scenarios as letsflow_scenarios
+from flowql.rest_compat.letsflow.envelope import (
+    PREFIX,
+    error_format,
+    respond,
+)
+from flowql.rest_compat.letsflow.openapi import (
     DEMO_ACCOUNT_SCHEMA,
     ERROR_SCHEMA,
     INFO_SCHEMA,
-    PREFIX,
     error_response,
     ok,
-    respond,
 )
 
 CHOICES = """

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowql.rest_compat.platform_v1_shared import (
+from flowql.rest_compat.openapi import obj, query_param
+from flowql.rest_compat.platform_v1.envelope import (
     DATETIME,
     NULLABLE_DATETIME,
     NULLABLE_STRING,
     PAGE_PARAMETERS,
     STRING,
     id_schema,
-    obj,
-    query_param,
 )
 
 STATUSES = ["pending", "running", "completed", "failed", "cancelled"]

@@ -14,59 +14,14 @@ from starlette.responses import JSONResponse, Response
 
 from flowql.errors import ValidationFailed
 from flowql.formats.huginn import huginn_type
+from flowql.rest_compat.activeworkflow.envelope import ERROR_SCHEMA, error_format
+from flowql.rest_compat.activeworkflow.openapi import AGENT_SCHEMA, MESSAGE_SCHEMA, WORKFLOW_SCHEMA
 from flowql.rest_compat.base import Call, Endpoint, int_param
-from flowql.rest_compat.errors import activeworkflow as error_format
+from flowql.rest_compat.openapi import ok
 from flowql.rest_compat.paging import all_nodes
 
 AGENT_FIELDS = "number name type disabled messagesCount sources { number }"
 MESSAGE_FIELDS = "number agent { number } createdAt expiresAt"
-
-AGENT_SCHEMA = {
-    "type": "object",
-    "required": ["id", "name", "type", "disabled", "messages_count", "sources"],
-    "properties": {
-        "id": {"type": "integer"},
-        "name": {"type": "string"},
-        "type": {"type": "string"},
-        "disabled": {"type": "boolean"},
-        "messages_count": {"type": "integer"},
-        "sources": {
-            "type": "array",
-            "items": {"type": "object", "properties": {"id": {"type": "integer"}}},
-        },
-    },
-}
-MESSAGE_SCHEMA = {
-    "type": "object",
-    "required": ["id", "agent_id", "created_at", "expires_at"],
-    "properties": {
-        "id": {"type": "integer"},
-        "agent_id": {"type": "integer"},
-        "created_at": {"type": "string", "format": "date-time"},
-        "expires_at": {"type": ["string", "null"], "format": "date-time"},
-        "payload": {"type": "object"},
-    },
-}
-WORKFLOW_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["id", "name", "description"],
-    "properties": {
-        "id": {"type": "integer"},
-        "name": {"type": "string"},
-        "description": {"type": "string"},
-    },
-}
-ERROR_SCHEMA = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {"error": {"type": "string"}},
-}
-
-
-def ok(schema: dict[str, Any], description: str = "Success") -> dict[str, Any]:
-    return {
-        "200": {"description": description, "content": {"application/json": {"schema": schema}}}
-    }
 
 
 def agent_json(agent: dict[str, Any]) -> dict[str, Any]:
@@ -117,17 +72,16 @@ async def agent_messages(call: Call) -> Response:
             datetime.fromisoformat(after)
         except ValueError:
             raise ValidationFailed.one("after", "must be an ISO 8601 datetime") from None
-    data = await call.run(
-        "query($n: Int!) { agent(number: $n) { id } }", {"n": call.path["agent_id"]}
-    )
-    variables = {"filter": {"agentId": data["agent"]["id"], "createdAfter": after}}
+    number = call.path["agent_id"]
+    variables = {"n": number, "filter": {"agentNumber": number, "createdAfter": after}}
     nodes = await all_nodes(
         call,
         f"messages(first: 100, after: $after, filter: $filter) {{ {{PAGE}} nodes {{ {MESSAGE_FIELDS} }} }}",
         "messages",
         variables,
-        {"filter": "MessageFilterInput"},
+        {"n": "Int!", "filter": "MessageFilterInput"},
         limit=limit,
+        also="agent(number: $n) { id }",
     )
     return JSONResponse([message_json(m) for m in reversed(nodes)])
 
