@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flowql.auth.principal import ANONYMOUS, Principal
-from flowql.auth.ratelimit import RateLimiter, client_key
+from flowql.auth.ratelimit import ANONYMOUS_PLAN, UNLIMITED, RateLimiter, client_key
 from flowql.errors import DomainError, ErrorCode
 from flowql.forwarded import TrustedProxies
 from flowql.rest_compat.errors import ErrorFormat
@@ -21,6 +21,8 @@ from flowql.services.runtime import Runtime
 from flowql.settings import Settings
 
 UNLIMITED_PATHS = ("/healthz", "/readyz")
+# Document 004's API: its X-RateLimit-* headers are sent even to callers without a plan.
+REPORTED_PATHS = ("/v1/",)
 
 
 def bearer_token(conn: HTTPConnection, query_key_paths: tuple[str, ...] = ()) -> str | None:
@@ -127,10 +129,18 @@ class RateLimit:
             return
         principal: Principal = scope.get("state", {}).get("principal", ANONYMOUS)
         key = str(principal.api_key_id or principal.process_id or principal.user_id or "")
+        plan = principal.plan
         if not key:
             client = scope.get("client")
             key = client_key(client[0] if client else None)
-        decision = await self.limiter.hit(key, principal.plan)
+            plan = ANONYMOUS_PLAN  # against guessing, whatever a workspace's plan
+        if plan == UNLIMITED:
+            if not scope["path"].startswith(REPORTED_PATHS):
+                await self.app(scope, receive, send)
+                return
+            decision = await self.limiter.count(key)
+        else:
+            decision = await self.limiter.hit(key, plan)
         headers = decision.headers()
         if not decision.allowed:
             response = self.format_for(scope["path"])(
