@@ -41,6 +41,13 @@ class ScheduleOptions(Options):
     def _valid_cron(cls, value: str) -> str:
         from croniter import croniter
 
+        # Five fields only: croniter would read a sixth as seconds (`*/5 * * * * *` firing
+        # every second) and a seventh as years; the scheduler works in minutes.
+        if not value.strip().startswith("@") and len(value.split()) != 5:
+            raise ValueError(
+                "a cron expression has five fields: minute hour day-of-month month day-of-week "
+                f"(got {len(value.split())}; a seconds field is not supported)"
+            )
         if not croniter.is_valid(value):
             raise ValueError("not a valid cron expression")
         return value

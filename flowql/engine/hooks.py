@@ -38,6 +38,7 @@ from flowql.models import (
 from flowql.services.delegation import process_privileges_sync
 from flowql.services.execution import StartRequest, start_process
 from flowql.services.runtime import Runtime
+from flowql.services.triggers import published
 from flowql.services.uow import unit_of_work
 from flowql.services.waiting import responded, wait_for_process
 from flowql.services.workflows import ENCRYPTED_PREFIX
@@ -65,6 +66,7 @@ async def _find(
             select(Workflow, Trigger)
             .join(Trigger, col(Trigger.workflow_id) == col(Workflow.id))
             .where(condition)
+            .where(published())  # a draft's triggers do not fire
             .where(col(Trigger.type).in_([TriggerType.WEBHOOK, TriggerType.HTTP]))
             .where(Trigger.path == path.strip("/"))
             .where(col(Trigger.active).is_(True))

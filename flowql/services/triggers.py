@@ -6,12 +6,24 @@ from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from sqlmodel import select
+from sqlalchemy import ColumnElement
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from flowql.agents.base import Kind, Options
 from flowql.agents.registry import get_type
-from flowql.models import Agent, Trigger, TriggerType, Workspace, utcnow
+from flowql.models import Agent, Trigger, TriggerType, Workflow, WorkflowStatus, Workspace, utcnow
+
+
+def fires(workflow: Workflow) -> bool:
+    """Only a published workflow's triggers (schedules, /hooks, forms) start processes. A draft
+    runs only when someone runs it by hand (executeWorkflow)."""
+    return workflow.status == WorkflowStatus.PUBLISHED
+
+
+def published() -> ColumnElement[bool]:
+    """`fires` as a query condition on Workflow."""
+    return col(Workflow.status) == WorkflowStatus.PUBLISHED
 
 
 def next_fire_time(cron: str, timezone: str, after: datetime) -> datetime:

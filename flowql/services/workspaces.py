@@ -277,45 +277,6 @@ async def _sync_owner_id(session: AsyncSession, workspace: Workspace) -> None:
         await session.flush()
 
 
-# -- plans (document 004's rate limits) ---------------------------------------------------------
-
-
-async def require_instance_admin(session: AsyncSession, principal: Principal) -> User:
-    """Plans are the instance operator's to assign: a signed-in user marked instance admin
-    (`flowql user create --instance-admin`, `flowql user admin`). API keys never are."""
-    principal.ensure_authenticated()
-    user = None
-    if principal.kind is PrincipalKind.USER and principal.user_id is not None:
-        user = (await session.exec(select(User).where(User.id == principal.user_id))).first()
-    if user is None or not user.is_active or not user.is_instance_admin:
-        raise Forbidden("only an instance admin assigns plans")
-    return user
-
-
-async def set_plan(session: AsyncSession, workspace: Workspace, plan: Plan) -> Workspace:
-    """The operator's CLI: no caller to check."""
-    workspace.plan = plan
-    session.add(workspace)
-    await session.flush()
-    return workspace
-
-
-async def assign_plan(
-    session: AsyncSession, principal: Principal, workspace_id: uuid.UUID, plan: Plan
-) -> Workspace:
-    """An instance admin sets any workspace's plan, member of it or not."""
-    await require_instance_admin(session, principal)
-    workspace = (await session.exec(select(Workspace).where(Workspace.id == workspace_id))).first()
-    if workspace is None:
-        raise NotFound("Workspace")
-    before = {"plan": workspace.plan}
-    await set_plan(session, workspace, plan)
-    audit.record(
-        session, principal, AuditAction.UPDATE, workspace, fields=audit.changed(before, workspace)
-    )
-    return workspace
-
-
 # -- members -----------------------------------------------------------------------------------
 
 
