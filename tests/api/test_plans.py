@@ -63,9 +63,7 @@ async def test_an_instance_admin_assigns_a_plan_and_the_limits_follow(
     assert "x-ratelimit-limit" not in again.headers
 
 
-async def test_owners_and_api_keys_cannot_set_a_plan(
-    server: LiveServer, factory: Factory
-) -> None:
+async def test_owners_and_api_keys_cannot_set_a_plan(server: LiveServer, factory: Factory) -> None:
     owner = await factory.account()
     key = await factory.api_key(owner)
     ws = str(owner.workspace_id)
