@@ -355,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="flowql", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"flowql {_version()}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="one of:")
 
     serve = sub.add_parser(
         "serve",
@@ -401,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser(
         "db", help="database commands", description="Database commands."
-    ).add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    ).add_subparsers(dest="db_command", required=True, metavar="COMMAND", help="one of:")
     db.add_parser(
         "upgrade",
         help="apply every migration",
@@ -410,7 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(func=cmd_db_upgrade)
 
     user = sub.add_parser("user", help="user commands", description="User commands.")
-    users = user.add_subparsers(dest="user_command", required=True, metavar="COMMAND")
+    users = user.add_subparsers(
+        dest="user_command", required=True, metavar="COMMAND", help="one of:"
+    )
     create = users.add_parser(
         "create",
         help="create a user; prints its id",
@@ -449,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     apikey = sub.add_parser(
         "apikey", help="API key commands", description="API key commands."
-    ).add_subparsers(dest="apikey_command", required=True, metavar="COMMAND")
+    ).add_subparsers(dest="apikey_command", required=True, metavar="COMMAND", help="one of:")
     key = apikey.add_parser(
         "create",
         help="issue an API key; the key is the last line of stdout",
@@ -469,7 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     workspace = sub.add_parser(
         "workspace", help="workspace commands", description="Workspace commands."
-    ).add_subparsers(dest="workspace_command", required=True, metavar="COMMAND")
+    ).add_subparsers(dest="workspace_command", required=True, metavar="COMMAND", help="one of:")
     plan = workspace.add_parser(
         "plan",
         help="show or set a workspace's rate-limit plan",
@@ -483,7 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     schema = sub.add_parser(
         "schema", help="schema commands", description="Schema commands."
-    ).add_subparsers(dest="schema_command", required=True, metavar="COMMAND")
+    ).add_subparsers(dest="schema_command", required=True, metavar="COMMAND", help="one of:")
     printer = schema.add_parser(
         "print", help="print the GraphQL SDL", description="Print the GraphQL schema (SDL)."
     )
