@@ -75,6 +75,7 @@ def port_free(host: str, port: int) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from flowql import graphiql
     from flowql.app import create_app
     from flowql.db import create_database
     from flowql.engine.queue import prepare_database
@@ -87,6 +88,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         update={"host": args.host or settings.host, "port": args.port or settings.port}
     )
     settings.check_startable()
+    graphiql.check_assets(settings)  # a configured asset folder must exist: no CDN fallback
     port_free(settings.host, settings.port)
     prepare_database(settings)
     if settings.demo_accounts:

@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     # keep-alive interval; how often an open websocket's credential is checked again (revoked,
     # disabled or narrowed: closed); events one subscription may have undelivered before it is
     # dropped as too slow (close code 4008); where GraphiQL's files are served from (unset:
-    # data_dir / "graphiql" when it holds them, else the page loads them from the CDN).
+    # the copy that ships with flowql; set: a folder that must hold them all, checked at start).
     ws_connection_init_timeout: float = Field(default=10.0, gt=0)
     ws_keep_alive_interval: float = Field(default=15.0, gt=0)
     ws_revalidate_interval: float = Field(default=60.0, gt=0)
