@@ -41,14 +41,16 @@ class ScheduleOptions(Options):
     def _valid_cron(cls, value: str) -> str:
         from croniter import croniter
 
-        # Five fields only: croniter would read a sixth as seconds (`*/5 * * * * *` firing
-        # every second) and a seventh as years; the scheduler works in minutes.
-        if not value.strip().startswith("@") and len(value.split()) != 5:
+        # Five fields, or six with seconds FIRST (as Quartz, Spring and node-cron read them:
+        # `*/5 * * * * *` is every five seconds); services.triggers.next_fire_time reads them
+        # the same way. Seven (a year field) are refused.
+        fields = len(value.split())
+        if not value.strip().startswith("@") and fields not in (5, 6):
             raise ValueError(
-                "a cron expression has five fields: minute hour day-of-month month day-of-week "
-                f"(got {len(value.split())}; a seconds field is not supported)"
+                "a cron expression has five fields (minute hour day-of-month month "
+                f"day-of-week) or six with seconds first; got {fields}"
             )
-        if not croniter.is_valid(value):
+        if not croniter.is_valid(value, second_at_beginning=True):
             raise ValueError("not a valid cron expression")
         return value
 

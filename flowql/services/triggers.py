@@ -32,7 +32,10 @@ def next_fire_time(cron: str, timezone: str, after: datetime) -> datetime:
         zone = ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         zone = ZoneInfo("UTC")
-    nxt: datetime = croniter(cron, after.astimezone(zone)).get_next(datetime)
+    # A sixth field is seconds, first (agents.core.ScheduleOptions validates the same way).
+    nxt: datetime = croniter(cron, after.astimezone(zone), second_at_beginning=True).get_next(
+        datetime
+    )
     return nxt
 
 

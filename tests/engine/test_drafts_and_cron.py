@@ -1,8 +1,9 @@
-"""Only a published workflow's triggers fire; cron expressions have five fields, no seconds.
+"""Only a published workflow's triggers fire; a six-field cron's first field is seconds.
 
 A draft still runs by hand. Its schedule moves on without firing, so publishing it later fires
-no backlog. A six-field cron (croniter would read the sixth as seconds and fire every second) is
-refused with VALIDATION_ERROR; the nextRunAt shown is the time the scheduler fires at.
+no backlog. `*/5 * * * * *` (which used to fire every second: croniter read the sixth field as
+seconds) fires every five seconds; seven fields are refused with VALIDATION_ERROR; the nextRunAt
+shown is the time the scheduler fires at.
 """
 
 from __future__ import annotations
@@ -102,9 +103,9 @@ async def test_a_drafts_schedule_moves_on_without_firing(
 
 
 @pytest.mark.parametrize(
-    "cron", ["*/5 * * * * *", "0 0 * * * * 2030", "* * * *", "every tuesday", "61 * * * *"]
+    "cron", ["0 0 0 * * * 2030", "* * * *", "every tuesday", "61 * * * *", "61 * * * * *"]
 )
-async def test_cron_other_than_five_fields_is_refused(
+async def test_a_cron_that_is_not_five_or_six_valid_fields_is_refused(
     server: LiveServer, factory: Factory, cron: str
 ) -> None:
     account = await factory.account()
@@ -149,4 +150,32 @@ async def test_next_run_at_is_when_the_schedule_fires(server: LiveServer, factor
         again = (await session.exec(select(Trigger).where(Trigger.id == trigger.id))).one()
     assert again.next_run_at == croniter("*/5 * * * *", due).get_next(type(due))
     assert again.next_run_at - due == timedelta(minutes=5)
+    assert len(await processes_of(server, workflow["id"])) == 1
+
+
+async def test_six_fields_are_seconds_first_and_next_run_at_is_when_it_fires(
+    server: LiveServer, factory: Factory
+) -> None:
+    account = await factory.account()
+    agents = [{"name": "tick", "type": "schedule", "options": {"cron": "*/5 * * * * *"}}]
+    workflow = await create_workflow(server, account.token, "every five seconds", agents)
+    body = await server.gql(TRIGGERS, {"id": workflow["id"]}, token=account.token)
+    shown = body["data"]["workflow"]["triggers"][0]["nextRunAt"]
+    async with server.runtime.db.read() as session:
+        trigger = (
+            await session.exec(
+                select(Trigger).where(Trigger.workflow_id == uuid.UUID(workflow["id"]))
+            )
+        ).one()
+    due = trigger.next_run_at
+    assert due is not None and due.isoformat() == shown.replace("Z", "+00:00")
+    assert due.second % 5 == 0 and due.microsecond == 0
+    assert due - utcnow() <= timedelta(seconds=5)
+
+    assert await fire_due_schedules(server.runtime, due - timedelta(milliseconds=500)) == 0
+    assert await fire_due_schedules(server.runtime, due) == 1
+    assert await fire_due_schedules(server.runtime, due + timedelta(seconds=1)) == 0
+    async with server.runtime.db.read() as session:
+        again = (await session.exec(select(Trigger).where(Trigger.id == trigger.id))).one()
+    assert again.next_run_at is not None and again.next_run_at - due == timedelta(seconds=5)
     assert len(await processes_of(server, workflow["id"])) == 1
