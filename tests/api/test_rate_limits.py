@@ -14,6 +14,7 @@ from flowql.auth.ratelimit import UNLIMITED_REPORTED
 from flowql.models import Plan, Workspace
 from flowql.settings import Settings
 from tests.conftest import Factory, LiveServer
+from tests.engine.conftest import create_workflow
 
 
 @pytest.fixture(autouse=True)
@@ -115,3 +116,26 @@ async def test_rest_mounts_answer_429_in_their_own_format(
             "details": {"retryAfter": int(last.headers["retry-after"])},
         },
     }
+
+
+INBOX = [{"name": "inbox", "type": "webhook", "options": {"path": "in"}}]
+
+
+async def test_hooks_count_against_their_workspaces_plan(
+    server: LiveServer, factory: Factory
+) -> None:
+    unlimited = await factory.account()
+    limited = await factory.account()
+    await set_plan(server, limited.workspace_id, Plan.FREE)
+    open_hook = await create_workflow(server, unlimited.token, "open", INBOX)
+    free_hook = await create_workflow(server, limited.token, "free", INBOX)
+
+    for _ in range(65):  # no plan: a batch from one sender is never refused
+        response = await server.client.post(f"/hooks/{open_hook['id']}/in", json={})
+        assert response.status_code < 400, response.text
+        assert "x-ratelimit-limit" not in response.headers
+    statuses = [
+        (await server.client.post(f"/hooks/{free_hook['id']}/in", json={})).status_code
+        for _ in range(61)
+    ]
+    assert 429 not in statuses[:60] and statuses[60] == 429
