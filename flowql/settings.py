@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from enum import StrEnum
 from pathlib import Path
@@ -82,7 +83,7 @@ class Settings(BaseSettings):
     # keep-alive interval; how often an open websocket's credential is checked again (revoked,
     # disabled or narrowed: closed); events one subscription may have undelivered before it is
     # dropped as too slow (close code 4008); where GraphiQL's files are served from (unset:
-    # data_dir / "graphiql" when it holds them, else the page loads them from the CDN).
+    # the copy that ships with flowql; set: a folder that must hold them all, checked at start).
     ws_connection_init_timeout: float = Field(default=10.0, gt=0)
     ws_keep_alive_interval: float = Field(default=15.0, gt=0)
     ws_revalidate_interval: float = Field(default=60.0, gt=0)
@@ -236,9 +237,20 @@ def sync_database_url(url: str) -> str:
 
 
 def _read_or_create(path: Path, make: Any) -> str:
+    """Safe when several servers start at once on one data directory: the key is written to a
+    private temporary file and linked into place, so the first to link wins and every process
+    reads that one."""
     if path.exists():
         return path.read_text().strip()
     value: str = make()
-    path.write_text(value + "\n")
-    path.chmod(0o600)
-    return value
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(value + "\n")
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        pass  # another process was first: use its key
+    finally:
+        temporary.unlink()
+    return path.read_text().strip()

@@ -38,6 +38,7 @@ from flowql.services import audit, outbox
 from flowql.services.delegation import process_privileges
 from flowql.services.processes import get_process
 from flowql.services.runtime import Runtime
+from flowql.services.triggers import fires
 from flowql.services.uow import UnitOfWork
 from flowql.services.workflows import get_workflow
 
@@ -434,8 +435,8 @@ async def start_for_submission(
     workflow = (
         await uow.session.exec(select(Workflow).where(Workflow.id == form.workflow_id))
     ).first()
-    if workflow is None:
-        return None
+    if workflow is None or not fires(workflow):
+        return None  # a draft's form trigger does not fire
     triggers = (
         await uow.session.exec(
             select(Trigger)

@@ -13,6 +13,7 @@ from sqlmodel import col, select
 
 from flowql.auth.secrets_box import SecretBox
 from flowql.models import Agent, Trigger, TriggerType, Workflow
+from flowql.services.triggers import published
 from flowql.services.workflows import unseal_secret_option
 
 
@@ -28,6 +29,7 @@ def find_hook(session: Session, workflow_ref: str, path: str) -> tuple[Workflow,
         select(Workflow, Trigger)
         .join(Trigger, col(Trigger.workflow_id) == col(Workflow.id))
         .where(condition)
+        .where(published())  # a draft's triggers do not fire
         .where(col(Trigger.type).in_([TriggerType.WEBHOOK, TriggerType.HTTP]))
         .where(Trigger.path == path.strip("/"))
         .where(col(Trigger.active).is_(True))

@@ -9,13 +9,25 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from sqlmodel import select
+from sqlalchemy import ColumnElement
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from flowql.agents.base import Kind, Options
 from flowql.agents.registry import get_type
 from flowql.formats.huginn import schedule_cron
-from flowql.models import Agent, Trigger, TriggerType, Workspace, utcnow
+from flowql.models import Agent, Trigger, TriggerType, Workflow, WorkflowStatus, Workspace, utcnow
+
+
+def fires(workflow: Workflow) -> bool:
+    """Only a published workflow's triggers (schedules, /hooks, forms) start processes. A draft
+    runs only when someone runs it by hand (executeWorkflow)."""
+    return workflow.status == WorkflowStatus.PUBLISHED
+
+
+def published() -> ColumnElement[bool]:
+    """`fires` as a query condition on Workflow."""
+    return col(Workflow.status) == WorkflowStatus.PUBLISHED
 
 
 class TriggerMode(StrEnum):
@@ -62,7 +74,10 @@ def next_fire_time(cron: str, timezone: str, after: datetime) -> datetime:
         zone = ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         zone = ZoneInfo("UTC")
-    nxt: datetime = croniter(cron, after.astimezone(zone)).get_next(datetime)
+    # A sixth field is seconds, first (agents.core.ScheduleOptions validates the same way).
+    nxt: datetime = croniter(cron, after.astimezone(zone), second_at_beginning=True).get_next(
+        datetime
+    )
     return nxt
 
 
