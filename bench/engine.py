@@ -48,6 +48,7 @@ from flowql.models import (
     ProcessStatus,
     ProcessStep,
     StepStatus,
+    WorkflowStatus,
     utcnow,
 )
 from flowql.services.auth import create_user
@@ -231,7 +232,13 @@ async def setup(runtime: Runtime) -> tuple[uuid.UUID, uuid.UUID, list[Agent]]:
             kind=PrincipalKind.USER, user_id=user.id, grants={workspace.id: ALL_PRIVILEGES}
         )
         workflow = await create_workflow(
-            session, principal, runtime.box, workspace_id=workspace.id, name="bench", agents=AGENTS
+            session,
+            principal,
+            runtime.box,
+            workspace_id=workspace.id,
+            name="bench",
+            agents=AGENTS,
+            status=WorkflowStatus.PUBLISHED,  # a draft's hooks do not fire
         )
         agents = list(
             (await session.exec(select(Agent).where(Agent.workflow_id == workflow.id))).all()

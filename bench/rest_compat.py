@@ -24,7 +24,7 @@ from bench.reads import Load, combine, environment, free_port, loaded, lua_get, 
 from flowql.app import build_runtime
 from flowql.db import upgrade
 from flowql.rest_compat.activeworkflow import AGENT_FIELDS
-from flowql.rest_compat.wayscript_http import LAIR
+from flowql.rest_compat.wayscript.http import LAIR
 from flowql.services.auth import create_api_key, create_user, login
 from flowql.services.workspaces import create_workspace
 from flowql.settings import Settings

@@ -22,20 +22,20 @@ from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
 
-from flowql import graphiql, logs, transport
+from flowql import console, graphiql, logs, transport
 from flowql.auth.principal import ANONYMOUS
 from flowql.auth.ratelimit import RateLimiter
 from flowql.auth.secrets_box import SecretBox
 from flowql.db import create_database
 from flowql.engine import scenario_bridge
 from flowql.engine.dispatch import InlineDispatcher
-from flowql.engine.hooks import hook_routes
 from flowql.engine.queue import ProcrastinateDispatcher
-from flowql.engine.worker import WorkerService, readyz_response
+from flowql.engine.worker import WorkerService
 from flowql.errors import DomainError
 from flowql.events.postgres import PostgresBus, make_bus
 from flowql.forwarded import TrustedProxies
 from flowql.guards import BodyGuard, SafeJSONView
+from flowql.health import readyz_response
 from flowql.middleware import ClientAddress, Identify, RateLimit, graphql_error
 from flowql.persisted_queries import PersistedQueries, PersistedQueryError
 from flowql.resolvers.context import Context
@@ -45,6 +45,8 @@ from flowql.schema import build_schema
 from flowql.services.runtime import NullDispatcher, Runtime
 from flowql.settings import Dispatcher, Settings
 from flowql.triggers.feeds import feed_routes
+from flowql.triggers.forms import form_routes
+from flowql.triggers.hooks import hook_routes
 
 logger = logging.getLogger("flowql")
 
@@ -121,9 +123,10 @@ class FlowqlGraphQL(SafeJSONView, GraphQL[Context, None]):
 
     async def get_context(self, request: Any, response: Any) -> Context:
         principal = getattr(request.state, "principal", None) or ANONYMOUS
-        return Context(
+        context = Context(
             runtime=self.runtime, principal=principal, request=request, response=response
         )
+        return transport.close_when_dropped(context)
 
 
 class SchemaExecutor:
@@ -229,8 +232,10 @@ def create_app(
             WebSocketRoute("/graphql", RequirePrincipal(graphql)),
             *hook_routes(runtime),
             *feed_routes(runtime),
+            *form_routes(runtime),
             *graphiql.routes(runtime.settings),
             *rest_mounts(SchemaExecutor(graphql)),
+            *console.routes(),
         ],
         middleware=[
             Middleware(

@@ -1,9 +1,23 @@
-"""flowql serve | worker | db upgrade | user create | apikey create | schema print."""
+"""flowql: the GraphQL automation server and its operator's commands.
+
+  serve             run the API server (and, by default, its process workers)
+  worker            run procrastinate workers (PostgreSQL)
+  db upgrade        apply every database migration
+  user create       create a user (optionally joining or creating a workspace)
+  user admin        make a user an instance admin (or stop: --off)
+  apikey create     issue an API key for a workspace
+  workspace plan    set a workspace's rate-limit plan (unlimited: none)
+  schema print      print the GraphQL SDL
+
+Settings come from FLOWQL_* environment variables (see README.md).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import socket
 import sys
 import uuid
 from collections.abc import Sequence
@@ -34,9 +48,34 @@ def _settings() -> Settings:
     return settings.with_generated_keys()
 
 
+class PortBusy(SettingsError):
+    """The address `serve` would listen on is taken (or not this machine's)."""
+
+
+def port_free(host: str, port: int) -> None:
+    """Refuse to start, before announcing anything, when host:port cannot be listened on."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise PortBusy(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortBusy(
+                    f"port {port} on {host} is already in use (another flowql serve?): "
+                    "stop that process or choose another with --port or FLOWQL_PORT"
+                ) from None
+            raise PortBusy(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from flowql import graphiql
     from flowql.app import create_app
     from flowql.db import create_database
     from flowql.engine.queue import prepare_database
@@ -49,6 +88,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         update={"host": args.host or settings.host, "port": args.port or settings.port}
     )
     settings.check_startable()
+    graphiql.check_assets(settings)  # a configured asset folder must exist: no CDN fallback
+    port_free(settings.host, settings.port)
     prepare_database(settings)
     if settings.demo_accounts:
 
@@ -58,6 +99,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 demo = await ensure_demo_account(db)
             finally:
                 await db.dispose()
+            if not demo.created:
+                return  # printed on the first start only (the README tells it too)
             print(
                 f"flowql demo account: {demo.email} / {demo.password} (workspace {demo.workspace!r})\n"
                 f'  log in: mutation {{ login(email: "{demo.email}", password: "{demo.password}")'
@@ -126,15 +169,27 @@ async def _user_create(args: argparse.Namespace) -> str:
     from flowql.services.auth import create_user
     from flowql.services.workspaces import add_member, create_workspace
 
+    if args.role is not None and not args.workspace:
+        raise ValidationFailed.one("role", "--role needs --workspace (the workspace to join)")
+    if args.create_workspace and not args.workspace:
+        raise ValidationFailed.one("workspace", "--create-workspace needs --workspace NAME")
     settings = _settings()
     upgrade(settings)
     db = create_database(settings)
     try:
         async with db.transaction() as session:
             user = await create_user(session, args.email, args.password)
-            role = Role(args.role)
+            user.is_instance_admin = args.instance_admin
+            role = Role(args.role or "owner")
             workspace = await _find_workspace(session, args.workspace) if args.workspace else None
             if args.workspace and workspace is None:
+                if not args.create_workspace:
+                    # Never from a typo: creating one is asked for by name.
+                    raise ValidationFailed.one(
+                        "workspace",
+                        f"workspace {args.workspace!r} does not exist; to create it (the user "
+                        "becomes its owner), add --create-workspace",
+                    )
                 if role is not Role.OWNER:
                     # Creating it would leave a workspace without an owner.
                     raise ValidationFailed.one(
@@ -157,8 +212,9 @@ def cmd_user_create(args: argparse.Namespace) -> int:
 
 
 async def _apikey_create(args: argparse.Namespace) -> str:
+    from flowql.auth.privileges import ALL_PRIVILEGES, unknown_privileges
     from flowql.db import create_database, upgrade
-    from flowql.errors import NotFound
+    from flowql.errors import NotFound, ValidationFailed
     from flowql.models import Membership, Role
     from flowql.services.auth import create_api_key
 
@@ -167,6 +223,13 @@ async def _apikey_create(args: argparse.Namespace) -> str:
     db = create_database(settings)
     try:
         async with db.transaction() as session:
+            unknown = unknown_privileges(args.privilege or [])
+            if unknown:
+                raise ValidationFailed.one(
+                    "privilege",
+                    f"unknown privilege {', '.join(sorted(unknown))}; valid privileges: "
+                    + ", ".join(sorted(ALL_PRIVILEGES)),
+                )
             workspace = await _find_workspace(session, args.workspace)
             if workspace is None:
                 raise NotFound("Workspace")
@@ -198,6 +261,59 @@ def cmd_apikey_create(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _user_admin(args: argparse.Namespace) -> str:
+    from flowql.db import create_database, upgrade
+    from flowql.errors import NotFound
+    from flowql.models import User
+
+    settings = _settings()
+    upgrade(settings)
+    db = create_database(settings)
+    try:
+        async with db.transaction() as session:
+            email = args.email.strip().lower()
+            user = (await session.exec(select(User).where(User.email == email))).first()
+            if user is None:
+                raise NotFound("User")
+            user.is_instance_admin = not args.off
+            session.add(user)
+            return f"{user.email} is {'no longer ' if args.off else ''}an instance admin"
+    finally:
+        await db.dispose()
+
+
+def cmd_user_admin(args: argparse.Namespace) -> int:
+    print(asyncio.run(_user_admin(args)))
+    return 0
+
+
+async def _workspace_plan(args: argparse.Namespace) -> str:
+    from flowql.db import create_database, upgrade
+    from flowql.errors import NotFound
+    from flowql.models import Plan
+    from flowql.services.workspaces import set_plan
+
+    settings = _settings()
+    upgrade(settings)
+    db = create_database(settings)
+    try:
+        async with db.transaction() as session:
+            workspace = await _find_workspace(session, args.workspace)
+            if workspace is None:
+                raise NotFound("Workspace")
+            if args.plan is None:
+                return str(workspace.plan)
+            await set_plan(session, workspace, Plan(args.plan))
+            return str(workspace.plan)
+    finally:
+        await db.dispose()
+
+
+def cmd_workspace_plan(args: argparse.Namespace) -> int:
+    print(asyncio.run(_workspace_plan(args)))
+    return 0
+
+
 def cmd_schema_print(args: argparse.Namespace) -> int:
     from flowql.schema import build_schema
 
@@ -210,7 +326,7 @@ def cmd_schema_print(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from flowql.engine.worker import run_worker
+    from flowql.health import run_worker
 
     code: int = run_worker(
         _settings(),
@@ -222,15 +338,45 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return code
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="flowql", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
-    serve = sub.add_parser("serve", help="run the API server (and, by default, process workers)")
-    serve.add_argument("--host", default=None)
-    serve.add_argument("--port", type=int, default=None)
+    try:
+        return version("flowql")
+    except PackageNotFoundError:  # run from a source tree without installing
+        from flowql import __version__
+
+        return __version__
+
+
+PLANS = ("unlimited", "free", "starter", "pro", "business")  # flowql.models.Plan, no import
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flowql", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"flowql {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="one of:")
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the API server (and, by default, process workers)",
+        description="Migrate the database, then serve GraphQL (with GraphiQL), /hooks and the "
+        "REST mounts. In development the first start creates a demo account and prints its "
+        "login. Refuses to start when the port is taken.",
+    )
+    serve.add_argument("--host", default=None, help="address to listen on (FLOWQL_HOST; 127.0.0.1)")
+    serve.add_argument(
+        "--port", type=int, default=None, help="port to listen on (FLOWQL_PORT; 8000)"
+    )
     serve.add_argument("--no-worker", action="store_true", help="API only: run no processes")
-    serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug", "trace"],
+        help="uvicorn's log level (default: info)",
+    )
     serve.add_argument(
         "--access-log",
         action=argparse.BooleanOptionalAction,
@@ -239,46 +385,112 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=cmd_serve)
 
-    worker = sub.add_parser("worker", help="run procrastinate workers (PostgreSQL)")
-    worker.add_argument("--concurrency", type=int, default=4)
+    worker = sub.add_parser(
+        "worker",
+        help="run procrastinate workers (PostgreSQL)",
+        description="Run processes and periodic work queued by API replicas started with "
+        "--no-worker (FLOWQL_DISPATCHER=procrastinate, PostgreSQL only).",
+    )
+    worker.add_argument(
+        "--concurrency", type=int, default=4, help="processes run at once (default: 4)"
+    )
     worker.add_argument(
         "--queues", nargs="*", default=None, help="processes and/or periodic (default: both)"
     )
     worker.add_argument("--health-port", type=int, default=None, help="serve /healthz, /readyz")
-    worker.add_argument("--log-level", default="info")
+    worker.add_argument("--log-level", default="info", help="log level (default: info)")
     worker.set_defaults(func=cmd_worker)
 
-    db = sub.add_parser("db", help="database commands").add_subparsers(
-        dest="db_command", required=True
-    )
-    db.add_parser("upgrade", help="apply every migration").set_defaults(func=cmd_db_upgrade)
+    db = sub.add_parser(
+        "db", help="database commands", description="Database commands."
+    ).add_subparsers(dest="db_command", required=True, metavar="COMMAND", help="one of:")
+    db.add_parser(
+        "upgrade",
+        help="apply every migration",
+        description="Bring FLOWQL_DATABASE_URL's database to the newest migration (idempotent; "
+        "safe when several replicas run it at once).",
+    ).set_defaults(func=cmd_db_upgrade)
 
-    user = sub.add_parser("user", help="user commands").add_subparsers(
-        dest="user_command", required=True
+    user = sub.add_parser("user", help="user commands", description="User commands.")
+    users = user.add_subparsers(
+        dest="user_command", required=True, metavar="COMMAND", help="one of:"
     )
-    create = user.add_parser("create", help="create a user")
-    create.add_argument("--email", required=True)
-    create.add_argument("--password", required=True)
+    create = users.add_parser(
+        "create",
+        help="create a user; prints its id",
+        description="Create a user; prints the new user's id. With --workspace the user joins "
+        "that (existing) workspace; add --create-workspace to create it, as its owner.",
+    )
+    create.add_argument("--email", required=True, help="the user's email (their login)")
+    create.add_argument("--password", required=True, help="at least 8 characters")
+    create.add_argument("--workspace", help="join this workspace: its name or id")
     create.add_argument(
-        "--workspace", help="join (or create, as owner) this workspace: its name or id"
+        "--create-workspace",
+        action="store_true",
+        help="create --workspace if no workspace has that name (the user becomes its owner)",
     )
-    create.add_argument("--role", default="owner", choices=["owner", "admin", "member"])
+    create.add_argument(
+        "--role",
+        default=None,
+        choices=["owner", "admin", "member"],
+        help="the role in --workspace (default: owner); needs --workspace",
+    )
+    create.add_argument(
+        "--instance-admin",
+        action="store_true",
+        help="make the user an instance admin (assigns workspaces' plans)",
+    )
     create.set_defaults(func=cmd_user_create)
-
-    apikey = sub.add_parser("apikey", help="API key commands").add_subparsers(
-        dest="apikey_command", required=True
+    admin = users.add_parser(
+        "admin",
+        help="make a user an instance admin (or stop: --off)",
+        description="Instance admins assign workspaces' rate-limit plans "
+        "(the assignWorkspacePlan mutation).",
     )
-    key = apikey.add_parser("create", help="issue an API key; the key is the last line of stdout")
+    admin.add_argument("email", help="the user's email")
+    admin.add_argument("--off", action="store_true", help="take instance admin away instead")
+    admin.set_defaults(func=cmd_user_admin)
+
+    apikey = sub.add_parser(
+        "apikey", help="API key commands", description="API key commands."
+    ).add_subparsers(dest="apikey_command", required=True, metavar="COMMAND", help="one of:")
+    key = apikey.add_parser(
+        "create",
+        help="issue an API key; the key is the last line of stdout",
+        description="Issue an API key for a workspace, on behalf of its first owner. The key is "
+        "shown only this once: the last line of stdout.",
+    )
     key.add_argument("--workspace", required=True, help="the workspace's name or id")
-    key.add_argument("--name", required=True)
-    key.add_argument("--description", default="")
-    key.add_argument("--privilege", action="append", help="repeatable; none given: all privileges")
+    key.add_argument("--name", required=True, help="a name to recognise the key by")
+    key.add_argument("--description", default="", help="what the key is for")
+    key.add_argument(
+        "--privilege",
+        action="append",
+        metavar="PRIVILEGE",
+        help="repeatable, e.g. workflow:read; none given: all privileges",
+    )
     key.set_defaults(func=cmd_apikey_create)
 
-    schema = sub.add_parser("schema", help="schema commands").add_subparsers(
-        dest="schema_command", required=True
+    workspace = sub.add_parser(
+        "workspace", help="workspace commands", description="Workspace commands."
+    ).add_subparsers(dest="workspace_command", required=True, metavar="COMMAND", help="one of:")
+    plan = workspace.add_parser(
+        "plan",
+        help="show or set a workspace's rate-limit plan",
+        description="Show (no PLAN) or set a workspace's rate-limit plan (document 004: free "
+        "60/min and 1,000/day, starter 120 and 10,000, pro 300 and 50,000, business 600 and "
+        "200,000). unlimited, the default, is no plan.",
     )
-    printer = schema.add_parser("print", help="print the GraphQL SDL")
+    plan.add_argument("workspace", help="the workspace's name or id")
+    plan.add_argument("plan", nargs="?", choices=PLANS, help="the plan to set")
+    plan.set_defaults(func=cmd_workspace_plan)
+
+    schema = sub.add_parser(
+        "schema", help="schema commands", description="Schema commands."
+    ).add_subparsers(dest="schema_command", required=True, metavar="COMMAND", help="one of:")
+    printer = schema.add_parser(
+        "print", help="print the GraphQL SDL", description="Print the GraphQL schema (SDL)."
+    )
     printer.add_argument("--output", "-o", help="write to this file instead of stdout")
     printer.set_defaults(func=cmd_schema_print)
     return parser

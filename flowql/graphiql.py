@@ -1,18 +1,22 @@
-"""GraphiQL without the CDN: Strawberry's page, its files served from a local directory.
+"""GraphiQL without the CDN: Strawberry's page, its files shipped with flowql.
 
 Strawberry's GraphiQL page loads React, GraphiQL and its explorer plugin from unpkg.com, each
-with a Subresource Integrity hash. `fetch_assets(dir)` takes those exact files from the npm
-registry (`npm pack`), checks them against the page's hashes and stores them in `dir`; when
-`dir` holds them all, the page is served with the CDN prefix pointing at /graphiql-assets/ and
-the browser still verifies every file against the same hashes. Without them the page is
-Strawberry's own (CDN). See docs/decisions/001-graphiql-assets-offline.md.
+with a Subresource Integrity hash. flowql ships those exact files (flowql/graphiql_assets/,
+package data) and serves the page with the CDN prefix pointing at /graphiql-assets/; the browser
+still verifies every file against the same hashes. So /graphql works with no Internet and no
+extra step. `FLOWQL_GRAPHIQL_ASSETS_DIR` serves them from another directory instead, which must
+hold them all: a missing or incomplete one stops the server at start (SettingsError), it never
+falls back to the CDN. `fetch_assets(dir)` takes the files from the npm registry (`npm pack`)
+and checks them against the page's hashes: after a Strawberry upgrade changes them, run
+`python -m flowql.graphiql fetch` to refresh the bundled copy. See
+docs/decisions/005-graphiql-assets-offline.md.
 
 Who gets the page is `FLOWQL_GRAPHIQL`: `on` (development default), `off` (production default:
 404, and no assets), or `admins` (only requests carrying an owner's or admin's credential, e.g.
 through a proxy that adds it). The schema itself is guarded apart from the page, by
 `FLOWQL_GRAPHQL_INTROSPECTION` (flowql.schema.limits).
 
-    python -m flowql.graphiql fetch [DIR]     # DIR defaults to $FLOWQL_DATA_DIR/graphiql
+    python -m flowql.graphiql fetch [DIR]     # DIR defaults to flowql/graphiql_assets
 """
 
 from __future__ import annotations
@@ -36,9 +40,10 @@ from strawberry.http.ides import get_graphql_ide_html
 
 from flowql.auth.principal import ANONYMOUS, Principal
 from flowql.schema.limits import admits
-from flowql.settings import Exposure, Settings
+from flowql.settings import Exposure, Settings, SettingsError
 
 CDN = "https://unpkg.com/"
+BUNDLED = Path(__file__).resolve().parent / "graphiql_assets"
 PREFIX = "/graphiql-assets/"
 _ASSET = re.compile(r'(?:src|href)="https://unpkg\.com/([^"]+)"\s+integrity="([^"]+)"')
 _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
@@ -63,15 +68,39 @@ def package_of(path: str) -> tuple[str, str]:
 
 
 def assets_dir(settings: Settings) -> Path:
-    return settings.graphiql_assets_dir or settings.data_dir / "graphiql"
+    return settings.graphiql_assets_dir or BUNDLED
+
+
+def missing_assets(directory: Path) -> list[str]:
+    return [path for path in assets() if not (directory / path).is_file()]
 
 
 def local_assets(settings: Settings) -> Path | None:
     """The directory to serve GraphiQL's files from, if it holds all of them."""
     directory = assets_dir(settings)
-    if all((directory / path).is_file() for path in assets()):
-        return directory
-    return None
+    return None if missing_assets(directory) else directory
+
+
+def check_assets(settings: Settings) -> None:
+    """At start: the page's files must be there (unless GraphiQL is off). A configured folder
+    that does not exist or lacks a file is a settings error, never a silent CDN fallback."""
+    if settings.graphiql is Exposure.OFF:
+        return
+    directory = assets_dir(settings)
+    configured = "FLOWQL_GRAPHIQL_ASSETS_DIR" if settings.graphiql_assets_dir else "flowql's"
+    if not directory.is_dir():
+        raise SettingsError(
+            f"{configured} GraphiQL asset folder {str(directory)!r} does not exist "
+            "(fill it with `python -m flowql.graphiql fetch DIR`, or unset it to use the files "
+            "that ship with flowql)"
+        )
+    missing = missing_assets(directory)
+    if missing:
+        raise SettingsError(
+            f"{configured} GraphiQL asset folder {str(directory)!r} lacks {len(missing)} of "
+            f"the page's files, e.g. {missing[0]} (fill it with "
+            "`python -m flowql.graphiql fetch DIR`)"
+        )
 
 
 def page(settings: Settings) -> str:
@@ -148,6 +177,8 @@ class Gate:
 
 
 def routes(settings: Settings) -> list[Route]:
+    check_assets(settings)
+
     async def serve(request: Request) -> Response:
         path = request.path_params["path"]
         directory = local_assets(settings)

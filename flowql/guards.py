@@ -24,8 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flowql import jsonsafe
 from flowql.errors import ErrorCode
-from flowql.middleware import graphql_error
-from flowql.rest_compat.errors import ErrorFormat
+from flowql.middleware import ErrorFormat, graphql_error
 from flowql.settings import Settings
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -34,7 +33,7 @@ HOOKS_PREFIX = "/hooks/"
 
 
 def hooks_error(status: int, code: ErrorCode, message: str, details: dict[str, Any]) -> Response:
-    """`/hooks` answers `{"error": message}` (flowql.engine.hooks)."""
+    """`/hooks` answers `{"error": message}` (flowql.triggers.hooks)."""
     return JSONResponse({"error": message}, status_code=status)
 
 

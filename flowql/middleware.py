@@ -4,23 +4,33 @@ error format (see `ErrorFormat`)."""
 
 from __future__ import annotations
 
+import time
+import uuid
+from collections.abc import Callable
 from typing import Any
 
+from sqlmodel import col, select
 from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flowql.auth.principal import ANONYMOUS, Principal
-from flowql.auth.ratelimit import RateLimiter, client_key
+from flowql.auth.ratelimit import ANONYMOUS_PLAN, UNLIMITED, RateLimiter, client_key
 from flowql.errors import DomainError, ErrorCode
 from flowql.forwarded import TrustedProxies
-from flowql.rest_compat.errors import ErrorFormat
+from flowql.models import Workflow, Workspace
 from flowql.services.auth import authenticate
 from flowql.services.runtime import Runtime
 from flowql.settings import Settings
 
-UNLIMITED_PATHS = ("/healthz", "/readyz")
+UNLIMITED_PATHS = ("/healthz", "/readyz", "/console/")  # /console/: the console's static files
+# Document 004's API: its X-RateLimit-* headers are sent even to callers without a plan.
+REPORTED_PATHS = ("/v1/",)
+
+ErrorFormat = Callable[[int, ErrorCode, str, dict[str, Any]], Response]
+"""How a mount answers a refusal: (status, code, message, details) -> its own response body.
+Each edge (rest_compat's families, `/hooks`, GraphQL) provides one."""
 
 
 def bearer_token(conn: HTTPConnection, query_key_paths: tuple[str, ...] = ()) -> str | None:
@@ -73,6 +83,45 @@ class ClientAddress:
         await self.app(scope, receive, send)
 
 
+HOOKS = "/hooks/"
+HOOK_PLAN_TTL = 30.0  # seconds a hook's workspace plan is cached (a new plan applies within it)
+
+
+class HookPlans:
+    """`/hooks/{workflow}/…` callers carry no credential: their requests count against the
+    hook's workspace and its plan (none: unlimited), looked up once per HOOK_PLAN_TTL."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.cache: dict[str, tuple[float, tuple[uuid.UUID, str] | None]] = {}
+
+    async def of(self, path: str) -> tuple[uuid.UUID, str] | None:
+        ref = path[len(HOOKS) :].split("/", 1)[0]
+        now = time.monotonic()
+        cached = self.cache.get(ref)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        try:
+            condition = col(Workflow.id) == uuid.UUID(ref)
+        except ValueError:
+            if not ref.isdigit() or len(ref) > 18:
+                return None
+            condition = col(Workflow.number) == int(ref)
+        async with self.runtime.db.read() as session:
+            row = (
+                await session.exec(
+                    select(Workspace.id, Workspace.plan)
+                    .join(Workflow, col(Workflow.workspace_id) == col(Workspace.id))
+                    .where(condition)
+                )
+            ).first()
+        found = (row[0], str(row[1])) if row is not None else None
+        if len(self.cache) > 10_000:
+            self.cache.clear()
+        self.cache[ref] = (now + HOOK_PLAN_TTL, found)
+        return found
+
+
 class Identify:
     """Authenticates the bearer (or a mount's query-string key) once per request: the principal,
     or the reason it was refused, is left on scope state for the mount to act on."""
@@ -83,6 +132,7 @@ class Identify:
         self.app = app
         self.runtime = runtime
         self.query_key_paths = query_key_paths
+        self.hook_plans = HookPlans(runtime)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket") and not scope["path"].startswith(UNLIMITED_PATHS):
@@ -93,6 +143,8 @@ class Identify:
             except DomainError as exc:
                 state["principal"] = ANONYMOUS
                 state["auth_error"] = exc
+            if scope["path"].startswith(HOOKS) and state["principal"] is ANONYMOUS:
+                state["hook_plan"] = await self.hook_plans.of(scope["path"])
         await self.app(scope, receive, send)
 
 
@@ -127,10 +179,21 @@ class RateLimit:
             return
         principal: Principal = scope.get("state", {}).get("principal", ANONYMOUS)
         key = str(principal.api_key_id or principal.process_id or principal.user_id or "")
-        if not key:
+        plan = principal.plan
+        hook: tuple[uuid.UUID, str] | None = scope.get("state", {}).get("hook_plan")
+        if not key and hook is not None:
+            key, plan = f"hooks:{hook[0]}", hook[1]  # the hook's workspace and its plan
+        elif not key:
             client = scope.get("client")
             key = client_key(client[0] if client else None)
-        decision = await self.limiter.hit(key, principal.plan)
+            plan = ANONYMOUS_PLAN  # against guessing, whatever a workspace's plan
+        if plan == UNLIMITED:
+            if not scope["path"].startswith(REPORTED_PATHS):
+                await self.app(scope, receive, send)
+                return
+            decision = await self.limiter.count(key)
+        else:
+            decision = await self.limiter.hit(key, plan)
         headers = decision.headers()
         if not decision.allowed:
             response = self.format_for(scope["path"])(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from enum import StrEnum
 from pathlib import Path
@@ -53,6 +54,9 @@ class Settings(BaseSettings):
     encryption_keys: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
+    # The address callers reach this server at (e.g. https://flows.example.com behind a proxy):
+    # trigger and public form URLs are built on it. Unset: http://host:port.
+    public_url: str | None = None
     dispatcher: Dispatcher = Dispatcher.INLINE
     bus: Bus = Bus.MEMORY
     redis_url: str | None = None
@@ -79,7 +83,7 @@ class Settings(BaseSettings):
     # keep-alive interval; how often an open websocket's credential is checked again (revoked,
     # disabled or narrowed: closed); events one subscription may have undelivered before it is
     # dropped as too slow (close code 4008); where GraphiQL's files are served from (unset:
-    # data_dir / "graphiql" when it holds them, else the page loads them from the CDN).
+    # the copy that ships with flowql; set: a folder that must hold them all, checked at start).
     ws_connection_init_timeout: float = Field(default=10.0, gt=0)
     ws_keep_alive_interval: float = Field(default=15.0, gt=0)
     ws_revalidate_interval: float = Field(default=60.0, gt=0)
@@ -124,6 +128,26 @@ class Settings(BaseSettings):
     def _proxies(cls, value: str) -> str:
         parse_networks(value)  # ValueError names the bad entry
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.strip().rstrip("/")
+
+    @property
+    def base_url(self) -> str:
+        """Where callers reach this server: FLOWQL_PUBLIC_URL, else http://host:port."""
+        if self.public_url:
+            return self.public_url
+        # A server listening on every interface is reached on loopback from this machine.
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
 
     @property
     def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:
@@ -213,9 +237,20 @@ def sync_database_url(url: str) -> str:
 
 
 def _read_or_create(path: Path, make: Any) -> str:
+    """Safe when several servers start at once on one data directory: the key is written to a
+    private temporary file and linked into place, so the first to link wins and every process
+    reads that one."""
     if path.exists():
         return path.read_text().strip()
     value: str = make()
-    path.write_text(value + "\n")
-    path.chmod(0o600)
-    return value
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(value + "\n")
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        pass  # another process was first: use its key
+    finally:
+        temporary.unlink()
+    return path.read_text().strip()

@@ -8,7 +8,8 @@ Close codes (WebSocket):
 - 4403 "Forbidden" (graphql-transport-ws) when connection_init carries no valid credential; the
   legacy graphql-ws protocol answers `connection_error` with the reason, then closes (1011);
 - 4408 "Connection initialisation timeout": no connection_init within the setting's seconds;
-- 4008 "subscriber too slow: dropped" (flowql.resolvers.subscriptions).
+- 4008 "subscriber too slow: dropped": a feed fell too far behind and the bus dropped it
+  (flowql.resolvers.subscriptions tells `Context.on_drop`; `close_when_dropped` closes).
 A bad `Authorization` header on the upgrade request is refused before the handshake
 (flowql.app.RequirePrincipal).
 """
@@ -47,6 +48,7 @@ from flowql.auth.tokens import looks_like_jwt
 from flowql.errors import DomainError, ErrorCode
 from flowql.middleware import bearer_token, principal_for
 from flowql.resolvers.context import Context
+from flowql.resolvers.subscriptions import SLOW_SUBSCRIBER_REASON
 from flowql.services.runtime import Runtime
 from flowql.settings import Settings
 
@@ -59,6 +61,10 @@ PROTOCOLS = (
 TOKEN_EXPIRED_CODE = 4401
 TOKEN_EXPIRED = "token expired"
 INIT_TIMEOUT_CODE = 4408
+SLOW_SUBSCRIBER_CLOSE_CODE = 4008
+# How long a dropped subscriber's operation may take to deliver its error before the connection
+# is closed regardless (a client that stopped reading never takes it).
+DROP_GRACE_SECONDS = 10.0
 
 
 # Young-generation threshold of the collector in a serving process (CPython's default is 700).
@@ -203,6 +209,32 @@ class CredentialWatch:
         if previous is not None:
             previous.cancel()
         self._timers[id(websocket.scope)] = asyncio.create_task(run())
+
+
+_closers: set[asyncio.Task[None]] = set()
+
+
+async def _close_slow(websocket: WebSocket, operation: asyncio.Task[Any] | None) -> None:
+    """Let the operation deliver its SUBSCRIBER_DROPPED error, then close the connection."""
+    if operation is not None and not operation.done():
+        await asyncio.wait({operation}, timeout=DROP_GRACE_SECONDS)
+    if websocket.application_state is WebSocketState.CONNECTED:
+        with contextlib.suppress(Exception):
+            await websocket.close(code=SLOW_SUBSCRIBER_CLOSE_CODE, reason=SLOW_SUBSCRIBER_REASON)
+
+
+def close_when_dropped(context: Context) -> Context:
+    """A WebSocket connection's feeds close it (4008) when the bus drops their subscriber."""
+    websocket = context.request
+    if isinstance(websocket, WebSocket):
+
+        def dropped(operation: asyncio.Task[Any] | None) -> None:
+            task = asyncio.get_running_loop().create_task(_close_slow(websocket, operation))
+            _closers.add(task)
+            task.add_done_callback(_closers.discard)
+
+        context.on_drop = dropped
+    return context
 
 
 class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):

@@ -6,10 +6,12 @@ Every server started here is stopped at teardown: terminate, then kill after a t
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -237,10 +239,16 @@ def user_create(
     *,
     role: str | None = None,
     password: str = PASSWORD,
+    create: bool = False,
+    instance_admin: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     args = ["user", "create", "--email", email, "--password", password]
+    if instance_admin:
+        args += ["--instance-admin"]
     if workspace is not None:
         args += ["--workspace", workspace]
+    if create:
+        args += ["--create-workspace"]
     if role is not None:
         args += ["--role", role]
     return flowql(env, *args)
@@ -260,7 +268,7 @@ def memberships_of(engine: Engine, email: str) -> list[tuple[str, Role]]:
 def test_user_create_prints_the_new_user_id_and_owns_the_new_workspace(
     env: dict[str, str], empty_database_url: str
 ) -> None:
-    result = ok(user_create(env, "Ada@Example.com", "Acme"))
+    result = ok(user_create(env, "Ada@Example.com", "Acme", create=True))
     user_id = uuid.UUID(result.stdout.strip())
 
     joined = ok(user_create(env, "bob@example.com", "Acme", role="member"))
@@ -287,12 +295,18 @@ def test_user_create_refuses_bad_input_cleanly_and_writes_nothing(
     duplicate = user_create(env, "ada@example.com")
     short = user_create(env, "eve@example.com", password="short")
     # A member cannot create a workspace: it would be left without an owner.
-    ownerless = user_create(env, "mo@example.com", "Nobody owns me", role="member")
+    ownerless = user_create(env, "mo@example.com", "Nobody owns me", role="member", create=True)
+    # A workspace that does not exist is created only when asked: never from a typo.
+    typo = user_create(env, "ty@example.com", "Acne")
+    # --role says which role in --workspace: alone it is a mistake.
+    roleless = user_create(env, "ro@example.com", role="admin")
 
     for result, words in (
         (duplicate, "already registered"),
         (short, "password"),
         (ownerless, "owner"),
+        (typo, "--create-workspace"),
+        (roleless, "--role needs --workspace"),
     ):
         assert result.returncode != 0
         assert words in result.stderr
@@ -332,7 +346,7 @@ def test_apikey_create_prints_a_key_that_authenticates_with_its_privileges(
     env: dict[str, str], launch: Launch
 ) -> None:
     env = {**env, "FLOWQL_DEMO_ACCOUNTS": "false"}
-    ok(user_create(env, "ada@example.com", "Acme"))
+    ok(user_create(env, "ada@example.com", "Acme", create=True))
     full = create_key(env, "--name", "deploy", "--description", "everything")
     read_only = create_key(env, "--name", "reader", "--privilege", "workflow:read")
     missing = flowql(env, "apikey", "create", "--workspace", "Nowhere", "--name", "x")
@@ -375,8 +389,8 @@ def test_apikey_create_prints_a_key_that_authenticates_with_its_privileges(
 def test_a_workspace_name_several_tenants_share_is_refused_and_an_id_is_accepted(
     env: dict[str, str], empty_database_url: str
 ) -> None:
-    ada = uuid.UUID(ok(user_create(env, "ada@example.com", "Acme")).stdout.strip())
-    eve = uuid.UUID(ok(user_create(env, "eve@example.com", "Eve's")).stdout.strip())
+    ada = uuid.UUID(ok(user_create(env, "ada@example.com", "Acme", create=True)).stdout.strip())
+    eve = uuid.UUID(ok(user_create(env, "eve@example.com", "Eve's", create=True)).stdout.strip())
     engine = sync_engine(empty_database_url)
     try:
         with Session(engine) as session:  # another tenant renames its workspace to "Acme"
@@ -464,6 +478,10 @@ def test_serve_on_a_fresh_data_dir_migrates_creates_the_demo_account_and_keeps_i
     # A restart keeps the keys (so sessions survive) and does not make a second demo account.
     keys = {name: (data_dir / name).read_text() for name in ("secret.key", "encryption.key")}
     again = launch(serve_env)
+    assert DEMO_HINT.search(again.stdout) is None, (
+        "the demo login is printed on the first start only"
+    )
+    assert f"GraphiQL at {again.url}/graphql" in again.stdout
     assert {name: (data_dir / name).read_text() for name in keys} == keys
     assert again.gql(VIEWER, token=token)["data"]["viewer"] == viewer
     assert "login" in again.gql(LOGIN, {"e": email, "p": password})["data"]
@@ -557,3 +575,94 @@ def test_schema_print_matches_the_committed_schema_graphql(
     out = tmp_path / "schema.graphql"
     ok(flowql(base_env, "schema", "print", "-o", str(out)))
     assert out.read_text() == printed
+
+
+# -- what an operator expects --------------------------------------------------------------------
+
+
+def test_version_and_every_commands_help_describes_its_arguments(base_env: dict[str, str]) -> None:
+    from flowql import __version__
+    from flowql.cli import build_parser
+
+    version = ok(flowql(base_env, "--version"))
+    assert version.stdout.strip() == f"flowql {__version__}"
+
+    def commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iterator[Any]:
+        yield path, parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    yield from commands(child, (*path, name))
+
+    seen = []
+    for path, parser in commands(build_parser()):
+        seen.append(" ".join(path))
+        assert parser.description, f"`flowql {' '.join(path)} --help` has no description"
+        for action in parser._actions:
+            assert action.help, f"`flowql {' '.join(path)}`: {action.dest} has no help"
+    assert {"serve", "user create", "user admin", "apikey create", "workspace plan"} <= set(seen)
+    shown = ok(flowql(base_env, "apikey", "create", "--help")).stdout
+    assert "--privilege" in shown and "workflow:read" in shown
+
+
+def test_apikey_create_lists_the_valid_privileges_when_one_is_wrong(
+    env: dict[str, str],
+) -> None:
+    ok(user_create(env, "ada@example.com", "Acme", create=True))
+    wrong = flowql(
+        env,
+        "apikey",
+        "create",
+        "--workspace",
+        "Acme",
+        "--name",
+        "k",
+        "--privilege",
+        "workflow:raed",
+    )
+    assert wrong.returncode != 0 and wrong.stdout == ""
+    assert "unknown privilege workflow:raed" in wrong.stderr
+    for privilege in ALL_PRIVILEGES:
+        assert privilege in wrong.stderr
+    assert "Traceback" not in wrong.stderr
+
+
+def test_plans_from_the_cli_and_instance_admins(
+    env: dict[str, str], empty_database_url: str
+) -> None:
+    ok(user_create(env, "ada@example.com", "Acme", create=True))
+    assert ok(flowql(env, "workspace", "plan", "Acme")).stdout.strip() == "unlimited"
+    assert ok(flowql(env, "workspace", "plan", "Acme", "starter")).stdout.strip() == "starter"
+    assert ok(flowql(env, "workspace", "plan", "Acme")).stdout.strip() == "starter"
+    bad = flowql(env, "workspace", "plan", "Acme", "gold")
+    assert bad.returncode != 0 and "invalid choice" in bad.stderr and "unlimited" in bad.stderr
+    missing = flowql(env, "workspace", "plan", "Nowhere", "free")
+    assert missing.returncode != 0 and "Workspace not found" in missing.stderr
+
+    ok(user_create(env, "root@example.com", instance_admin=True))
+    ok(flowql(env, "user", "admin", "ada@example.com"))
+    engine = sync_engine(empty_database_url)
+    try:
+        with Session(engine) as session:
+            admins = session.exec(select(User.email).where(User.is_instance_admin)).all()
+            assert sorted(admins) == ["ada@example.com", "root@example.com"]
+        ok(flowql(env, "user", "admin", "ada@example.com", "--off"))
+        with Session(engine) as session:
+            admins = session.exec(select(User.email).where(User.is_instance_admin)).all()
+            assert admins == ["root@example.com"]
+    finally:
+        engine.dispose()
+
+
+def test_serve_on_a_busy_port_says_so_before_announcing_anything(
+    base_env: dict[str, str], data_dir: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = flowql(base_env, "serve", "--host", "127.0.0.1", "--port", str(port))
+    assert result.returncode != 0
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert "serving" not in result.stdout and "demo account" not in result.stdout
+    assert "Traceback" not in result.stderr

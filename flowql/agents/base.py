@@ -57,7 +57,9 @@ class Kind(StrEnum):
 
 
 class Options(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # A `{{ expression }}` option renders to the expression's type (agents/templating.py): a
+    # number given to a text option is taken as its text.
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
 
 class StepFailed(Exception):
@@ -142,3 +144,5 @@ class AgentType:
     secret_options: tuple[str, ...] = ()
     # What it emits, in a sentence, for the catalog.
     emits: str = ""
+    # Options that make a working agent of this type, for the catalog (`agentTypes`).
+    example: dict[str, Any] = field(default_factory=dict)

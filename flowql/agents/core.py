@@ -50,8 +50,17 @@ class ScheduleOptions(Options):
     def _valid_cron(cls, value: str) -> str:
         from croniter import croniter
 
-        if not croniter.is_valid(value):
+        # Five fields, or six with seconds FIRST (as Quartz, Spring and node-cron read them:
+        # `*/5 * * * * *` is every five seconds); services.triggers.next_fire_time reads them
+        # the same way. Seven (a year field) are refused.
+        if not croniter.is_valid(value, second_at_beginning=True):
             raise ValueError("not a valid cron expression")
+        fields = len(value.split())
+        if not value.strip().startswith("@") and fields not in (5, 6):
+            raise ValueError(
+                "a cron expression has five fields (minute hour day-of-month month "
+                f"day-of-week) or six with seconds first; got {fields}"
+            )
         return value
 
 

@@ -36,22 +36,41 @@ def get_type(name: str, field: str = "type") -> AgentType:
     return agent_type
 
 
-def validate_options(type_name: str, options: dict[str, Any], field: str = "options") -> Options:
+def option_problems(type_name: str, options: Any, field: str = "options") -> dict[str, str]:
+    """Everything wrong with an agent's options at once, by path (`options.cases.0.receiver`):
+    shape and types from the type's options model, then the syntax of every template."""
     agent_type = get_type(type_name)
+    if not isinstance(options, dict):
+        return {field: "must be an object"}
+    problems: dict[str, str] = {}
     try:
-        parsed = agent_type.options.model_validate(options)
+        agent_type.options.model_validate(options)
     except ValidationError as exc:
-        fields = {
-            ".".join([field, *(str(p) for p in err["loc"])]): err["msg"] for err in exc.errors()
-        }
-        raise ValidationFailed(fields) from None
-    problems = check_syntax(options, field)
-    if type_name in ("filter",) and "condition" in options:
-        problems.update(
-            check_syntax(
-                "{% if " + str(options["condition"]) + " %}{% endif %}", f"{field}.condition"
-            )
-        )
+        for err in exc.errors():
+            path = ".".join([field, *(str(p) for p in err["loc"])])
+            problems.setdefault(path, err["msg"])
+    for path, problem in check_syntax(options, field).items():
+        problems.setdefault(path, problem)
+    conditions: dict[str, Any] = {}
+    if type_name == "filter" and "condition" in options:
+        conditions[f"{field}.condition"] = options["condition"]
+    if type_name == "switch" and isinstance(options.get("cases"), list):
+        for index, case in enumerate(options["cases"]):
+            if isinstance(case, dict) and isinstance(case.get("condition"), str):
+                conditions[f"{field}.cases.{index}.condition"] = case["condition"]
+    for condition_path, expression in conditions.items():
+        source = str(expression).strip()
+        if source.startswith(("{{", "{%")):
+            continue  # a template: checked above
+        for path, problem in check_syntax(
+            "{% if " + source + " %}{% endif %}", condition_path
+        ).items():
+            problems.setdefault(path, problem)
+    return problems
+
+
+def validate_options(type_name: str, options: dict[str, Any], field: str = "options") -> Options:
+    problems = option_problems(type_name, options, field)
     if problems:
         raise ValidationFailed(problems)
-    return parsed
+    return get_type(type_name).options.model_validate(options)

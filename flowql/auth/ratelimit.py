@@ -1,5 +1,11 @@
 """Per-plan rate limits (document 004): requests per minute and per day, with the `limits`
-library; counters in memory per process, or in Redis when FLOWQL_REDIS_URL is set."""
+library; counters in memory per process, or in Redis when FLOWQL_REDIS_URL is set.
+
+Self-hosted, a workspace has no plan (`unlimited`) until an instance admin assigns one
+(`flowql workspace plan`, the `assignWorkspacePlan` mutation): its callers are never refused.
+Anonymous callers (login, sign-up, password reset) always keep the free plan's budget per client
+address, against guessing. `/v1` (document 004) still reports X-RateLimit-* headers to unlimited
+callers: a per-minute count against `UNLIMITED_REPORTED`, which never refuses."""
 
 from __future__ import annotations
 
@@ -11,6 +17,12 @@ from dataclasses import dataclass
 from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerMinute
 from limits.aio.strategies import FixedWindowRateLimiter
 from limits.storage import storage_from_string
+
+UNLIMITED = "unlimited"
+# The X-RateLimit-Limit `/v1` reports to a caller without a plan (nothing is refused).
+UNLIMITED_REPORTED = 1_000_000
+# The budget of every caller without a credential, per client address.
+ANONYMOUS_PLAN = "free"
 
 PLAN_LIMITS: dict[str, tuple[int, int]] = {
     "free": (60, 1_000),
@@ -64,6 +76,19 @@ class RateLimiter:
     def items(plan: str) -> tuple[RateLimitItem, RateLimitItem]:
         per_minute, per_day = PLAN_LIMITS.get(plan, PLAN_LIMITS["free"])
         return RateLimitItemPerMinute(per_minute), RateLimitItemPerDay(per_day)
+
+    async def count(self, key: str) -> Decision:
+        """An unlimited caller's request: counted for the headers, never refused."""
+        minute = RateLimitItemPerMinute(UNLIMITED_REPORTED)
+        await self._limiter.hit(minute, "unlimited", key)
+        stats = await self._limiter.get_window_stats(minute, "unlimited", key)
+        return Decision(
+            allowed=True,
+            limit=UNLIMITED_REPORTED,
+            remaining=max(0, stats.remaining),
+            reset=math.ceil(stats.reset_time),
+            retry_after=0,
+        )
 
     async def hit(self, key: str, plan: str) -> Decision:
         minute, day = self.items(plan)

@@ -24,7 +24,7 @@ from flowql.models import (
 )
 from flowql.services.execution import StartRequest, start_process
 from flowql.services.runtime import Runtime
-from flowql.services.triggers import next_fire_time
+from flowql.services.triggers import fires, next_fire_time
 from flowql.services.uow import unit_of_work
 
 logger = logging.getLogger("flowql.scheduler")
@@ -70,17 +70,19 @@ async def _fire(runtime: Runtime, trigger_id: uuid.UUID, now: datetime) -> int:
                 following,
                 next_fire_time(trigger.path, workspace.cron_timezone, following),
             )
+        workflow = (
+            await session.exec(select(Workflow).where(Workflow.id == trigger.workflow_id))
+        ).one()
+        # A draft's schedule moves on without firing (publishing it fires no backlog).
+        fired = {"last_fired_at": due_at} if fires(workflow) else {}
         claimed = await session.exec(
             update(Trigger)
             .where(col(Trigger.id) == trigger.id)
             .where(col(Trigger.next_run_at) == trigger.next_run_at)
-            .values(next_run_at=following, last_fired_at=due_at)
+            .values(next_run_at=following, **fired)
         )
-        if claimed.rowcount != 1:
+        if claimed.rowcount != 1 or not fired:
             return 0
-        workflow = (
-            await session.exec(select(Workflow).where(Workflow.id == trigger.workflow_id))
-        ).one()
         payload = dict(trigger.settings.get("payload") or {})
         await start_process(
             uow,

@@ -127,14 +127,28 @@ class Bus(Protocol):
     ) -> Any: ...  # an async context manager yielding a Subscription
 
 
-class MemoryBus:
+class FanOut:
+    """This process's subscribers and the one way events reach them: each event is offered to
+    every subscription (its `accept` filter and bounded queue decide). The memory bus hands its
+    published events straight to it; the PostgreSQL bus hands it what its LISTEN receives."""
+
     def __init__(self) -> None:
         self._subscriptions: set[Subscription] = set()
 
-    async def publish(self, events: list[BusEvent]) -> None:
-        for event in events:
-            for subscription in list(self._subscriptions):
+    def deliver(self, event: BusEvent) -> None:
+        for subscription in list(self._subscriptions):
+            subscription.offer(event)
+
+    def deliver_to_all(self, event: BusEvent) -> None:
+        """Past every subscriber's filter (which knows nothing of bus-level events such as
+        gaps), with the same bounded-queue behaviour as any event: a full queue drops it."""
+        for subscription in list(self._subscriptions):
+            accept = subscription.accept
+            subscription.accept = lambda _event: True
+            try:
                 subscription.offer(event)
+            finally:
+                subscription.accept = accept
 
     @asynccontextmanager
     async def subscribe(
@@ -156,3 +170,11 @@ class MemoryBus:
     def dropped_count(self) -> int:
         """Subscribers dropped for falling behind whose feeds have not ended yet."""
         return sum(1 for s in self._subscriptions if s.dropped)
+
+
+class MemoryBus(FanOut):
+    """The embedded bus: published events go to this process's subscribers."""
+
+    async def publish(self, events: list[BusEvent]) -> None:
+        for event in events:
+            self.deliver(event)

@@ -3,7 +3,7 @@
 `publish` sends each event with `pg_notify` after its transaction committed (the same moment the
 memory bus hands it out). Every server process keeps one dedicated autocommit connection
 listening on the channel and fans what arrives out to its own subscribers through the same
-bounded `Subscription` queues as the memory bus (a subscriber that falls behind is dropped).
+`FanOut` as the memory bus (a subscriber that falls behind is dropped).
 A process's own events reach its subscribers the same way, through the database.
 
 Payloads stay small: topic, workspace id and the event's data, which are ids and statuses. An
@@ -26,8 +26,6 @@ import json
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
@@ -35,7 +33,7 @@ from psycopg import sql
 from sqlalchemy import text
 
 from flowql.db import Database
-from flowql.events.bus import Bus, BusEvent, MemoryBus, Subscription
+from flowql.events.bus import Bus, BusEvent, FanOut, MemoryBus
 from flowql.models import utcnow
 from flowql.settings import Bus as BusKind
 from flowql.settings import Settings, libpq_database_url
@@ -99,14 +97,14 @@ def decode(payload: str) -> BusEvent:
     )
 
 
-class PostgresBus:
+class PostgresBus(FanOut):
     def __init__(self, conninfo: str, db: Database, channel: str = CHANNEL) -> None:
+        super().__init__()
         self.conninfo = conninfo
         self.db = db
         self.channel = channel
         self.connected = False
         self.listening = False  # start() was called: this process serves subscribers
-        self._subscriptions: set[Subscription] = set()
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -126,46 +124,11 @@ class PostgresBus:
         except Exception:
             logger.warning("could not publish %d bus event(s)", len(events), exc_info=True)
 
-    # -- subscribing --------------------------------------------------------------------------
-
-    @asynccontextmanager
-    async def subscribe(
-        self, accept: Callable[[BusEvent], bool], maxsize: int = 1000
-    ) -> AsyncIterator[Subscription]:
-        subscription = Subscription(accept, maxsize)
-        self._subscriptions.add(subscription)
-        try:
-            yield subscription
-        finally:
-            self._subscriptions.discard(subscription)
-            subscription.close()
-
-    @property
-    def subscriber_count(self) -> int:
-        return len(self._subscriptions)
-
-    @property
-    def dropped_count(self) -> int:
-        """Subscribers dropped for falling behind whose feeds have not ended yet."""
-        return sum(1 for s in self._subscriptions if s.dropped)
-
-    def _deliver(self, event: BusEvent) -> None:
-        for subscription in list(self._subscriptions):
-            subscription.offer(event)
-
     def _announce_gap(self, since: str, until: str) -> None:
         event = BusEvent(
             topic=GAP_TOPIC, workspace_id=GAP_WORKSPACE, data={"since": since, "until": until}
         )
-        for subscription in list(self._subscriptions):
-            # Past the subscriber's filter (which knows nothing of gaps), with the same
-            # bounded-queue behaviour as any event: a full queue drops the subscriber.
-            accept = subscription.accept
-            subscription.accept = lambda _event: True
-            try:
-                subscription.offer(event)
-            finally:
-                subscription.accept = accept
+        self.deliver_to_all(event)
 
     # -- the LISTEN connection ----------------------------------------------------------------
 
@@ -226,7 +189,7 @@ class PostgresBus:
         except (ValueError, KeyError, TypeError):
             logger.warning("bus: ignoring a malformed notification: %.200s", payload)
             return
-        self._deliver(event)
+        self.deliver(event)
 
 
 def make_bus(settings: Settings, db: Database) -> Bus:

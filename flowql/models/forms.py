@@ -21,6 +21,8 @@ class Form(WorkspaceRow, table=True):
     description: str = Field(default="", max_length=5000)
     # [{"name", "type", "required", "label", "options"}]
     fields: list[dict[str, Any]] = json_field(list)
+    # Anyone with the link may open and submit it (/forms/{id}), without a token.
+    public: bool = False
 
 
 class FormSubmission(WorkspaceRow, table=True):

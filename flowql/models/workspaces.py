@@ -13,6 +13,10 @@ from flowql.models.base import Row, WorkspaceRow, time_field
 
 
 class Plan(StrEnum):
+    """A workspace's rate-limit plan (document 004). Self-hosted, a workspace has none
+    (UNLIMITED) until an instance admin assigns one."""
+
+    UNLIMITED = "unlimited"
     FREE = "free"
     STARTER = "starter"
     PRO = "pro"
@@ -30,7 +34,7 @@ class Workspace(Row, table=True):
     __table_args__ = {"sqlite_autoincrement": True}
 
     name: str = Field(max_length=200, index=True)
-    plan: Plan = Field(default=Plan.FREE, max_length=20)
+    plan: Plan = Field(default=Plan.UNLIMITED, max_length=20)
     cron_timezone: str = Field(default="UTC", max_length=64)
     owner_id: uuid.UUID | None = Field(default=None, index=True)
 
@@ -45,6 +49,8 @@ class User(Row, table=True):
     last_name: str = Field(default="", max_length=200)
     avatar: str = Field(default="", max_length=1000)
     is_active: bool = True
+    # An operator of this flowql instance: assigns workspaces' plans (flowql workspace plan).
+    is_instance_admin: bool = False
     last_login: datetime | None = time_field()
 
 

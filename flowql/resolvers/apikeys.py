@@ -29,6 +29,6 @@ async def create_api_key(ctx: Context, spec: ApiKeySpec) -> IssuedApiKey:
         return await service.issue_api_key(uow.session, ctx.principal, spec)
 
 
-async def revoke_api_key(ctx: Context, ident: uuid.UUID) -> ApiKey:
+async def revoke_api_key(ctx: Context, ident: uuid.UUID | int) -> ApiKey:
     async with unit_of_work(ctx.runtime) as uow:
         return await service.revoke_api_key(uow.session, ctx.principal, ident)

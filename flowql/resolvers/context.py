@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +23,9 @@ class Context:
     response: Any = None
     # WebSocket connections: the connection_init payload (Strawberry sets it).
     connection_params: dict[str, Any] | None = None
+    # What the transport does when a feed of this connection drops its subscriber (given the
+    # feed's task); set by flowql.transport for WebSockets, None elsewhere.
+    on_drop: Callable[[asyncio.Task[Any] | None], None] | None = None
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

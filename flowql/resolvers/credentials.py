@@ -31,12 +31,12 @@ async def create_credential(ctx: Context, **fields: Any) -> Credential:
         return await service.create_credential(uow.session, ctx.principal, ctx.box, **fields)
 
 
-async def update_credential(ctx: Context, ident: uuid.UUID, **fields: Any) -> Credential:
+async def update_credential(ctx: Context, ident: uuid.UUID | int, **fields: Any) -> Credential:
     async with unit_of_work(ctx.runtime) as uow:
         return await service.update_credential(uow.session, ctx.principal, ctx.box, ident, **fields)
 
 
-async def delete_credential(ctx: Context, ident: uuid.UUID) -> Credential:
+async def delete_credential(ctx: Context, ident: uuid.UUID | int) -> Credential:
     async with unit_of_work(ctx.runtime) as uow:
         return await service.delete_credential(uow.session, ctx.principal, ident)
 

@@ -37,16 +37,16 @@ async def create_form(ctx: Context, **fields: Any) -> Form:
         return await service.create_form(uow.session, ctx.principal, **fields)
 
 
-async def update_form(ctx: Context, ident: uuid.UUID, **fields: Any) -> Form:
+async def update_form(ctx: Context, ident: uuid.UUID | int, **fields: Any) -> Form:
     async with unit_of_work(ctx.runtime) as uow:
         return await service.update_form(uow.session, ctx.principal, ident, **fields)
 
 
-async def delete_form(ctx: Context, ident: uuid.UUID) -> Form:
+async def delete_form(ctx: Context, ident: uuid.UUID | int) -> Form:
     async with unit_of_work(ctx.runtime) as uow:
         return await service.delete_form(uow.session, ctx.principal, ident)
 
 
-async def submit_form(ctx: Context, form_id: uuid.UUID, data: Any) -> FormSubmission:
+async def submit_form(ctx: Context, form_id: uuid.UUID | int, data: Any) -> FormSubmission:
     async with unit_of_work(ctx.runtime) as uow:
         return await service.submit_form(uow, ctx.runtime, ctx.principal, form_id, data)

@@ -32,19 +32,19 @@ async def create_integration(ctx: Context, **fields: Any) -> Integration:
         return await service.create_integration(uow.session, ctx.principal, ctx.box, **fields)
 
 
-async def update_integration(ctx: Context, ident: uuid.UUID, **fields: Any) -> Integration:
+async def update_integration(ctx: Context, ident: uuid.UUID | int, **fields: Any) -> Integration:
     async with unit_of_work(ctx.runtime) as uow:
         return await service.update_integration(
             uow.session, ctx.principal, ctx.box, ident, **fields
         )
 
 
-async def delete_integration(ctx: Context, ident: uuid.UUID) -> Integration:
+async def delete_integration(ctx: Context, ident: uuid.UUID | int) -> Integration:
     async with unit_of_work(ctx.runtime) as uow:
         return await service.delete_integration(uow.session, ctx.principal, ident)
 
 
-async def test_integration(ctx: Context, ident: uuid.UUID) -> Integration:
+async def test_integration(ctx: Context, ident: uuid.UUID | int) -> Integration:
     """Three steps so no transaction stays open while the test waits on the network."""
     async with ctx.db.read() as session:
         row = await service.get_integration(session, ctx.principal, ident, "integration:write")

@@ -39,7 +39,7 @@ async def store_scenario(
         )
 
 
-async def disable_scenario(ctx: Context, ident: uuid.UUID) -> Scenario:
+async def disable_scenario(ctx: Context, ident: uuid.UUID | int) -> Scenario:
     async with unit_of_work(ctx.runtime) as uow:
         return await service.disable_scenario(uow.session, ctx.principal, ident)
 

@@ -7,7 +7,9 @@ loaded by id per event; the subscribers woken by one event share one load (`shar
 
 A subscriber more than `settings.subscription_queue_size` events behind that stops draining (see
 flowql.events.bus.Subscription) is dropped by the bus: its operation ends with a
-SUBSCRIBER_DROPPED error and, over a WebSocket, the connection is closed with code 4008 (SLOW_SUBSCRIBER_CLOSE_CODE). When the PostgreSQL bus reports a gap (its LISTEN
+SUBSCRIBER_DROPPED error and the transport is told (`Context.on_drop`: over a WebSocket,
+flowql.transport closes the connection with code 4008). Feeds yield data only; they never touch
+a connection. When the PostgreSQL bus reports a gap (its LISTEN
 connection was lost for a while), feeds that can re-read their state do so (processUpdated,
 processLogs); the others end with an EVENTS_MISSED error, for the client to subscribe again.
 """
@@ -27,13 +29,20 @@ from typing import Any, ParamSpec, TypeVar, cast
 from graphql import GraphQLError
 from sqlalchemy import func
 from sqlmodel import col, select
-from starlette.websockets import WebSocket, WebSocketState
 
 from flowql.auth.principal import Principal
 from flowql.errors import DomainError
 from flowql.events.bus import BusEvent, SubscriberDropped, Subscription
 from flowql.events.postgres import GAP_TOPIC
-from flowql.models import TERMINAL_STATUSES, Message, Process, ProcessLog, ProcessStatus, Row
+from flowql.models import (
+    TERMINAL_STATUSES,
+    Message,
+    Process,
+    ProcessLog,
+    ProcessStatus,
+    Row,
+    WorkspaceRow,
+)
 from flowql.resolvers.context import Context
 from flowql.services.common import sees_row
 from flowql.services.processes import get_process
@@ -44,13 +53,9 @@ PROCESS_UPDATED = "process.updated"
 PROCESS_LOG = "process.log"
 MESSAGE_CREATED = "message.created"
 
-SLOW_SUBSCRIBER_CLOSE_CODE = 4008
 SLOW_SUBSCRIBER_REASON = "subscriber too slow: dropped"
 DROPPED_CODE = "SUBSCRIBER_DROPPED"
 MISSED_CODE = "EVENTS_MISSED"
-# How long a dropped subscriber's operation may take to deliver its error before the connection
-# is closed regardless (a client that stopped reading never takes it).
-DROP_GRACE_SECONDS = 10.0
 # How long a row loaded for one event stays shared with the other subscribers of that event.
 SHARED_LOAD_SECONDS = 5.0
 BACKLOG_CHUNK = 500
@@ -59,6 +64,7 @@ TERMINAL_VALUES = frozenset(s.value for s in TERMINAL_STATUSES)
 P = ParamSpec("P")
 T = TypeVar("T")
 R = TypeVar("R", bound=Row)
+W = TypeVar("W", bound=WorkspaceRow)
 
 
 @dataclass(frozen=True)
@@ -102,25 +108,11 @@ def coded(fn: Callable[P, AsyncGenerator[T, None]]) -> Callable[P, AsyncGenerato
     return wrapper
 
 
-_closers: set[asyncio.Task[None]] = set()
-
-
-async def _close_slow(websocket: WebSocket, operation: asyncio.Task[Any] | None) -> None:
-    """Let the operation deliver its SUBSCRIBER_DROPPED error, then close the connection."""
-    if operation is not None and not operation.done():
-        await asyncio.wait({operation}, timeout=DROP_GRACE_SECONDS)
-    if websocket.application_state is WebSocketState.CONNECTED:
-        with contextlib.suppress(Exception):
-            await websocket.close(code=SLOW_SUBSCRIBER_CLOSE_CODE, reason=SLOW_SUBSCRIBER_REASON)
-
-
 def _on_drop(ctx: Context, operation: asyncio.Task[Any] | None) -> Callable[[], None]:
     def dropped() -> None:
         logger.warning("subscriber dropped: it fell too far behind")
-        if isinstance(ctx.request, WebSocket):
-            task = asyncio.get_running_loop().create_task(_close_slow(ctx.request, operation))
-            _closers.add(task)
-            task.add_done_callback(_closers.discard)
+        if ctx.on_drop is not None:
+            ctx.on_drop(operation)
 
     return dropped
 
@@ -189,6 +181,22 @@ def _missed(event: BusEvent) -> EventsMissed:
 def _matches(data: dict[str, Any], key: str, wanted: uuid.UUID | None) -> bool:
     """An event that names `key` must name `wanted`; one that does not is checked on its row."""
     return wanted is None or key not in data or data[key] == str(wanted)
+
+
+async def _rows(
+    ctx: Context, subscription: Subscription, model: type[W], id_key: str
+) -> AsyncGenerator[tuple[BusEvent, W], None]:
+    """The loop of the feeds that follow many rows: each event's row (`data[id_key]`, loaded
+    once per event) that the caller may see. A gap ends the feed with EVENTS_MISSED."""
+    async for event in subscription:
+        if event.topic == GAP_TOPIC:
+            raise _missed(event)
+        row_id = _uuid(event.data.get(id_key))
+        if row_id is None:
+            continue
+        row = await shared_load(ctx, model, row_id, event)
+        if row is not None and sees_row(ctx.principal, row):
+            yield event, row
 
 
 # -- feeds --------------------------------------------------------------------------------------
@@ -268,16 +276,11 @@ async def process_events(
             and _matches(data, "scenario_id", scenario_id)
         )
 
-    async with feed(ctx, accept) as subscription:
-        async for event in subscription:
-            if event.topic == GAP_TOPIC:
-                raise _missed(event)
-            process_id = _uuid(event.data.get("process_id"))
-            if process_id is None:
-                continue
-            row = await shared_load(ctx, Process, process_id, event)
-            if row is None or not sees_row(principal, row):
-                continue
+    async with (
+        feed(ctx, accept) as subscription,
+        contextlib.aclosing(_rows(ctx, subscription, Process, "process_id")) as rows,
+    ):
+        async for event, row in rows:
             if workflow_id is not None and row.workflow_id != workflow_id:
                 continue
             if scenario_id is not None and row.scenario_id != scenario_id:
@@ -384,16 +387,11 @@ async def message_created(
             and _matches(data, "workflow_id", workflow_id)
         )
 
-    async with feed(ctx, accept) as subscription:
-        async for event in subscription:
-            if event.topic == GAP_TOPIC:
-                raise _missed(event)
-            message_id = _uuid(event.data.get("message_id"))
-            if message_id is None:
-                continue
-            row = await shared_load(ctx, Message, message_id, event)
-            if row is None or not sees_row(principal, row):
-                continue
+    async with (
+        feed(ctx, accept) as subscription,
+        contextlib.aclosing(_rows(ctx, subscription, Message, "message_id")) as rows,
+    ):
+        async for _event, row in rows:
             if agent_id is not None and row.agent_id != agent_id:
                 continue
             if workflow_id is not None and row.workflow_id != workflow_id:

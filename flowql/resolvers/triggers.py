@@ -37,7 +37,7 @@ async def create_trigger(
 
 async def update_trigger(
     ctx: Context,
-    ident: uuid.UUID,
+    ident: uuid.UUID | int,
     name: str | None,
     options: dict[str, Any] | None,
     active: bool | None,
@@ -60,7 +60,7 @@ async def update_trigger(
         return await _trigger_of_agent(uow.session, agent.id)
 
 
-async def delete_trigger(ctx: Context, ident: uuid.UUID) -> Trigger:
+async def delete_trigger(ctx: Context, ident: uuid.UUID | int) -> Trigger:
     async with unit_of_work(ctx.runtime) as uow:
         trigger = await get_visible(
             uow.session, ctx.principal, Trigger, ident, "workflow:write", "Trigger"

@@ -42,7 +42,9 @@ async def create_subscription(ctx: Context, **fields: Any) -> WebhookSubscriptio
         )
 
 
-async def update_subscription(ctx: Context, ident: uuid.UUID, **fields: Any) -> WebhookSubscription:
+async def update_subscription(
+    ctx: Context, ident: uuid.UUID | int, **fields: Any
+) -> WebhookSubscription:
     allow_private = ctx.settings.allow_private_networks
     async with unit_of_work(ctx.runtime) as uow:
         return await service.update_subscription(
@@ -50,6 +52,6 @@ async def update_subscription(ctx: Context, ident: uuid.UUID, **fields: Any) -> 
         )
 
 
-async def delete_subscription(ctx: Context, ident: uuid.UUID) -> WebhookSubscription:
+async def delete_subscription(ctx: Context, ident: uuid.UUID | int) -> WebhookSubscription:
     async with unit_of_work(ctx.runtime) as uow:
         return await service.delete_subscription(uow.session, ctx.principal, ident)

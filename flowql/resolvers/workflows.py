@@ -38,7 +38,7 @@ async def create_workflow(ctx: Context, agents: list[AgentSpec] | None, **fields
 
 
 async def update_workflow(
-    ctx: Context, ident: uuid.UUID, agents: list[AgentSpec] | None, **fields: Any
+    ctx: Context, ident: uuid.UUID | int, agents: list[AgentSpec] | None, **fields: Any
 ) -> Workflow:
     async with unit_of_work(ctx.runtime) as uow:
         return await service.update_workflow(
@@ -46,7 +46,7 @@ async def update_workflow(
         )
 
 
-async def delete_workflow(ctx: Context, ident: uuid.UUID) -> Workflow:
+async def delete_workflow(ctx: Context, ident: uuid.UUID | int) -> Workflow:
     async with unit_of_work(ctx.runtime) as uow:
         return await service.delete_workflow(uow.session, ctx.principal, ident)
 
@@ -60,12 +60,12 @@ async def create_agent(
         )
 
 
-async def update_agent(ctx: Context, ident: uuid.UUID, **fields: Any) -> Agent:
+async def update_agent(ctx: Context, ident: uuid.UUID | int, **fields: Any) -> Agent:
     async with unit_of_work(ctx.runtime) as uow:
         return await service.update_agent(uow.session, ctx.principal, ctx.box, ident, **fields)
 
 
-async def delete_agent(ctx: Context, ident: uuid.UUID) -> Agent:
+async def delete_agent(ctx: Context, ident: uuid.UUID | int) -> Agent:
     async with unit_of_work(ctx.runtime) as uow:
         return await service.delete_agent(uow.session, ctx.principal, ident)
 

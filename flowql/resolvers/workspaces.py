@@ -49,6 +49,13 @@ async def create_workspace(
     return row
 
 
+async def assign_workspace_plan(ctx: Context, workspace_id: uuid.UUID, plan: Plan) -> Workspace:
+    async with unit_of_work(ctx.runtime) as uow:
+        row = await service.assign_plan(uow.session, ctx.principal, workspace_id, plan)
+    ctx.loaders.clear()
+    return row
+
+
 async def update_workspace(ctx: Context, workspace_id: uuid.UUID, **fields: Any) -> Workspace:
     async with unit_of_work(ctx.runtime) as uow:
         row = await service.update_workspace(uow.session, ctx.principal, workspace_id, **fields)

@@ -18,11 +18,15 @@ from starlette.routing import BaseRoute, Match, Mount, Route
 from flowql.errors import ErrorCode
 from flowql.rest_compat import activeworkflow, letsflow, platform_v1, wayscript
 from flowql.rest_compat.base import GraphQLExecutor, build_routes
-from flowql.rest_compat.errors import ERROR_FORMATS, QUERY_KEY_PATHS, ErrorFormat
+from flowql.rest_compat.errors import ErrorFormat
 from flowql.rest_compat.openapi import document, openapi_route
 
 R = TypeVar("R", Mount, Route)
 FAMILIES: tuple[ModuleType, ...] = (activeworkflow, wayscript, platform_v1, letsflow)
+# How each mount answers an error (rate limits and refused credentials are answered before a
+# route runs, by middleware that asks here).
+ERROR_FORMATS: dict[str, ErrorFormat] = {family.PREFIX: family.FORMAT for family in FAMILIES}
+QUERY_KEY_PATHS: tuple[str, ...] = wayscript.QUERY_KEY_PATHS
 
 
 def mounts(executor: GraphQLExecutor) -> list[Mount]:

@@ -8,6 +8,7 @@ models, services or database: it speaks GraphQL only.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -19,17 +20,9 @@ from starlette.routing import BaseRoute, Route
 from flowql import jsonsafe
 from flowql.auth.principal import ANONYMOUS, Principal
 from flowql.errors import DomainError, ErrorCode, ValidationFailed
-from flowql.rest_compat.errors import ErrorFormat
+from flowql.rest_compat.errors import ErrorFormat, status_for
 
-STATUS_FOR_CODE = {
-    ErrorCode.UNAUTHORIZED: 401,
-    ErrorCode.FORBIDDEN: 403,
-    ErrorCode.NOT_FOUND: 404,
-    ErrorCode.VALIDATION_ERROR: 400,
-    ErrorCode.CONFLICT: 409,
-    ErrorCode.RATE_LIMITED: 429,
-    ErrorCode.INTERNAL_ERROR: 500,
-}
+logger = logging.getLogger("flowql.rest_compat")
 
 
 class ExecutionResultLike(Protocol):
@@ -56,7 +49,7 @@ class OperationFailed(Exception):
 
     @property
     def status(self) -> int:
-        return STATUS_FOR_CODE.get(self.code, 500)
+        return status_for(self.code)
 
 
 @dataclass
@@ -66,6 +59,8 @@ class Call:
     request: Request
     executor: GraphQLExecutor
     _body: Any = field(default=None)
+    # GraphQL operations this request has run (a route addressing one object runs one).
+    operations: int = 0
 
     @property
     def principal(self) -> Principal:
@@ -85,9 +80,10 @@ class Call:
         return self._body
 
     async def run(self, document: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        self.operations += 1
         result = await self.executor.execute(document, variables or {}, self.request)
         if result.errors:
-            error = result.errors[0]
+            error = first_error(document, result.errors)
             extensions = dict(getattr(error, "extensions", None) or {})
             code_name = extensions.pop("code", ErrorCode.INTERNAL_ERROR.value)
             code = (
@@ -99,13 +95,33 @@ class Call:
         return result.data or {}
 
 
+def first_error(document: str, errors: list[Any]) -> Any:
+    """The error of the root field asked first: root fields of one query run concurrently, so
+    the order of `errors` is not the order of the document (an object looked up beside its list
+    must answer for its absence, as when it was looked up on its own)."""
+
+    def rank(error: Any) -> int:
+        path = getattr(error, "path", None) or []
+        found = document.find(f" {path[0]}(") if path else -1
+        return found if found >= 0 else len(document)
+
+    return min(errors, key=rank)
+
+
+# Called after each REST request with the request and how many GraphQL operations it ran.
+OperationListener = Callable[[Request, int], None]
+OPERATION_LISTENERS: list[OperationListener] = []
+
+
 Shaper = Callable[[Call, dict[str, Any]], Response | Awaitable[Response]]
 Variables = Callable[[Call], dict[str, Any]]
 
 
 @dataclass(frozen=True)
 class Endpoint:
-    """A documented route. Either `document` (+ `variables`, `shape`) or a custom `handler`."""
+    """A documented route. The common case is declared: `document` (one GraphQL operation),
+    `variables` from the request, `shape` from the data to the documented answer. A route whose
+    answer takes more than that (several pages, a choice between operations) names a `handler`."""
 
     method: str
     path: str
@@ -114,6 +130,9 @@ class Endpoint:
     variables: Variables | None = None
     shape: Shaper | None = None
     handler: Callable[[Call], Awaitable[Response]] | None = None
+    # Puts a failed operation's error in the family's words (field names, kinds) before it is
+    # formatted.
+    failure: Callable[[OperationFailed], None] | None = None
     public: bool = False
     json_body: bool = False
     openapi: dict[str, Any] = field(default_factory=dict)
@@ -181,15 +200,18 @@ def build_routes(
 ) -> list[BaseRoute]:
     def make(endpoint: Endpoint) -> Route:
         async def handle(request: Request) -> Response:
-            response = await respond(request)
+            call = Call(request=request, executor=executor)
+            response = await respond(call)
             response.headers.update(endpoint.headers)
+            for listener in OPERATION_LISTENERS:
+                listener(request, call.operations)
             return response
 
-        async def respond(request: Request) -> Response:
+        async def respond(call: Call) -> Response:
+            request = call.request
             auth_error: DomainError | None = getattr(request.state, "auth_error", None)
             if not endpoint.public and auth_error is not None:
                 return error_format(401, auth_error.code, auth_error.message, auth_error.details)
-            call = Call(request=request, executor=executor)
             if not endpoint.public and not call.principal.is_authenticated:
                 return error_format(401, ErrorCode.UNAUTHORIZED, "authentication required", {})
             unsupported = unsupported_media_type(request, endpoint)
@@ -206,10 +228,16 @@ def build_routes(
                 shaped = endpoint.shape(call, data)
                 return shaped if isinstance(shaped, Response) else await shaped
             except OperationFailed as failed:
+                if endpoint.failure is not None:
+                    endpoint.failure(failed)
                 return error_format(failed.status, failed.code, failed.message, failed.details)
             except DomainError as exc:
-                status = STATUS_FOR_CODE.get(exc.code, 400)
+                status = status_for(exc.code)
                 return error_format(status, exc.code, exc.message, exc.details)
+            except Exception:
+                # Never a bare 500: an unexpected failure answers in the family's format.
+                logger.exception("unexpected error in %s %s", request.method, request.url)
+                return error_format(500, ErrorCode.INTERNAL_ERROR, "Internal server error", {})
 
         return Route(endpoint.path, handle, methods=[endpoint.method], name=endpoint.summary)
 

@@ -1,15 +1,27 @@
-"""Each documented family's own error format."""
+"""What every family's errors share: the error format's signature, one status per stable
+code, and reason phrases. Each family's own format lives in its package (`<family>/envelope.py`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from flowql.errors import ErrorCode
 
 ErrorFormat = Callable[[int, ErrorCode, str, dict[str, Any]], Response]
+
+# One HTTP status per stable error code, for every family.
+STATUS_FOR_CODE = {
+    ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.VALIDATION_ERROR: 400,
+    ErrorCode.CONFLICT: 409,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.INTERNAL_ERROR: 500,
+}
 
 REASONS = {
     400: "Bad Request",
@@ -22,43 +34,5 @@ REASONS = {
 }
 
 
-def platform_v1(status: int, code: ErrorCode, message: str, details: dict[str, Any]) -> Response:
-    """Document 004: {"success": false, "error": {"code", "message", "details"}}."""
-    body = {"success": False, "error": {"code": code.value, "message": message, "details": details}}
-    return JSONResponse(body, status_code=status)
-
-
-def activeworkflow(status: int, code: ErrorCode, message: str, details: dict[str, Any]) -> Response:
-    """Document 002: {"error": "401 Unauthorized"}."""
-    return JSONResponse({"error": f"{status} {REASONS.get(status, message)}"}, status_code=status)
-
-
-def plain(status: int, code: ErrorCode, message: str, details: dict[str, Any]) -> Response:
-    """Documents 000 and 001 give bare statuses; a short JSON reason helps scripts log it."""
-    return JSONResponse({"error": message, "code": code.value}, status_code=status)
-
-
-def letsflow(status: int, code: ErrorCode, message: str, details: dict[str, Any]) -> Response:
-    """Document 003, as LetsFlow's engine answers a refused step: {"error": {"message",
-    "reason": [...]}}, plus flowql's `code`, the invalid `fields` and a skipped `eventId`."""
-    fields = details.get("fields")
-    reasons = details.get("reasons")
-    if reasons is None:
-        reasons = [f"{k}: {v}" for k, v in fields.items()] if isinstance(fields, dict) else []
-    error: dict[str, Any] = {"message": message, "code": code.value, "reason": list(reasons)}
-    if isinstance(fields, dict) and fields:
-        error["fields"] = fields
-    if details.get("eventId"):
-        error["eventId"] = details["eventId"]
-    return JSONResponse({"error": error}, status_code=status)
-
-
-ERROR_FORMATS: dict[str, ErrorFormat] = {
-    "/v1": platform_v1,
-    "/compat/activeworkflow": activeworkflow,
-    "/compat/wayscript": plain,
-    "/compat/letsflow": letsflow,
-}
-
-# Document 001 authenticates with `?api_key=…`.
-QUERY_KEY_PATHS = ("/compat/wayscript/api",)
+def status_for(code: ErrorCode) -> int:
+    return STATUS_FOR_CODE.get(code, 500)

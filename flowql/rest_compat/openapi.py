@@ -15,6 +15,43 @@ _PARAM = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::([a-z]+))?}")
 _TYPES = {"int": {"type": "integer"}, "uuid": {"type": "string", "format": "uuid"}}
 
 
+# -- schema helpers every family uses ------------------------------------------------------------
+
+
+def obj(
+    properties: dict[str, Any],
+    required: list[str] | None = None,
+    *,
+    optional: tuple[str, ...] = (),
+    nullable: bool = False,
+) -> dict[str, Any]:
+    """An object schema; every property is required unless `required` or `optional` say not."""
+    if required is None:
+        required = [k for k in properties if k not in optional]
+    kind: Any = ["object", "null"] if nullable else "object"
+    return {"type": kind, "required": required, "properties": properties}
+
+
+def query_param(
+    name: str, schema: dict[str, Any], description: str | None = None, required: bool = False
+) -> dict[str, Any]:
+    param: dict[str, Any] = {"name": name, "in": "query", "required": required, "schema": schema}
+    if description is not None:
+        param["description"] = description
+    return param
+
+
+def ok(
+    schema: dict[str, Any],
+    description: str = "Success",
+    status: str = "200",
+    also: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A documented JSON answer (`also`: further media types of the same answer)."""
+    content = {"application/json": {"schema": schema}, **(also or {})}
+    return {status: {"description": description, "content": content}}
+
+
 def error_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": schema}}}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+from types import ModuleType
 from typing import Any
 
 import strawberry
@@ -11,36 +11,50 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from flowql.errors import DomainError
+from flowql.schema import (
+    agent_types,
+    apikeys,
+    audit,
+    auth,
+    forms,
+    health,
+    integrations,
+    messages,
+    processes,
+    scenarios,
+    subscriptions,
+    triggers,
+    webhooks,
+    workflows,
+    workspaces,
+)
 from flowql.schema.documents import CachedDocuments, DocumentStore
 from flowql.schema.errors import ErrorCodes
 from flowql.schema.limits import GraphQLLimits, RequestLimits
 
-DOMAINS = (
-    "auth",
-    "workspaces",
-    "workflows",
-    "triggers",
-    "messages",
-    "processes",
-    "scenarios",
-    "integrations",
-    "forms",
-    "webhooks",
-    "apikeys",
-    "audit",
-    "subscriptions",
+# Each domain's Query, Mutation and Subscription (those it has), merged in this order.
+DOMAINS: tuple[ModuleType, ...] = (
+    auth,
+    workspaces,
+    workflows,
+    triggers,
+    messages,
+    processes,
+    scenarios,
+    integrations,
+    forms,
+    webhooks,
+    apikeys,
+    audit,
+    health,
+    subscriptions,
+    agent_types,
 )
 
 
 def _parts(kind: str) -> tuple[type[Any], ...]:
     parts: list[type[Any]] = []
-    for name in DOMAINS:
-        try:
-            module = importlib.import_module(f"flowql.schema.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"flowql.schema.{name}":
-                raise
-            continue
+    for module in DOMAINS:
         part: type[Any] | None = getattr(module, kind, None)
         definition = getattr(part, "__strawberry_definition__", None)
         if part is not None and definition is not None and definition.fields:

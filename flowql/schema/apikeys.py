@@ -162,5 +162,7 @@ class Mutation:
         return CreateApiKeyPayload.of(await resolve.create_api_key(info.context, input.spec()))
 
     @strawberry.mutation(description="Revoke an API key; it is refused from then on.")
-    async def revoke_api_key(self, info: Info, id: uuid.UUID) -> ApiKey:
-        return ApiKey.from_row(await resolve.revoke_api_key(info.context, id))
+    async def revoke_api_key(
+        self, info: Info, id: uuid.UUID | None = None, number: int | None = None
+    ) -> ApiKey:
+        return ApiKey.from_row(await resolve.revoke_api_key(info.context, ident(id, number)))

@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from flowql import models
+from flowql.errors import ValidationFailed
 from flowql.resolvers import forms as resolve
 from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args
 from flowql.services.form_fields import FieldType
 from flowql.services.forms import FormFilter
+from flowql.services.triggers import form_url
 
 if TYPE_CHECKING:
     from flowql.schema.processes import Process
@@ -51,6 +53,11 @@ class FormSubmission(FromRow):
     process_id: uuid.UUID | None
     created_at: datetime
 
+    @strawberry.field(description="The number of the form submitted to.")
+    async def form_number(self, info: Info) -> int:
+        row = await info.context.loaders.by_id(models.Form).load(self.form_id)
+        return 0 if row is None else row.number or 0
+
     @strawberry.field(description="The process the submission started (null without process:read).")
     async def process(self, info: Info) -> ProcessRef | None:
         from flowql.schema.processes import Process
@@ -73,6 +80,9 @@ class Form(FromRow):
     description: str
     fields: list[FormField]
     created_at: datetime
+    public: bool = strawberry.field(
+        description="Anyone with the link may open and submit it, without a token."
+    )
 
     @classmethod
     def from_row(cls, row: Any) -> Form:
@@ -85,7 +95,15 @@ class Form(FromRow):
             description=row.description,
             fields=[FormField.from_dict(f) for f in row.fields],
             created_at=row.created_at,
+            public=bool(row.public),
         )
+
+    @strawberry.field(
+        description="The form's page (GET: an HTML form of its fields; POST: a submission, "
+        "urlencoded, multipart or JSON). A public form needs no token there."
+    )
+    def public_url(self, info: Info) -> str:
+        return form_url(info.context.runtime.settings.base_url, self.id)
 
     @strawberry.field
     async def submissions_count(self, info: Info) -> int:
@@ -155,6 +173,9 @@ class CreateFormInput:
     )
     description: str = ""
     fields: list[FormFieldInput] = strawberry.field(default_factory=list)
+    public: bool = strawberry.field(
+        default=False, description="Anyone with its publicUrl may open and submit it."
+    )
 
 
 @strawberry.input
@@ -165,6 +186,7 @@ class UpdateFormInput:
     fields: list[FormFieldInput] | None = strawberry.field(
         default=None, description="Replaces all fields."
     )
+    public: bool | None = None
 
 
 def _specs(fields: list[FormFieldInput] | None) -> list[dict[str, Any]] | None:
@@ -207,27 +229,48 @@ class Mutation:
             name=input.name,
             description=input.description,
             fields=_specs(input.fields),
+            public=input.public,
         )
         return Form.from_row(row)
 
     @strawberry.mutation
-    async def update_form(self, info: Info, id: uuid.UUID, input: UpdateFormInput) -> Form:
+    async def update_form(
+        self,
+        info: Info,
+        id: uuid.UUID | None = None,
+        number: int | None = None,
+        *,
+        input: UpdateFormInput,
+    ) -> Form:
         row = await resolve.update_form(
             info.context,
-            id,
+            ident(id, number),
             workflow_id=input.workflow_id,
             name=input.name,
             description=input.description,
             fields=_specs(input.fields),
+            public=input.public,
         )
         return Form.from_row(row)
 
     @strawberry.mutation
-    async def delete_form(self, info: Info, id: uuid.UUID) -> Form:
-        return Form.from_row(await resolve.delete_form(info.context, id))
+    async def delete_form(
+        self, info: Info, id: uuid.UUID | None = None, number: int | None = None
+    ) -> Form:
+        return Form.from_row(await resolve.delete_form(info.context, ident(id, number)))
 
     @strawberry.mutation(
         description="Submit data checked against the form's fields; starts the form's workflow."
     )
-    async def submit_form(self, info: Info, form_id: uuid.UUID, data: JSON) -> FormSubmission:
-        return FormSubmission.from_row(await resolve.submit_form(info.context, form_id, data))
+    async def submit_form(
+        self,
+        info: Info,
+        form_id: uuid.UUID | None = None,
+        form_number: int | None = None,
+        *,
+        data: JSON,
+    ) -> FormSubmission:
+        form = form_id if form_id is not None else form_number
+        if form is None:
+            raise ValidationFailed.one("formId", "give formId or formNumber")
+        return FormSubmission.from_row(await resolve.submit_form(info.context, form, data))

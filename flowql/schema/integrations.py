@@ -200,11 +200,16 @@ class Mutation:
 
     @strawberry.mutation
     async def update_integration(
-        self, info: Info, id: uuid.UUID, input: UpdateIntegrationInput
+        self,
+        info: Info,
+        id: uuid.UUID | None = None,
+        number: int | None = None,
+        *,
+        input: UpdateIntegrationInput,
     ) -> Integration:
         row = await resolve.update_integration(
             info.context,
-            id,
+            ident(id, number),
             name=input.name,
             type=input.type,
             settings=input.settings,
@@ -215,14 +220,20 @@ class Mutation:
         return Integration.from_row(row)
 
     @strawberry.mutation
-    async def delete_integration(self, info: Info, id: uuid.UUID) -> Integration:
-        return Integration.from_row(await resolve.delete_integration(info.context, id))
+    async def delete_integration(
+        self, info: Info, id: uuid.UUID | None = None, number: int | None = None
+    ) -> Integration:
+        return Integration.from_row(
+            await resolve.delete_integration(info.context, ident(id, number))
+        )
 
     @strawberry.mutation(
         description="Test for real (http: GET settings.url); the result is kept on the integration."
     )
-    async def test_integration(self, info: Info, id: uuid.UUID) -> Integration:
-        return Integration.from_row(await resolve.test_integration(info.context, id))
+    async def test_integration(
+        self, info: Info, id: uuid.UUID | None = None, number: int | None = None
+    ) -> Integration:
+        return Integration.from_row(await resolve.test_integration(info.context, ident(id, number)))
 
     @strawberry.mutation
     async def create_credential(self, info: Info, input: CreateCredentialInput) -> Credential:
@@ -238,16 +249,25 @@ class Mutation:
 
     @strawberry.mutation
     async def update_credential(
-        self, info: Info, id: uuid.UUID, input: UpdateCredentialInput
+        self,
+        info: Info,
+        id: uuid.UUID | None = None,
+        number: int | None = None,
+        *,
+        input: UpdateCredentialInput,
     ) -> Credential:
         row = await resolve_credentials.update_credential(
-            info.context, id, name=input.name, value=input.value
+            info.context, ident(id, number), name=input.name, value=input.value
         )
         return Credential.from_row(row)
 
     @strawberry.mutation
-    async def delete_credential(self, info: Info, id: uuid.UUID) -> Credential:
-        return Credential.from_row(await resolve_credentials.delete_credential(info.context, id))
+    async def delete_credential(
+        self, info: Info, id: uuid.UUID | None = None, number: int | None = None
+    ) -> Credential:
+        return Credential.from_row(
+            await resolve_credentials.delete_credential(info.context, ident(id, number))
+        )
 
     @strawberry.mutation(
         description="Create or replace a secret of one workflow (needs workflow:write)."

@@ -10,6 +10,7 @@ import strawberry
 
 from flowql import models
 from flowql.resolvers import messages as resolve
+from flowql.schema import nodes
 from flowql.schema.base import (
     JSON,
     Connection,
@@ -42,10 +43,8 @@ class Message(FromRow):
 
     @strawberry.field
     def agent(self, info: Info) -> AgentRef | None:
-        from flowql.schema.workflows import Agent
-
         loader = info.context.loaders.by_id(models.Agent, rows=True)
-        return when_loaded(loader.load(self.agent_id), Agent.maybe)
+        return when_loaded(loader.load(self.agent_id), nodes.agent().maybe)
 
 
 @strawberry.input
@@ -64,6 +63,7 @@ class MessageFilterInput:
     process_id: uuid.UUID | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    agent_number: int | None = None
 
 
 @strawberry.type
@@ -78,13 +78,11 @@ class Query:
         filter: AgentFilterInput | None = None,
         descending: bool = False,
     ) -> Connection[AgentRef]:
-        from flowql.schema.workflows import Agent
-
         f = filter or AgentFilterInput()
         filters = AgentFilter(f.workspace_id, f.workflow_id, f.type, f.search)
         args = page_args(first, after, offset, descending, info=info)
         page = await resolve.list_agents(info.context, filters, args)
-        return Connection.of(page, Agent.from_row)
+        return Connection.of(page, nodes.agent().from_row)
 
     @strawberry.field(description="Messages, newest first.")
     async def messages(
@@ -103,6 +101,7 @@ class Query:
             f.process_id,
             f.created_after,
             f.created_before,
+            f.agent_number,
         )
         args = page_args(
             first, after, offset, info=info, model=models.Message, needs={"agent": ("agent_id",)}

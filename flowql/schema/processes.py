@@ -11,6 +11,7 @@ import strawberry
 from flowql import models
 from flowql.resolvers import execution as resolve_execution
 from flowql.resolvers import processes as resolve
+from flowql.schema import nodes
 from flowql.schema.base import (
     JSON,
     Connection,
@@ -24,6 +25,7 @@ from flowql.schema.base import (
 from flowql.services.processes import ProcessFilter
 
 if TYPE_CHECKING:
+    from flowql.schema.messages import Message
     from flowql.schema.scenarios import CurrentState, ProcessHistoryEvent, Scenario
     from flowql.schema.workflows import Agent, Event, Workflow
 
@@ -40,6 +42,7 @@ EventRef = Annotated["Event", strawberry.lazy("flowql.schema.workflows")]
 CurrentStateRef = Annotated["CurrentState", strawberry.lazy("flowql.schema.scenarios")]
 HistoryEventRef = Annotated["ProcessHistoryEvent", strawberry.lazy("flowql.schema.scenarios")]
 ScenarioRef = Annotated["Scenario", strawberry.lazy("flowql.schema.scenarios")]
+MessageRef = Annotated["Message", strawberry.lazy("flowql.schema.messages")]
 
 
 @strawberry.type
@@ -77,6 +80,7 @@ class ProcessLog(FromRow):
     created_at: datetime
 
 
+@nodes.register
 @strawberry.type
 class Process(FromRow):
     id: uuid.UUID
@@ -129,6 +133,15 @@ class Process(FromRow):
         loader = info.context.loaders.children(models.ProcessLog, "process_id", rows=True)
         return ProcessLog.from_rows(await loader.load(self.id))
 
+    @strawberry.field(
+        description="The messages its agents emitted, oldest first (expired ones are gone)."
+    )
+    def messages(self, info: Info) -> list[MessageRef]:
+        from flowql.schema.messages import Message
+
+        loader = info.context.loaders.children(models.Message, "process_id", rows=True)
+        return when_loaded(loader.load(self.id), Message.from_rows)
+
     # -- scenario processes (flowql.schema.scenarios) --
 
     @strawberry.field(description="Scenario processes: the current state and its actions.")
@@ -171,6 +184,7 @@ NEEDS = {
     "event": ("event_id",),
     "steps": (),
     "logs": (),
+    "messages": (),
     "current": ("scenario_id",),
     "projection": ("scenario_id",),
     "previous": ("scenario_id",),
@@ -183,9 +197,13 @@ async def prefetch(info: Info, rows: list[Any]) -> None:
     """Load the page's steps (and their agents) up front when the query asks for them: one
     statement each, as the dataloaders would, but the per-item resolvers then answer at once."""
     names = subtree_names(info)
+    loaders = info.context.loaders
+    if "messages" in names and rows:
+        await loaders.children(models.Message, "process_id", rows=True).load_many(
+            [row.id for row in rows]
+        )
     if "steps" not in names or not rows:
         return
-    loaders = info.context.loaders
     steps = loaders.children(models.ProcessStep, "process_id", rows=True)
     groups = await steps.load_many([row.id for row in rows])
     if "agent" in names:
@@ -197,6 +215,7 @@ async def prefetch(info: Info, rows: list[Any]) -> None:
 class ProcessFilterInput:
     workspace_id: uuid.UUID | None = None
     workflow_id: uuid.UUID | None = None
+    workflow_number: int | None = None
     scenario_id: uuid.UUID | None = None
     statuses: list[ProcessStatus] | None = None
     search: str | None = None
@@ -227,6 +246,7 @@ class Query:
         filters = ProcessFilter(
             workspace_id=f.workspace_id,
             workflow_id=f.workflow_id,
+            workflow_number=f.workflow_number,
             scenario_id=f.scenario_id,
             statuses=list(f.statuses or []),
             search=f.search,
@@ -263,7 +283,8 @@ class Mutation:
     async def execute_workflow(
         self,
         info: Info,
-        id: uuid.UUID,
+        id: uuid.UUID | None = None,
+        number: int | None = None,
         input: JSON | None = None,
         idempotency_key: str | None = None,
         wait: bool = False,
@@ -271,20 +292,28 @@ class Mutation:
         trigger_id: uuid.UUID | None = None,
     ) -> Process:
         row = await resolve_execution.execute_workflow(
-            info.context, id, input, idempotency_key, wait, wait_timeout, trigger_id
+            info.context, ident(id, number), input, idempotency_key, wait, wait_timeout, trigger_id
         )
         return Process.from_row(row)
 
     @strawberry.mutation(description="Stop a process; its pending steps are cancelled.")
-    async def cancel_process(self, info: Info, id: uuid.UUID) -> Process:
-        return Process.from_row(await resolve_execution.cancel_process(info.context, id))
+    async def cancel_process(
+        self, info: Info, id: uuid.UUID | None = None, number: int | None = None
+    ) -> Process:
+        return Process.from_row(
+            await resolve_execution.cancel_process(info.context, ident(id, number))
+        )
 
     @strawberry.mutation(
         description="Resume a failed or cancelled process from its failed steps; "
         "finished steps never run again."
     )
-    async def retry_process(self, info: Info, id: uuid.UUID) -> Process:
-        return Process.from_row(await resolve_execution.retry_process(info.context, id))
+    async def retry_process(
+        self, info: Info, id: uuid.UUID | None = None, number: int | None = None
+    ) -> Process:
+        return Process.from_row(
+            await resolve_execution.retry_process(info.context, ident(id, number))
+        )
 
     @strawberry.mutation(
         description="Answer the caller waiting on the process's http trigger (status, headers, "
@@ -319,8 +348,10 @@ class Mutation:
         description="A short-lived token scoped to the process and its workspace, with a refresh "
         "token (WayScript's WAYSCRIPT_EXECUTION_USER_TOKEN)."
     )
-    async def issue_execution_token(self, info: Info, id: uuid.UUID) -> ExecutionTokens:
-        pair = await resolve_execution.issue_execution_token(info.context, id)
+    async def issue_execution_token(
+        self, info: Info, id: uuid.UUID | None = None, number: int | None = None
+    ) -> ExecutionTokens:
+        pair = await resolve_execution.issue_execution_token(info.context, ident(id, number))
         return ExecutionTokens(
             access_token=pair.access_token,
             refresh_token=pair.refresh_token,

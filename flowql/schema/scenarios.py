@@ -10,6 +10,7 @@ import strawberry
 
 from flowql import models
 from flowql.resolvers import scenarios as resolve
+from flowql.schema import nodes
 from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args
 from flowql.services.common import sees_row
 from flowql.services.scenarios import ActionOutcome, ScenarioFilter, scenario_notices, scenario_yaml
@@ -126,12 +127,10 @@ class Scenario(FromRow):
 
     @strawberry.field(description="The scenario's newest processes, newest first.")
     async def processes(self, info: Info, last: int = 10) -> list[ProcessRef]:
-        from flowql.schema.processes import Process
-
         last = max(0, min(last, 100))
         loader = info.context.loaders.latest(models.Process, "scenario_id")
         rows = await loader.load((self.id, last))
-        return Process.from_rows([r for r in rows if sees_row(info.context.principal, r)])
+        return nodes.process().from_rows([r for r in rows if sees_row(info.context.principal, r)])
 
 
 @strawberry.type(description="An action that may be performed now, and who may perform it.")
@@ -213,10 +212,8 @@ class PerformActionResult:
 
     @classmethod
     def of(cls, outcome: ActionOutcome) -> PerformActionResult:
-        from flowql.schema.processes import Process
-
         return cls(
-            process=Process.from_row(outcome.process),
+            process=nodes.process().from_row(outcome.process),
             event=ProcessHistoryEvent.from_row(outcome.event),
         )
 
@@ -376,13 +373,13 @@ class Mutation:
         return Scenario.from_row(row)
 
     @strawberry.mutation(description="Stop new processes of a scenario; running ones go on.")
-    async def disable_scenario(self, info: Info, id: uuid.UUID) -> Scenario:
-        return Scenario.from_row(await resolve.disable_scenario(info.context, id))
+    async def disable_scenario(
+        self, info: Info, id: uuid.UUID | None = None, number: int | None = None
+    ) -> Scenario:
+        return Scenario.from_row(await resolve.disable_scenario(info.context, ident(id, number)))
 
     @strawberry.mutation(description="Start a process of a scenario, optionally with an action.")
     async def start_process(self, info: Info, input: StartProcessInput) -> ProcessRef:
-        from flowql.schema.processes import Process
-
         action = input.action
         outcome = await resolve.start_process(
             info.context,
@@ -393,7 +390,7 @@ class Mutation:
             actor=action.actor if action else None,
             response=action.response if action else None,
         )
-        return Process.from_row(outcome.process)
+        return nodes.process().from_row(outcome.process)
 
     @strawberry.mutation(
         description="Perform an action. A refused action is recorded as a skipped event and "

@@ -9,7 +9,7 @@ import strawberry
 
 from flowql import models
 from flowql.resolvers import triggers as resolve
-from flowql.schema.base import JSON, Info
+from flowql.schema.base import JSON, Info, ident
 from flowql.schema.workflows import Trigger
 
 
@@ -44,12 +44,21 @@ class Mutation:
         return Trigger.from_row(row)
 
     @strawberry.mutation
-    async def update_trigger(self, info: Info, id: uuid.UUID, input: UpdateTriggerInput) -> Trigger:
+    async def update_trigger(
+        self,
+        info: Info,
+        id: uuid.UUID | None = None,
+        number: int | None = None,
+        *,
+        input: UpdateTriggerInput,
+    ) -> Trigger:
         row = await resolve.update_trigger(
-            info.context, id, input.name, input.options, input.active
+            info.context, ident(id, number), input.name, input.options, input.active
         )
         return Trigger.from_row(row)
 
     @strawberry.mutation(description="Remove a trigger and its agent.")
-    async def delete_trigger(self, info: Info, id: uuid.UUID) -> Trigger:
-        return Trigger.from_row(await resolve.delete_trigger(info.context, id))
+    async def delete_trigger(
+        self, info: Info, id: uuid.UUID | None = None, number: int | None = None
+    ) -> Trigger:
+        return Trigger.from_row(await resolve.delete_trigger(info.context, ident(id, number)))

@@ -172,11 +172,16 @@ class Mutation:
 
     @strawberry.mutation
     async def update_webhook_subscription(
-        self, info: Info, id: uuid.UUID, input: UpdateWebhookSubscriptionInput
+        self,
+        info: Info,
+        id: uuid.UUID | None = None,
+        number: int | None = None,
+        *,
+        input: UpdateWebhookSubscriptionInput,
     ) -> WebhookSubscription:
         row = await resolve.update_subscription(
             info.context,
-            id,
+            ident(id, number),
             url=input.url,
             events=None if input.events is None else list(input.events),
             secret=input.secret,
@@ -187,5 +192,9 @@ class Mutation:
         return WebhookSubscription.from_row(row)
 
     @strawberry.mutation
-    async def delete_webhook_subscription(self, info: Info, id: uuid.UUID) -> WebhookSubscription:
-        return WebhookSubscription.from_row(await resolve.delete_subscription(info.context, id))
+    async def delete_webhook_subscription(
+        self, info: Info, id: uuid.UUID | None = None, number: int | None = None
+    ) -> WebhookSubscription:
+        return WebhookSubscription.from_row(
+            await resolve.delete_subscription(info.context, ident(id, number))
+        )

@@ -12,9 +12,11 @@ from flowql import models
 from flowql.errors import ValidationFailed
 from flowql.formats.huginn import export_filename
 from flowql.resolvers import workflows as resolve
+from flowql.schema import nodes
 from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args, when_loaded
 from flowql.schema.messages import Message
 from flowql.services.common import sees_row
+from flowql.services.triggers import TriggerMode, trigger_mode, trigger_url
 from flowql.services.workflows import AgentSpec, WorkflowFilter, redact_options
 
 if TYPE_CHECKING:
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
 
 strawberry.enum(models.WorkflowStatus, name="WorkflowStatus")
 strawberry.enum(models.TriggerType, name="TriggerType")
+strawberry.enum(TriggerMode, name="TriggerMode")
 WorkflowStatus = models.WorkflowStatus
 TriggerType = models.TriggerType
 
@@ -30,6 +33,7 @@ ProcessConn = Annotated["Process", strawberry.lazy("flowql.schema.processes")]
 WorkspaceRef = Annotated["Workspace", strawberry.lazy("flowql.schema.workspaces")]
 
 
+@nodes.register
 @strawberry.type
 class Agent(FromRow):
     id: uuid.UUID
@@ -125,6 +129,22 @@ class Trigger(FromRow):
     archived_at: datetime | None
 
     @strawberry.field(
+        description="The full address that fires it: /hooks/{workflow}/{path} of a webhook or "
+        "http trigger, the public page of a form trigger's form; null for other triggers."
+    )
+    def url(self, info: Info) -> str | None:
+        return trigger_url(
+            info.context.runtime.settings.base_url, self.type, self.workflow_id, self.path
+        )
+
+    @strawberry.field(
+        description="How an HTTP trigger answers: a webhook at once (202 and the process id), "
+        "an http trigger when a respond agent answers; null for other triggers."
+    )
+    def mode(self) -> TriggerMode | None:
+        return trigger_mode(self.type)
+
+    @strawberry.field(
         description="What the trigger routes by and hands on: {name, type, path, outputs, active}."
     )
     def data(self) -> JSON:
@@ -179,12 +199,10 @@ class Workflow(FromRow):
 
     @strawberry.field(description="The workflow's newest processes, newest first.")
     async def processes(self, info: Info, last: int = 10) -> list[ProcessConn]:
-        from flowql.schema.processes import Process
-
         last = max(0, min(last, 100))
         loader = info.context.loaders.latest(models.Process, "workflow_id")
         rows = await loader.load((self.id, last))
-        return Process.from_rows([r for r in rows if sees_row(info.context.principal, r)])
+        return nodes.process().from_rows([r for r in rows if sees_row(info.context.principal, r)])
 
     @strawberry.field(
         description="The workflow in Huginn's scenario export format (ActiveWorkflow's export); "
@@ -381,11 +399,16 @@ class Mutation:
 
     @strawberry.mutation
     async def update_workflow(
-        self, info: Info, id: uuid.UUID, input: UpdateWorkflowInput
+        self,
+        info: Info,
+        id: uuid.UUID | None = None,
+        number: int | None = None,
+        *,
+        input: UpdateWorkflowInput,
     ) -> Workflow:
         row = await resolve.update_workflow(
             info.context,
-            id,
+            ident(id, number),
             _specs(input.agents),
             name=input.name,
             description=input.description,
@@ -402,8 +425,10 @@ class Mutation:
         return Workflow.from_row(row)
 
     @strawberry.mutation
-    async def delete_workflow(self, info: Info, id: uuid.UUID) -> Workflow:
-        return Workflow.from_row(await resolve.delete_workflow(info.context, id))
+    async def delete_workflow(
+        self, info: Info, id: uuid.UUID | None = None, number: int | None = None
+    ) -> Workflow:
+        return Workflow.from_row(await resolve.delete_workflow(info.context, ident(id, number)))
 
     @strawberry.mutation
     async def create_agent(self, info: Info, input: CreateAgentInput) -> Agent:
@@ -422,10 +447,17 @@ class Mutation:
         return Agent.from_row(row)
 
     @strawberry.mutation
-    async def update_agent(self, info: Info, id: uuid.UUID, input: UpdateAgentInput) -> Agent:
+    async def update_agent(
+        self,
+        info: Info,
+        id: uuid.UUID | None = None,
+        number: int | None = None,
+        *,
+        input: UpdateAgentInput,
+    ) -> Agent:
         row = await resolve.update_agent(
             info.context,
-            id,
+            ident(id, number),
             name=input.name,
             type=input.type,
             options=input.options,
@@ -440,5 +472,7 @@ class Mutation:
         return Agent.from_row(row)
 
     @strawberry.mutation
-    async def delete_agent(self, info: Info, id: uuid.UUID) -> Agent:
-        return Agent.from_row(await resolve.delete_agent(info.context, id))
+    async def delete_agent(
+        self, info: Info, id: uuid.UUID | None = None, number: int | None = None
+    ) -> Agent:
+        return Agent.from_row(await resolve.delete_agent(info.context, ident(id, number)))

@@ -221,7 +221,9 @@ class Query:
 @strawberry.input
 class UpdateWorkspaceInput:
     name: str | None = None
-    plan: Plan | None = None
+    plan: Plan | None = strawberry.field(
+        default=None, description="Instance admins only (see assignWorkspacePlan)."
+    )
     cron_timezone: str | None = strawberry.field(
         default=None, description="IANA name, e.g. Europe/Amsterdam; schedules run in it."
     )
@@ -229,7 +231,10 @@ class UpdateWorkspaceInput:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(description="Create a workspace; you become its owner.")
+    @strawberry.mutation(
+        description="Create a workspace; you become its owner. Only an instance admin may give "
+        "a plan other than UNLIMITED."
+    )
     async def create_workspace(
         self,
         info: Info,
@@ -247,6 +252,16 @@ class Mutation:
         row = await resolve.update_workspace(
             info.context, id, name=input.name, plan=input.plan, cron_timezone=input.cron_timezone
         )
+        return Workspace.from_row(row)
+
+    @strawberry.mutation(
+        description="Instance admins only: set any workspace's rate-limit plan (document 004). "
+        "UNLIMITED (a self-hosted workspace's default) is no plan: its callers are never refused."
+    )
+    async def assign_workspace_plan(
+        self, info: Info, workspace_id: uuid.UUID, plan: Plan
+    ) -> Workspace:
+        row = await resolve.assign_workspace_plan(info.context, workspace_id, plan)
         return Workspace.from_row(row)
 
     @strawberry.mutation(

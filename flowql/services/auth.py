@@ -331,7 +331,7 @@ async def authenticate(session: AsyncSession, settings: Settings, bearer: str | 
     return await _with_plan(session, principal)
 
 
-PLAN_ORDER = [Plan.FREE, Plan.STARTER, Plan.PRO, Plan.BUSINESS]
+PLAN_ORDER = [Plan.FREE, Plan.STARTER, Plan.PRO, Plan.BUSINESS, Plan.UNLIMITED]
 
 
 async def _with_plan(session: AsyncSession, principal: Principal) -> Principal:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from flowql.db import Database
@@ -27,14 +29,29 @@ class DemoAccount:
     created: bool
 
 
+# pg_advisory_xact_lock key: servers starting together create the demo account once.
+DEMO_LOCK = 0x666C6F77_64656D6F & 0x7FFFFFFFFFFFFFFF
+
+
 async def ensure_demo_account(db: Database) -> DemoAccount:
-    async with db.transaction() as session:
-        existing = (await session.exec(select(User).where(User.email == DEMO_EMAIL))).first()
-        if existing is None:
-            user = await create_user(
-                session, DEMO_EMAIL, DEMO_PASSWORD, first_name="Demo", last_name="User"
-            )
-            await create_workspace(session, user, DEMO_WORKSPACE)
+    """Idempotent and safe to race: replicas starting at once on one PostgreSQL database take
+    turns under an advisory lock; anywhere else, whoever loses the race on the unique email
+    finds the winner's account (`created` is False for all but one)."""
+    try:
+        async with db.transaction() as session:
+            if not db.is_sqlite:
+                await session.exec(
+                    text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=DEMO_LOCK)
+                )  # type: ignore[call-overload]
+            existing = (await session.exec(select(User).where(User.email == DEMO_EMAIL))).first()
+            if existing is None:
+                user = await create_user(
+                    session, DEMO_EMAIL, DEMO_PASSWORD, first_name="Demo", last_name="User"
+                )
+                await create_workspace(session, user, DEMO_WORKSPACE)
+    except IntegrityError:
+        # Another server created it between our read and our insert (its transaction won).
+        return DemoAccount(DEMO_EMAIL, DEMO_PASSWORD, DEMO_WORKSPACE, created=False)
     return DemoAccount(DEMO_EMAIL, DEMO_PASSWORD, DEMO_WORKSPACE, created=existing is None)
 
 

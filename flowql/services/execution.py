@@ -17,16 +17,20 @@ from flowql.models import (
     TERMINAL_STATUSES,
     Agent,
     AgentSource,
+    ApiKey,
     AuditAction,
     Event,
     Form,
     FormSubmission,
+    LogLevel,
     Process,
+    ProcessLog,
     ProcessStatus,
     ProcessStep,
     StepStatus,
     Trigger,
     TriggerType,
+    User,
     Workflow,
     utcnow,
 )
@@ -34,6 +38,7 @@ from flowql.services import audit, outbox
 from flowql.services.delegation import process_privileges
 from flowql.services.processes import get_process
 from flowql.services.runtime import Runtime
+from flowql.services.triggers import fires
 from flowql.services.uow import UnitOfWork
 from flowql.services.workflows import get_workflow
 
@@ -220,6 +225,23 @@ async def start_process(
     return process, True
 
 
+async def _schedule_payload(
+    uow: UnitOfWork, workflow: Workflow, trigger: Trigger | None
+) -> dict[str, Any]:
+    """A manual run that starts at a schedule trigger gets what the schedule would send (its
+    `payload` option); the input given is laid over it."""
+    if trigger is not None:
+        if trigger.type is not TriggerType.SCHEDULE:
+            return {}
+        payload = trigger.settings.get("payload")
+        return dict(payload) if isinstance(payload, dict) else {}
+    entry = await _entry_agents(uow, workflow, None)
+    if len(entry) == 1 and entry[0].type == TriggerType.SCHEDULE:
+        payload = entry[0].options.get("payload")
+        return dict(payload) if isinstance(payload, dict) else {}
+    return {}
+
+
 async def execute_workflow(
     uow: UnitOfWork,
     runtime: Runtime,
@@ -247,12 +269,13 @@ async def execute_workflow(
             raise ValidationFailed.one("triggerId", "not a trigger of this workflow")
         if not trigger.active:
             raise ValidationFailed.one("triggerId", "this trigger is not active")
+    given = dict(input or {})
     process, created = await start_process(
         uow,
         runtime,
         StartRequest(
             workflow=workflow,
-            input=dict(input or {}),
+            input={**await _schedule_payload(uow, workflow, trigger), **given},
             trigger=trigger,
             idempotency_key=idempotency_key,
             user_id=principal.user_id,
@@ -262,6 +285,32 @@ async def execute_workflow(
     if created:
         audit.record(uow.session, principal, AuditAction.EXECUTE, process, workflow_id=workflow.id)
     return process, created
+
+
+async def _who(session: AsyncSession, principal: Principal) -> str:
+    """Who acts, for a process's log: a user's email, an API key's name, or the kind of caller."""
+    if principal.api_key_id is not None:
+        key = (await session.exec(select(ApiKey).where(ApiKey.id == principal.api_key_id))).first()
+        if key is not None:
+            return f"API key {key.name!r}"
+    if principal.user_id is not None:
+        user = (await session.exec(select(User).where(User.id == principal.user_id))).first()
+        if user is not None:
+            return user.email
+    return principal.kind.value
+
+
+def _log(
+    process: Process, message: str, step_id: uuid.UUID | None = None, **data: Any
+) -> ProcessLog:
+    return ProcessLog(
+        workspace_id=process.workspace_id,
+        process_id=process.id,
+        step_id=step_id,
+        level=LogLevel.INFO,
+        message=message,
+        data=data,
+    )
 
 
 async def cancel_process(
@@ -287,6 +336,8 @@ async def cancel_process(
         )
         .values(status=StepStatus.CANCELLED, finished_at=now)
     )
+    who = await _who(uow.session, principal)
+    uow.session.add(_log(process, f"cancelled by {who}", by=who))
     await uow.session.flush()
     audit.record(uow.session, principal, AuditAction.CANCEL, process)
     publish_process(uow, process)
@@ -309,18 +360,52 @@ async def retry_process(
         raise ValidationFailed.one(
             "id", f"only failed or cancelled processes can be retried ({process.status.value})"
         )
+    stopped = [
+        (step.id, step.attempt, step.status, step.error)
+        for step in (
+            await uow.session.exec(
+                select(ProcessStep)
+                .where(col(ProcessStep.process_id) == process.id)
+                .where(col(ProcessStep.status).in_([StepStatus.FAILED, StepStatus.CANCELLED]))
+                .order_by(col(ProcessStep.number))
+            )
+        ).all()
+    ]
+    # Each step keeps its attempt count (the next run is attempt n + 1, not 1); what the last
+    # attempt ended with stays in the log.
     await uow.session.exec(
         update(ProcessStep)
         .where(col(ProcessStep.process_id) == process.id)
         .where(col(ProcessStep.status).in_([StepStatus.FAILED, StepStatus.CANCELLED]))
-        .values(
-            status=StepStatus.PENDING, attempt=0, error=None, next_attempt_at=None, finished_at=None
-        )
+        .values(status=StepStatus.PENDING, error=None, next_attempt_at=None, finished_at=None)
     )
+    who = await _who(uow.session, principal)
+    previous = process.error
     process.status = ProcessStatus.PENDING
     process.error = None
     process.completed_at = None
     process.attempt += 1
+    uow.session.add(
+        _log(
+            process,
+            f"retried by {who} (retry {process.attempt})"
+            + (f"; it had ended with: {previous}" if previous else ""),
+            by=who,
+            retry=process.attempt,
+            error=previous,
+        )
+    )
+    for step_id, attempt, status, error in stopped:
+        uow.session.add(
+            _log(
+                process,
+                f"step resumes after attempt {attempt} ({status.value.lower()})"
+                + (f": {error}" if error else ""),
+                step_id,
+                attempt=attempt,
+                error=error,
+            )
+        )
     process.last_activity_at = utcnow()
     uow.session.add(process)
     await uow.session.flush()
@@ -350,8 +435,8 @@ async def start_for_submission(
     workflow = (
         await uow.session.exec(select(Workflow).where(Workflow.id == form.workflow_id))
     ).first()
-    if workflow is None:
-        return None
+    if workflow is None or not fires(workflow):
+        return None  # a draft's form trigger does not fire
     triggers = (
         await uow.session.exec(
             select(Trigger)

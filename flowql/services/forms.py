@@ -10,8 +10,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from flowql.auth.principal import Principal
-from flowql.errors import ValidationFailed
+from flowql.auth.principal import ANONYMOUS, Principal
+from flowql.errors import NotFound, ValidationFailed
 from flowql.models import AuditAction, Form, FormSubmission, Workflow
 from flowql.services import audit, outbox
 from flowql.services.common import (
@@ -78,6 +78,7 @@ async def create_form(
     description: str = "",
     fields: list[dict[str, Any]] | None = None,
     workflow_id: uuid.UUID | None = None,
+    public: bool = False,
 ) -> Form:
     workspace_id = workspace_id or principal.default_workspace("form:write")
     principal.require(workspace_id, "form:write", "Workspace")
@@ -86,6 +87,7 @@ async def create_form(
         name=require_name(name),
         description=description or "",
         fields=check_fields(fields or []),
+        public=public,
     )
     check_length(description, "description", 5000)
     if workflow_id is not None:
@@ -106,6 +108,7 @@ async def update_form(
     description: str | None = None,
     fields: list[dict[str, Any]] | None = None,
     workflow_id: uuid.UUID | None = None,
+    public: bool | None = None,
 ) -> Form:
     form = await get_form(session, principal, ident, "form:write")
     check_length(description, "description", 5000)
@@ -119,9 +122,11 @@ async def update_form(
         form.description = description
     if checked is not None:
         form.fields = checked
+    if public is not None:
+        form.public = public
     session.add(form)
     await session.flush()
-    changed = audit.given(name=name, description=description, fields=fields, workflow_id=workflow_id)  # fmt: skip
+    changed = audit.given(name=name, description=description, fields=fields, workflow_id=workflow_id, public=public)  # fmt: skip
     audit.record(session, principal, AuditAction.UPDATE, form, fields=changed)
     return form
 
@@ -139,6 +144,29 @@ async def submit_form(
 ) -> FormSubmission:
     """Store a submission that matches the form's fields, run the hooks, announce it."""
     form = await get_form(uow.session, principal, ident, "form:write")
+    return await _submit(uow, runtime, principal, form, data)
+
+
+async def get_public_form(session: AsyncSession, form_id: uuid.UUID) -> Form:
+    """A form anyone may open and submit (`public`); any other: NOT_FOUND, as if none."""
+    form = (await session.exec(select(Form).where(Form.id == form_id))).first()
+    if form is None or not form.public:
+        raise NotFound("Form")
+    return form
+
+
+async def submit_public_form(
+    uow: UnitOfWork, runtime: Runtime, form_id: uuid.UUID, data: Any
+) -> FormSubmission:
+    """A submission from the form's public page: nobody's token, the same checks as submitForm;
+    the workflow runs with what its last editor may do, as for a webhook."""
+    form = await get_public_form(uow.session, form_id)
+    return await _submit(uow, runtime, ANONYMOUS, form, data)
+
+
+async def _submit(
+    uow: UnitOfWork, runtime: Runtime, principal: Principal, form: Form, data: Any
+) -> FormSubmission:
     submission = FormSubmission(
         workspace_id=form.workspace_id, form_id=form.id, data=check_submission(form.fields, data)
     )

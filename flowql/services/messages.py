@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import col
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -31,6 +31,8 @@ class MessageFilter:
     process_id: uuid.UUID | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    # The agent by its number (REST routes address objects by number).
+    agent_number: int | None = None
 
 
 def agents_statement(principal: Principal, filters: AgentFilter) -> SelectOfScalar[Agent]:
@@ -51,6 +53,9 @@ def messages_statement(principal: Principal, filters: MessageFilter) -> SelectOf
     ):
         if value is not None:
             stmt = stmt.where(col(column) == value)
+    if filters.agent_number is not None:
+        by_number = select(Agent.id).where(col(Agent.number) == filters.agent_number)
+        stmt = stmt.where(col(Message.agent_id).in_(by_number))
     if filters.created_after is not None:
         stmt = stmt.where(col(Message.created_at) > filters.created_after)
     if filters.created_before is not None:

@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import String, cast
-from sqlmodel import col
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from flowql.auth.principal import Principal
-from flowql.models import Process, ProcessStatus
+from flowql.models import Process, ProcessStatus, Workflow
 from flowql.services.common import apply_common_filters, get_visible, visible
 
 
@@ -20,6 +20,8 @@ from flowql.services.common import apply_common_filters, get_visible, visible
 class ProcessFilter:
     workspace_id: uuid.UUID | None = None
     workflow_id: uuid.UUID | None = None
+    # The workflow by its number (REST routes address objects by number).
+    workflow_number: int | None = None
     scenario_id: uuid.UUID | None = None
     statuses: list[ProcessStatus] = field(default_factory=list)
     search: str | None = None
@@ -43,6 +45,9 @@ def list_statement(principal: Principal, filters: ProcessFilter) -> SelectOfScal
     stmt = visible(principal, Process, "process:read", filters.workspace_id)
     if filters.workflow_id is not None:
         stmt = stmt.where(col(Process.workflow_id) == filters.workflow_id)
+    if filters.workflow_number is not None:
+        by_number = select(Workflow.id).where(col(Workflow.number) == filters.workflow_number)
+        stmt = stmt.where(col(Process.workflow_id).in_(by_number))
     if filters.scenario_id is not None:
         stmt = stmt.where(col(Process.scenario_id) == filters.scenario_id)
     if filters.statuses:

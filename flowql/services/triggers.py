@@ -2,17 +2,70 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
+from enum import StrEnum
+from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from sqlmodel import select
+from sqlalchemy import ColumnElement
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from flowql.agents.base import Kind, Options
 from flowql.agents.registry import get_type
 from flowql.formats.huginn import schedule_cron
-from flowql.models import Agent, Trigger, TriggerType, Workspace, utcnow
+from flowql.models import Agent, Trigger, TriggerType, Workflow, WorkflowStatus, Workspace, utcnow
+
+
+def fires(workflow: Workflow) -> bool:
+    """Only a published workflow's triggers (schedules, /hooks, forms) start processes. A draft
+    runs only when someone runs it by hand (executeWorkflow)."""
+    return workflow.status == WorkflowStatus.PUBLISHED
+
+
+def published() -> ColumnElement[bool]:
+    """`fires` as a query condition on Workflow."""
+    return col(Workflow.status) == WorkflowStatus.PUBLISHED
+
+
+class TriggerMode(StrEnum):
+    """How an HTTP trigger answers its caller."""
+
+    # webhook: 202 at once, with the process id; the workflow runs on its own.
+    ANSWERS_AT_ONCE = "ANSWERS_AT_ONCE"
+    # http: the request is held open until a `respond` agent answers (or the timeout).
+    WAITS_FOR_RESPOND = "WAITS_FOR_RESPOND"
+
+
+def hook_url(base_url: str, workflow_id: uuid.UUID, path: str) -> str:
+    return f"{base_url}/hooks/{workflow_id}/{quote(path.strip('/'), safe='/._~-')}"
+
+
+def form_url(base_url: str, form_id: uuid.UUID | str) -> str:
+    return f"{base_url}/forms/{form_id}"
+
+
+def trigger_url(
+    base_url: str, type: TriggerType, workflow_id: uuid.UUID, path: str | None
+) -> str | None:
+    """The full address that fires a trigger: its hook, or its form's public page."""
+    if not path:
+        return None
+    if type in (TriggerType.WEBHOOK, TriggerType.HTTP):
+        return hook_url(base_url, workflow_id, path)
+    if type is TriggerType.FORM:
+        return form_url(base_url, path)
+    return None
+
+
+def trigger_mode(type: TriggerType) -> TriggerMode | None:
+    if type is TriggerType.WEBHOOK:
+        return TriggerMode.ANSWERS_AT_ONCE
+    if type is TriggerType.HTTP:
+        return TriggerMode.WAITS_FOR_RESPOND
+    return None
 
 
 def next_fire_time(cron: str, timezone: str, after: datetime) -> datetime:
@@ -21,7 +74,10 @@ def next_fire_time(cron: str, timezone: str, after: datetime) -> datetime:
         zone = ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         zone = ZoneInfo("UTC")
-    nxt: datetime = croniter(cron, after.astimezone(zone)).get_next(datetime)
+    # A sixth field is seconds, first (agents.core.ScheduleOptions validates the same way).
+    nxt: datetime = croniter(cron, after.astimezone(zone), second_at_beginning=True).get_next(
+        datetime
+    )
     return nxt
 
 

@@ -11,7 +11,7 @@ from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from flowql.agents.registry import secret_fields, validate_options
+from flowql.agents.registry import REGISTRY, option_problems, secret_fields, validate_options
 from flowql.auth.principal import Principal
 from flowql.auth.secrets_box import SecretBox
 from flowql.errors import ValidationFailed
@@ -232,6 +232,17 @@ def unseal_secret_options(
     return opened
 
 
+def unseal_secret_option(box: SecretBox, options: dict[str, Any], name: str) -> str | None:
+    """The plain value of a secret option `seal_secret_options` stored (None when unset)."""
+    value = options.get(name)
+    if not value:
+        return None
+    text = str(value)
+    if text.startswith(ENCRYPTED_PREFIX):
+        return box.decrypt(text[len(ENCRYPTED_PREFIX) :])
+    return text
+
+
 def redact_options(type_name: str, options: dict[str, Any]) -> dict[str, Any]:
     shown = dict(options)
     for name in secret_fields(type_name):
@@ -375,16 +386,43 @@ async def _check_unique_name(
         raise ValidationFailed.one("name", "an agent with this name exists in the workflow")
 
 
+def graph_problems(specs: list[AgentSpec]) -> dict[str, str]:
+    """Everything wrong with a workflow's agents, by path (`agents.2.options.url`), at once."""
+    problems: dict[str, str] = {}
+    names = [(s.name or "").strip() for s in specs]
+    duplicates = {n for n in names if n and names.count(n) > 1}
+    if duplicates:
+        problems["agents"] = f"duplicate agent names: {', '.join(sorted(duplicates))}"
+    for index, spec in enumerate(specs):
+        prefix = f"agents.{index}."
+        try:
+            require_name(spec.name, f"{prefix}name")
+        except ValidationFailed as exc:
+            problems.update(exc.fields)
+        try:
+            _check_agent_numbers(prefix, spec)
+        except ValidationFailed as exc:
+            problems.update(exc.fields)
+        if spec.type not in REGISTRY:
+            problems[f"{prefix}type"] = (
+                f"unknown agent type {spec.type!r}; known: {', '.join(REGISTRY)}"
+            )
+        else:
+            problems.update(option_problems(spec.type, spec.options, f"{prefix}options"))
+        unknown = [s for s in spec.sources if s.strip() not in names]
+        if unknown:
+            problems[f"{prefix}sources"] = f"unknown agents: {', '.join(unknown)}"
+    return problems
+
+
 async def replace_graph(
     session: AsyncSession, box: SecretBox, workflow: Workflow, specs: list[AgentSpec]
 ) -> None:
-    """Make the workflow's agents exactly `specs`, matched by name: update, create, delete."""
-    names = [s.name.strip() for s in specs]
-    duplicates = {n for n in names if names.count(n) > 1}
-    if duplicates:
-        raise ValidationFailed.one(
-            "agents", f"duplicate agent names: {', '.join(sorted(duplicates))}"
-        )
+    """Make the workflow's agents exactly `specs`, matched by name: update, create, delete.
+    Every problem of every agent is reported at once (VALIDATION_ERROR, one path each)."""
+    problems = graph_problems(specs)
+    if problems:
+        raise ValidationFailed(problems)
     current = {a.name: a for a in await _agents_of(session, workflow.id)}
     by_name: dict[str, Agent] = {}
     parsed: dict[str, Any] = {}

@@ -47,7 +47,7 @@ async def create_workspace(
     session: AsyncSession,
     owner: User,
     name: str,
-    plan: Plan = Plan.FREE,
+    plan: Plan = Plan.UNLIMITED,
     cron_timezone: str = "UTC",
 ) -> Workspace:
     """A new workspace owned by `owner`, with the system-managed group of all its members."""
@@ -135,8 +135,10 @@ async def create_owned_workspace(
     user = (await session.exec(select(User).where(User.id == principal.user_id))).first()
     if user is None or not user.is_active:
         raise Unauthorized("account disabled")
+    if plan is not None and plan is not Plan.UNLIMITED:
+        await require_instance_admin(session, principal)
     workspace = await create_workspace(
-        session, user, name, plan or Plan.FREE, cron_timezone or "UTC"
+        session, user, name, plan or Plan.UNLIMITED, cron_timezone or "UTC"
     )
     audit.record(session, principal, AuditAction.CREATE, workspace, name=workspace.name)
     return workspace
@@ -162,12 +164,52 @@ async def update_workspace(
         check_timezone(cron_timezone)
     if new_name is not None:
         workspace.name = new_name
-    if plan is not None:
+    if plan is not None and plan is not workspace.plan:
+        await require_instance_admin(session, principal)
         workspace.plan = plan
     if cron_timezone is not None:
         workspace.cron_timezone = cron_timezone
     session.add(workspace)
     await session.flush()
+    audit.record(
+        session, principal, AuditAction.UPDATE, workspace, fields=audit.changed(before, workspace)
+    )
+    return workspace
+
+
+# -- plans (document 004's rate limits) ---------------------------------------------------------
+
+
+async def require_instance_admin(session: AsyncSession, principal: Principal) -> User:
+    """Plans are the instance operator's to assign: a signed-in user marked instance admin
+    (`flowql user create --instance-admin`, `flowql user admin`). API keys never are."""
+    principal.ensure_authenticated()
+    user = None
+    if principal.kind is PrincipalKind.USER and principal.user_id is not None:
+        user = (await session.exec(select(User).where(User.id == principal.user_id))).first()
+    if user is None or not user.is_active or not user.is_instance_admin:
+        raise Forbidden("only an instance admin assigns plans")
+    return user
+
+
+async def set_plan(session: AsyncSession, workspace: Workspace, plan: Plan) -> Workspace:
+    """The operator's CLI: no caller to check."""
+    workspace.plan = plan
+    session.add(workspace)
+    await session.flush()
+    return workspace
+
+
+async def assign_plan(
+    session: AsyncSession, principal: Principal, workspace_id: uuid.UUID, plan: Plan
+) -> Workspace:
+    """An instance admin sets any workspace's plan, member of it or not."""
+    await require_instance_admin(session, principal)
+    workspace = (await session.exec(select(Workspace).where(Workspace.id == workspace_id))).first()
+    if workspace is None:
+        raise NotFound("Workspace")
+    before = {"plan": workspace.plan}
+    await set_plan(session, workspace, plan)
     audit.record(
         session, principal, AuditAction.UPDATE, workspace, fields=audit.changed(before, workspace)
     )

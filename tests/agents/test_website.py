@@ -51,7 +51,7 @@ async def test_html_css_extraction_with_repeat_hidden_and_template(
         },
         "template": {
             "summary": "{{ title }} on {{ page_title }}",
-            "status": "{{ _response_.status }}",
+            "status": "{{ _response_.status }}",  # one whole expression keeps its type
             "fetched": "{{ _url_ }}",
             "ctype": "{{ _response_.headers.Content-Type }}",
             "link_seen": "{{ link }}",
@@ -65,7 +65,7 @@ async def test_html_css_extraction_with_repeat_hidden_and_template(
             "price": "1200",
             "page_title": "Daily comics",
             "summary": "First & best on Daily comics",
-            "status": "200",
+            "status": 200,
             "fetched": url,
             "ctype": "text/html; charset=utf-8",
             "link_seen": "/c/1",
@@ -76,7 +76,7 @@ async def test_html_css_extraction_with_repeat_hidden_and_template(
             "price": "3400",
             "page_title": "Daily comics",
             "summary": "Second on Daily comics",
-            "status": "200",
+            "status": 200,
             "fetched": url,
             "ctype": "text/html; charset=utf-8",
             "link_seen": "/c/2",

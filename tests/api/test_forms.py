@@ -34,7 +34,7 @@ query ($id: UUID, $number: Int, $first: Int, $after: String) {{
 }}"""
 LIST = f"""
 query ($filter: FormFilterInput) {{ forms(filter: $filter) {{ totalCount nodes {{ {FIELDS} }} }} }}"""
-CREATE_WORKFLOW = 'mutation { createWorkflow(input: {name: "Leads"}) { id } }'
+CREATE_WORKFLOW = 'mutation { createWorkflow(input: {name: "Leads", status: PUBLISHED}) { id } }'
 
 CONTACT_FIELDS = [
     {"name": "email", "type": "email", "required": True, "label": "Your email"},

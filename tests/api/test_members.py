@@ -106,12 +106,12 @@ async def test_creator_of_a_workspace_becomes_its_owner(
     account = await factory.account()
     body = await server.gql(
         CREATE_WORKSPACE,
-        {"name": "  Second  ", "plan": "PRO", "tz": "Europe/Amsterdam"},
+        {"name": "  Second  ", "tz": "Europe/Amsterdam"},
         token=account.token,
     )
     created = body["data"]["createWorkspace"]
     assert created["name"] == "Second"
-    assert created["plan"] == "PRO"
+    assert created["plan"] == "UNLIMITED"  # plans are an instance admin's (tests/api/test_plans.py)
     assert created["cronTimezone"] == "Europe/Amsterdam"
     assert created["ownerId"] == str(account.user_id)
     assert created["viewerRole"] == "OWNER"
@@ -152,7 +152,7 @@ async def test_owner_updates_workspace_settings(server: LiveServer, factory: Fac
     )
     assert body["data"]["updateWorkspace"] == {
         "name": "Renamed",
-        "plan": "FREE",
+        "plan": "UNLIMITED",
         "cronTimezone": "Asia/Tokyo",
     }
 
@@ -183,7 +183,7 @@ async def test_admin_cannot_update_workspace_settings(server: LiveServer, factor
         expect_errors=True,
     )
     assert codes(body) == ["FORBIDDEN"]
-    assert (await workspace(server, owner))["plan"] == "FREE"
+    assert (await workspace(server, owner))["plan"] == "UNLIMITED"
 
 
 # -- members -----------------------------------------------------------------------------------

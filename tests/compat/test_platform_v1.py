@@ -406,6 +406,7 @@ async def test_forms_validate_submissions_and_start_their_workflow(api: Client) 
         201,
         json={
             "name": "Contact",
+            "status": "published",  # a draft's form trigger does not fire
             "nodes": [
                 {"id": "submitted", "type": "form"},
                 {

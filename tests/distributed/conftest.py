@@ -175,7 +175,7 @@ class Client:
         data = await self.gql(
             "mutation($i: CreateWorkflowInput!) { createWorkflow(input: $i) "
             "{ id agents { id name } } }",
-            {"i": {"name": name, "agents": agents}},
+            {"i": {"name": name, "agents": agents, "status": "PUBLISHED"}},
         )
         workflow: dict[str, Any] = data["createWorkflow"]
         return workflow

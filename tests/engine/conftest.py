@@ -77,9 +77,15 @@ query($id: UUID!) {
 
 
 async def create_workflow(
-    server: LiveServer, token: str, name: str, agents: list[dict[str, Any]]
+    server: LiveServer,
+    token: str,
+    name: str,
+    agents: list[dict[str, Any]],
+    status: str = "PUBLISHED",  # a draft's triggers do not fire
 ) -> dict[str, Any]:
-    body = await server.gql(CREATE, {"input": {"name": name, "agents": agents}}, token=token)
+    body = await server.gql(
+        CREATE, {"input": {"name": name, "agents": agents, "status": status}}, token=token
+    )
     workflow: dict[str, Any] = body["data"]["createWorkflow"]
     return workflow
 

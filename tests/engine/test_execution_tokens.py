@@ -120,4 +120,5 @@ async def test_templates_cannot_read_an_execution_token(
     )
     process = await execute(server, account.token, workflow["id"])
     assert process["status"] == "COMPLETED"
-    assert process["output"] == {"token": "", "id": process["id"]}
+    # An undefined variable: null (a whole-value `{{ expression }}` keeps its type).
+    assert process["output"] == {"token": None, "id": process["id"]}

@@ -104,6 +104,7 @@ async def webhook_workflow(server: LiveServer, token: str) -> dict[str, Any]:
         {
             "input": {
                 "name": "inbox",
+                "status": "PUBLISHED",  # a draft's hooks do not fire
                 "agents": [{"name": "inbox", "type": "webhook", "options": {"path": "in"}}],
             }
         },

@@ -387,7 +387,8 @@ def graphql_attempts(
                         elif (
                             isinstance(arg.type, GraphQLNonNull)
                             and arg.default_value is graphql.Undefined
-                        ):
+                        ) or (name == "id" and "number" in field.args and slot.path != ("number",)):
+                            # An object addressed by `id` or `number` needs one of them.
                             base[name] = fill(arg.type, name, own, field_name, by_path, (name,))
                     put(
                         base,

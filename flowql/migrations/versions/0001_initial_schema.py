@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-04 14:30:42.388871
+Create Date: 2026-12-04 15:35:36.466242
 """
 
 from collections.abc import Sequence
@@ -66,6 +66,7 @@ def upgrade() -> None:
         sa.Column("last_name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
         sa.Column("avatar", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
         sa.Column("is_active", sa.Boolean(), nullable=False),
+        sa.Column("is_instance_admin", sa.Boolean(), nullable=False),
         sa.Column("last_login", flowql.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("number"),
         sqlite_autoincrement=True,
@@ -81,7 +82,9 @@ def upgrade() -> None:
         sa.Column("created_at", flowql.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
         sa.Column(
-            "plan", sa.Enum("FREE", "STARTER", "PRO", "BUSINESS", name="plan"), nullable=False
+            "plan",
+            sa.Enum("UNLIMITED", "FREE", "STARTER", "PRO", "BUSINESS", name="plan"),
+            nullable=False,
         ),
         sa.Column("cron_timezone", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("owner_id", sa.Uuid(), nullable=True),
@@ -409,6 +412,7 @@ def upgrade() -> None:
         sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
         sa.Column("description", sqlmodel.sql.sqltypes.AutoString(length=5000), nullable=False),
         sa.Column("fields", sa.JSON(), nullable=False),
+        sa.Column("public", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(["workflow_id"], ["workflows.id"], ondelete="SET NULL"),
         sa.ForeignKeyConstraint(["workspace_id"], ["workspaces.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("number"),
