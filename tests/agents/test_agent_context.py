@@ -31,7 +31,7 @@ def test_run_options_see_message_keys_at_the_top_level_and_flowqls_names_win() -
         "top": "rain",
         "nested": "rain",
         "message_is_the_message": "not the message",
-        "vars_is_flowqls": "0",
+        "vars_is_flowqls": 0,  # one `{{ expr }}` keeps its type
         "workflow": "wf",
     }
 
