@@ -77,9 +77,9 @@ async def export_workflow(ctx: Context, workflow_id: uuid.UUID) -> dict[str, Any
 
 
 async def import_workflow(
-    ctx: Context, workspace_id: uuid.UUID | None, definition: Any
+    ctx: Context, workspace_id: uuid.UUID | None, definition: Any, publish: bool = False
 ) -> Workflow:
     async with unit_of_work(ctx.runtime) as uow:
         return await workflow_export.import_workflow(
-            uow.session, ctx.principal, ctx.box, workspace_id, definition
+            uow.session, ctx.principal, ctx.box, workspace_id, definition, publish=publish
         )

@@ -419,9 +419,19 @@ class Mutation:
 
     @strawberry.mutation(description="Create a workflow from an export (Huginn scenario format).")
     async def import_workflow(
-        self, info: Info, definition: JSON, workspace_id: uuid.UUID | None = None
+        self,
+        info: Info,
+        definition: JSON,
+        workspace_id: uuid.UUID | None = None,
+        publish: Annotated[
+            bool,
+            strawberry.argument(
+                description="Publish at once (its triggers and schedules fire, as after an "
+                "import into Huginn); by default the workflow is a draft."
+            ),
+        ] = False,
     ) -> Workflow:
-        row = await resolve.import_workflow(info.context, workspace_id, definition)
+        row = await resolve.import_workflow(info.context, workspace_id, definition, publish)
         return Workflow.from_row(row)
 
     @strawberry.mutation

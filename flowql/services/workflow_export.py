@@ -24,7 +24,7 @@ from flowql.auth.principal import Principal
 from flowql.auth.secrets_box import SecretBox
 from flowql.errors import ValidationFailed
 from flowql.formats.huginn import flowql_type, huginn_type
-from flowql.models import Agent, AgentSource, User, Workflow
+from flowql.models import Agent, AgentSource, User, Workflow, WorkflowStatus
 from flowql.services.workflows import AgentSpec, create_workflow
 
 SCHEMA_VERSION = 1
@@ -219,10 +219,14 @@ async def import_workflow(
     box: SecretBox,
     workspace_id: uuid.UUID | None,
     data: Any,
+    *,
+    publish: bool = False,
 ) -> Workflow:
+    """A draft by default, as every new workflow (its triggers and schedules do not fire);
+    `publish` makes it live at once, as an import into Huginn is."""
     name, description, specs = parse_export(data)
     await _default_recipients(session, principal, specs)
-    return await create_workflow(
+    workflow = await create_workflow(
         session,
         principal,
         box,
@@ -231,6 +235,11 @@ async def import_workflow(
         description=description,
         agents=specs,
     )
+    if publish:
+        workflow.status = WorkflowStatus.PUBLISHED
+        workflow.last_deployed_at = workflow.updated_at
+        session.add(workflow)
+    return workflow
 
 
 # Huginn's email agents mail the agent's owner; flowql's need recipients: the importing user.

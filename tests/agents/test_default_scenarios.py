@@ -36,7 +36,9 @@ from tests.engine.conftest import wait_status
 
 DATA = Path(__file__).parent / "data"
 NEEDED = ("website", "trigger", "event_formatting", "email_digest", "http_status")
-IMPORT = "mutation($d: JSON!) { importWorkflow(definition: $d) { id exportDefinition } }"
+IMPORT = (
+    "mutation($d: JSON!) { importWorkflow(definition: $d, publish: true) { id exportDefinition } }"
+)
 
 
 def fixture(name: str) -> dict[str, Any]:

@@ -68,7 +68,9 @@ def test_unknown_schedules_are_refused(schedule: str) -> None:
         schedule_cron(schedule)
 
 
-IMPORT = "mutation($d: JSON!) { importWorkflow(definition: $d) { id exportDefinition } }"
+IMPORT = (
+    "mutation($d: JSON!) { importWorkflow(definition: $d, publish: true) { id exportDefinition } }"
+)
 
 
 def scenario(agents: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -335,3 +337,23 @@ async def test_a_liquid_output_exports_without_its_secret_and_imports_again(
     )
     [page_again] = again["data"]["importWorkflow"]["exportDefinition"]["agents"]
     assert page_again["options"]["content"] == "{{ title }}"
+
+
+async def test_an_import_is_a_draft_unless_published(server: LiveServer, factory: Factory) -> None:
+    """Like every new workflow, an import's triggers fire only once it is published."""
+    account = await factory.account()
+    definition = scenario(
+        [{"type": "Agents::WebhookAgent", "name": "hook", "options": {"secret": "draft-hook"}}]
+    )
+    draft = "mutation($d: JSON!) { importWorkflow(definition: $d) { id status } }"
+    body = await server.gql(draft, {"d": definition}, token=account.token)
+    workflow = body["data"]["importWorkflow"]
+    assert workflow["status"] == "DRAFT"
+    answer = await server.client.post(f"/hooks/{workflow['id']}/draft-hook", json={"a": 1})
+    assert answer.status_code == 404
+    live = "mutation($d: JSON!) { importWorkflow(definition: $d, publish: true) { id status } }"
+    body = await server.gql(live, {"d": definition}, token=account.token)
+    workflow = body["data"]["importWorkflow"]
+    assert workflow["status"] == "PUBLISHED"
+    answer = await server.client.post(f"/hooks/{workflow['id']}/draft-hook", json={"a": 1})
+    assert answer.status_code == 202
