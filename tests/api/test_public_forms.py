@@ -34,7 +34,7 @@ async def make_form(
     server: LiveServer, account: Account, public: bool, name: str = "Contact us"
 ) -> dict[str, Any]:
     workflow = await server.gql(
-        """mutation { createWorkflow(input: {name: "leads", agents: [
+        """mutation { createWorkflow(input: {name: "leads", status: PUBLISHED, agents: [
              {name: "contact", type: "form"},
              {name: "shape", type: "transform", sources: ["contact"],
               options: {payload: {who: "{{ message.email }}", seats: "{{ message.seats }}"}}}

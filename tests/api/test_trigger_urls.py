@@ -27,6 +27,7 @@ async def test_trigger_urls_answer_as_their_mode_says(server: LiveServer, factor
         {
             "input": {
                 "name": "hooks",
+                "status": "PUBLISHED",  # a draft's hooks do not fire
                 "agents": [
                     {"name": "orders", "type": "webhook", "options": {"path": "orders/new"}},
                     {"name": "quote", "type": "http", "options": {"path": "quote"}},

@@ -68,6 +68,7 @@ def compat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
             "fuzz-password",
             "--workspace",
             "Fuzz",
+            "--create-workspace",
         ],
         env=env,
         check=True,

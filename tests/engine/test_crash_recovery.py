@@ -106,6 +106,7 @@ async def test_kill_9_mid_run_loses_and_repeats_nothing(
             PASSWORD,
             "--workspace",
             "Ops",
+            "--create-workspace",
         ],
         env=env,
         check=True,
