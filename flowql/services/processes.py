@@ -27,10 +27,18 @@ class ProcessFilter:
     search: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
-    # True: only scenario processes; False: only workflow processes.
-    scenario_processes: bool | None = None
-    # Only scenario processes where the caller's user is an actor (LetsFlow's GET /processes).
-    involving_me: bool = False
+    scenario_processes: bool | None = field(
+        default=None,
+        metadata={"description": "true: only scenario processes; false: only workflow ones."},
+    )
+    # LetsFlow's GET /processes.
+    involving_me: bool = field(
+        default=False,
+        metadata={
+            "description": "Only scenario processes where your user is an actor (an actor "
+            "record's `id` or `userId`); a scope-limited API key sees its scenarios' processes."
+        },
+    )
 
 
 def _actor_user(principal: Principal) -> uuid.UUID | None:
