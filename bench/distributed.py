@@ -39,7 +39,7 @@ from flowql.engine.dispatch import InlineDispatcher
 from flowql.engine.queue import ProcrastinateDispatcher, prepare_database
 from flowql.models import Process, ProcessStatus, Workflow
 from flowql.services.auth import create_user
-from flowql.services.execution import StartRequest, start_process
+from flowql.services.processes import StartRequest, start_process
 from flowql.services.runtime import Runtime
 from flowql.services.uow import unit_of_work
 from flowql.services.workflows import AgentSpec, create_workflow

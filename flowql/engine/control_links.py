@@ -12,7 +12,7 @@ from sqlmodel import col, select
 
 from flowql.agents.registry import validate_options
 from flowql.models import Agent, Process, Trigger, Workflow, utcnow
-from flowql.services.execution import StartRequest, start_process
+from flowql.services.processes import StartRequest, start_process
 from flowql.services.runtime import Runtime
 from flowql.services.triggers import sync_trigger
 from flowql.services.uow import unit_of_work

@@ -13,7 +13,7 @@ from flowql.engine.definitions import Definition
 from flowql.engine.writeset import WriteSet, new_row
 from flowql.events.bus import BusEvent
 from flowql.models import LogLevel, Process, ProcessLog, ProcessStatus, ProcessStep, StepStatus
-from flowql.services.execution import process_event
+from flowql.services.processes import process_event
 
 RUNNABLE = (StepStatus.PENDING, StepStatus.RUNNING, StepStatus.WAITING)
 

@@ -9,7 +9,7 @@ RUNNING mark and everything before it commit first), a wait, the end. A crash be
 loses only work no one saw (it runs again: at-least-once); after it, a finished step never runs
 again, because its outputs and its completion were one transaction.
 
-An `http` trigger's process is built in memory too (services.execution.new_process) and its
+An `http` trigger's process is built in memory too (services.processes.new_process) and its
 start commits with its first steps: the caller is answered once that commit holds the response.
 """
 
@@ -58,7 +58,7 @@ from flowql.models import (
     Trigger,
     utcnow,
 )
-from flowql.services.execution import (
+from flowql.services.processes import (
     StartRequest,
     new_process,
     process_summary,
@@ -103,7 +103,7 @@ class Runner:
 
     def begin(self, request: StartRequest, trigger: Trigger, definition: Definition) -> ProcessRun:
         """A process started by `trigger`, in memory: its event, row and entry step commit with
-        its first steps (see `drive`). The same rows as services.execution.start_process."""
+        its first steps (see `drive`). The same rows as services.processes.start_process."""
         event, process = new_process(request)
         run = ProcessRun(
             process=process, definition=definition, steps=[], payloads={}, saved_status=None

@@ -15,7 +15,7 @@ from typing import Any
 from sqlmodel import col, select
 
 from flowql.models import LogLevel, ProcessLog, Workflow
-from flowql.services.execution import StartRequest, start_process
+from flowql.services.processes import StartRequest, start_process
 from flowql.services.runtime import Runtime
 from flowql.services.scenarios.access import system_principal
 from flowql.services.scenarios.hooks import StateEntered

@@ -22,7 +22,7 @@ from flowql.models import (
     Workspace,
     utcnow,
 )
-from flowql.services.execution import StartRequest, start_process
+from flowql.services.processes import StartRequest, start_process
 from flowql.services.runtime import Runtime
 from flowql.services.triggers import fires, next_fire_time
 from flowql.services.uow import unit_of_work

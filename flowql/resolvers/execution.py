@@ -9,9 +9,8 @@ from flowql.models import AuditAction, Process
 from flowql.resolvers.context import Context
 from flowql.services import audit
 from flowql.services import auth as auth_service
-from flowql.services import execution as service
+from flowql.services import processes as service
 from flowql.services.auth import TokenPair
-from flowql.services.processes import get_process
 from flowql.services.uow import unit_of_work
 from flowql.services.waiting import wait_for_process
 
@@ -50,7 +49,7 @@ async def retry_process(ctx: Context, ident: uuid.UUID | int) -> Process:
 
 async def issue_execution_token(ctx: Context, ident: uuid.UUID | int) -> TokenPair:
     async with unit_of_work(ctx.runtime) as uow:
-        process = await get_process(uow.session, ctx.principal, ident, "process:read")
+        process = await service.get_process(uow.session, ctx.principal, ident, "process:read")
         ctx.principal.require(process.workspace_id, "process:run", "Process")
         audit.record(uow.session, ctx.principal, AuditAction.ISSUE, process, kind="execution")
         return await auth_service.issue_execution_tokens(

@@ -8,6 +8,7 @@ from typing import Any
 from flowql.models import Scenario
 from flowql.resolvers.context import Context
 from flowql.resolvers.pagination import Page, PageArgs, paginate
+from flowql.services import processes
 from flowql.services import scenarios as service
 from flowql.services.scenarios.history import Verification
 from flowql.services.uow import unit_of_work
@@ -48,7 +49,8 @@ async def start_process(
     ctx: Context, scenario_id: uuid.UUID, **fields: Any
 ) -> service.ActionOutcome:
     async with unit_of_work(ctx.runtime) as uow:
-        return await service.start_process(uow, ctx.runtime, ctx.principal, scenario_id, **fields)
+        start = processes.ScenarioStart(ctx.principal, scenario_id, **fields)
+        return await processes.start_process(uow, ctx.runtime, start)
 
 
 async def perform_action(

@@ -14,6 +14,7 @@ import strawberry
 
 from flowql.resolvers import apikeys as resolve
 from flowql.schema.base import Connection, FromRow, Info, ident, page_args
+from flowql.schema.filters import FilterInput, filter_input
 from flowql.services.apikeys import ApiKeyFilter, ApiKeySpec
 from flowql.services.auth import IssuedApiKey
 
@@ -126,9 +127,9 @@ class CreateApiKeyInput:
         )
 
 
-@strawberry.input
-class ApiKeyFilterInput:
-    include_revoked: bool = False
+@filter_input(ApiKeyFilter, exclude=["workspace_id"])
+class ApiKeyFilterInput(FilterInput[ApiKeyFilter]):
+    pass
 
 
 @strawberry.type
@@ -143,8 +144,7 @@ class Query:
         offset: int | None = None,
         filter: ApiKeyFilterInput | None = None,
     ) -> Connection[ApiKey]:
-        f = filter or ApiKeyFilterInput()
-        filters = ApiKeyFilter(workspace_id=workspace_id, include_revoked=f.include_revoked)
+        filters = (filter or ApiKeyFilterInput()).to_filter(workspace_id=workspace_id)
         page = await resolve.list_api_keys(info.context, filters, page_args(first, after, offset))
         return Connection.of(page, ApiKey.from_row)
 

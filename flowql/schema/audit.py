@@ -10,6 +10,7 @@ import strawberry
 from flowql import models
 from flowql.resolvers import audit as resolve
 from flowql.schema.base import JSON, Connection, FromRow, Info, page_args
+from flowql.schema.filters import FilterInput, filter_input
 from flowql.services.audit import AuditFilter
 
 strawberry.enum(models.AuditAction, name="AuditAction")
@@ -37,29 +38,9 @@ class AuditEntry(FromRow):
     created_at: datetime
 
 
-@strawberry.input
-class AuditFilterInput:
-    actions: list[AuditAction] | None = None
-    target_types: list[str] | None = None
-    target_id: uuid.UUID | None = None
-    actor_user_id: uuid.UUID | None = None
-    actor_api_key_id: uuid.UUID | None = None
-    actor_process_id: uuid.UUID | None = None
-    since: datetime | None = strawberry.field(default=None, description="Inclusive.")
-    until: datetime | None = strawberry.field(default=None, description="Exclusive.")
-
-    def to_filter(self, workspace_id: uuid.UUID | None) -> AuditFilter:
-        return AuditFilter(
-            workspace_id=workspace_id,
-            actions=list(self.actions or []),
-            target_types=list(self.target_types or []),
-            target_id=self.target_id,
-            actor_user_id=self.actor_user_id,
-            actor_api_key_id=self.actor_api_key_id,
-            actor_process_id=self.actor_process_id,
-            since=self.since,
-            until=self.until,
-        )
+@filter_input(AuditFilter, exclude=["workspace_id"])
+class AuditFilterInput(FilterInput[AuditFilter]):
+    pass
 
 
 @strawberry.type
@@ -76,6 +57,6 @@ class Query:
         after: str | None = None,
         filter: AuditFilterInput | None = None,
     ) -> Connection[AuditEntry]:
-        filters = (filter or AuditFilterInput()).to_filter(workspace_id)
+        filters = (filter or AuditFilterInput()).to_filter(workspace_id=workspace_id)
         page = await resolve.audit_log(info.context, filters, page_args(first, after))
         return Connection.of(page, AuditEntry.from_row)

@@ -12,6 +12,7 @@ from flowql import models
 from flowql.errors import ValidationFailed
 from flowql.resolvers import forms as resolve
 from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args
+from flowql.schema.filters import FilterInput, filter_input
 from flowql.services.form_fields import FieldType
 from flowql.services.forms import FormFilter
 from flowql.services.triggers import form_url
@@ -157,11 +158,9 @@ class FormFieldInput:
         }
 
 
-@strawberry.input
-class FormFilterInput:
-    workspace_id: uuid.UUID | None = None
-    workflow_id: uuid.UUID | None = None
-    search: str | None = None
+@filter_input(FormFilter)
+class FormFilterInput(FilterInput[FormFilter]):
+    pass
 
 
 @strawberry.input
@@ -204,10 +203,7 @@ class Query:
         offset: int | None = None,
         filter: FormFilterInput | None = None,
     ) -> Connection[Form]:
-        f = filter or FormFilterInput()
-        filters = FormFilter(
-            workspace_id=f.workspace_id, workflow_id=f.workflow_id, search=f.search
-        )
+        filters = (filter or FormFilterInput()).to_filter()
         page = await resolve.list_forms(info.context, filters, page_args(first, after, offset))
         return Connection.of(page, Form.from_row)
 

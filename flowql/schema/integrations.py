@@ -11,6 +11,7 @@ import strawberry
 from flowql.resolvers import credentials as resolve_credentials
 from flowql.resolvers import integrations as resolve
 from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args
+from flowql.schema.filters import FilterInput, filter_input
 from flowql.services.credentials import CredentialFilter
 from flowql.services.integrations import IntegrationFilter
 
@@ -76,11 +77,9 @@ class Credential(FromRow):
 # -- inputs ------------------------------------------------------------------------------------
 
 
-@strawberry.input
-class IntegrationFilterInput:
-    workspace_id: uuid.UUID | None = None
-    type: str | None = None
-    search: str | None = None
+@filter_input(IntegrationFilter)
+class IntegrationFilterInput(FilterInput[IntegrationFilter]):
+    pass
 
 
 @strawberry.input
@@ -109,11 +108,9 @@ class UpdateIntegrationInput:
     external_account_id: str | None = None
 
 
-@strawberry.input
-class CredentialFilterInput:
-    workspace_id: uuid.UUID | None = None
-    workflow_id: uuid.UUID | None = None
-    search: str | None = None
+@filter_input(CredentialFilter)
+class CredentialFilterInput(FilterInput[CredentialFilter]):
+    pass
 
 
 @strawberry.input
@@ -144,8 +141,7 @@ class Query:
         offset: int | None = None,
         filter: IntegrationFilterInput | None = None,
     ) -> Connection[Integration]:
-        f = filter or IntegrationFilterInput()
-        filters = IntegrationFilter(workspace_id=f.workspace_id, type=f.type, search=f.search)
+        filters = (filter or IntegrationFilterInput()).to_filter()
         page = await resolve.list_integrations(
             info.context, filters, page_args(first, after, offset)
         )
@@ -166,10 +162,7 @@ class Query:
         offset: int | None = None,
         filter: CredentialFilterInput | None = None,
     ) -> Connection[Credential]:
-        f = filter or CredentialFilterInput()
-        filters = CredentialFilter(
-            workspace_id=f.workspace_id, workflow_id=f.workflow_id, search=f.search
-        )
+        filters = (filter or CredentialFilterInput()).to_filter()
         page = await resolve_credentials.list_credentials(
             info.context, filters, page_args(first, after, offset)
         )

@@ -21,6 +21,7 @@ from flowql.schema.base import (
     subtree_names,
     when_loaded,
 )
+from flowql.schema.filters import FilterInput, filter_input
 from flowql.services.messages import AgentFilter, MessageFilter
 
 if TYPE_CHECKING:
@@ -47,23 +48,14 @@ class Message(FromRow):
         return when_loaded(loader.load(self.agent_id), nodes.agent().maybe)
 
 
-@strawberry.input
-class AgentFilterInput:
-    workspace_id: uuid.UUID | None = None
-    workflow_id: uuid.UUID | None = None
-    type: str | None = None
-    search: str | None = None
+@filter_input(AgentFilter)
+class AgentFilterInput(FilterInput[AgentFilter]):
+    pass
 
 
-@strawberry.input
-class MessageFilterInput:
-    workspace_id: uuid.UUID | None = None
-    agent_id: uuid.UUID | None = None
-    workflow_id: uuid.UUID | None = None
-    process_id: uuid.UUID | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
-    agent_number: int | None = None
+@filter_input(MessageFilter)
+class MessageFilterInput(FilterInput[MessageFilter]):
+    pass
 
 
 @strawberry.type
@@ -78,8 +70,7 @@ class Query:
         filter: AgentFilterInput | None = None,
         descending: bool = False,
     ) -> Connection[AgentRef]:
-        f = filter or AgentFilterInput()
-        filters = AgentFilter(f.workspace_id, f.workflow_id, f.type, f.search)
+        filters = (filter or AgentFilterInput()).to_filter()
         args = page_args(first, after, offset, descending, info=info)
         page = await resolve.list_agents(info.context, filters, args)
         return Connection.of(page, nodes.agent().from_row)
@@ -93,16 +84,7 @@ class Query:
         offset: int | None = None,
         filter: MessageFilterInput | None = None,
     ) -> Connection[Message]:
-        f = filter or MessageFilterInput()
-        filters = MessageFilter(
-            f.workspace_id,
-            f.agent_id,
-            f.workflow_id,
-            f.process_id,
-            f.created_after,
-            f.created_before,
-            f.agent_number,
-        )
+        filters = (filter or MessageFilterInput()).to_filter()
         args = page_args(
             first, after, offset, info=info, model=models.Message, needs={"agent": ("agent_id",)}
         )

@@ -22,6 +22,7 @@ from flowql.schema.base import (
     subtree_names,
     when_loaded,
 )
+from flowql.schema.filters import FilterInput, filter_input
 from flowql.services.processes import ProcessFilter
 
 if TYPE_CHECKING:
@@ -211,24 +212,9 @@ async def prefetch(info: Info, rows: list[Any]) -> None:
         await loaders.by_id(models.Agent, rows=True).load_many(agent_ids)
 
 
-@strawberry.input
-class ProcessFilterInput:
-    workspace_id: uuid.UUID | None = None
-    workflow_id: uuid.UUID | None = None
-    workflow_number: int | None = None
-    scenario_id: uuid.UUID | None = None
-    statuses: list[ProcessStatus] | None = None
-    search: str | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
-    scenario_processes: bool | None = strawberry.field(
-        default=None, description="true: only scenario processes; false: only workflow ones."
-    )
-    involving_me: bool = strawberry.field(
-        default=False,
-        description="Only scenario processes where your user is an actor (an actor record's "
-        "`id` or `userId`); a scope-limited API key sees its scenarios' processes.",
-    )
+@filter_input(ProcessFilter)
+class ProcessFilterInput(FilterInput[ProcessFilter]):
+    pass
 
 
 @strawberry.type
@@ -242,19 +228,7 @@ class Query:
         offset: int | None = None,
         filter: ProcessFilterInput | None = None,
     ) -> Connection[Process]:
-        f = filter or ProcessFilterInput()
-        filters = ProcessFilter(
-            workspace_id=f.workspace_id,
-            workflow_id=f.workflow_id,
-            workflow_number=f.workflow_number,
-            scenario_id=f.scenario_id,
-            statuses=list(f.statuses or []),
-            search=f.search,
-            created_after=f.created_after,
-            created_before=f.created_before,
-            scenario_processes=f.scenario_processes,
-            involving_me=f.involving_me,
-        )
+        filters = (filter or ProcessFilterInput()).to_filter()
         args = page_args(first, after, offset, info=info, model=models.Process, needs=NEEDS)
         page = await resolve.list_processes(info.context, filters, args)
         await prefetch(info, page.rows)

@@ -12,6 +12,7 @@ from flowql import models
 from flowql.resolvers import scenarios as resolve
 from flowql.schema import nodes
 from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args
+from flowql.schema.filters import FilterInput, filter_input
 from flowql.services.common import sees_row
 from flowql.services.scenarios import ActionOutcome, ScenarioFilter, scenario_notices, scenario_yaml
 from flowql.services.scenarios.history import project
@@ -279,14 +280,9 @@ async def process_scenario(info: Info, scenario_id: uuid.UUID | None) -> Scenari
 # -- inputs ----------------------------------------------------------------------------------
 
 
-@strawberry.input
-class ScenarioFilterInput:
-    workspace_id: uuid.UUID | None = None
-    name: str | None = None
-    search: str | None = None
-    disabled: bool | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
+@filter_input(ScenarioFilter)
+class ScenarioFilterInput(FilterInput[ScenarioFilter]):
+    pass
 
 
 @strawberry.input(description="An action: its key, the response, and As-Actor when needed.")
@@ -329,15 +325,7 @@ class Query:
         offset: int | None = None,
         filter: ScenarioFilterInput | None = None,
     ) -> Connection[Scenario]:
-        f = filter or ScenarioFilterInput()
-        filters = ScenarioFilter(
-            workspace_id=f.workspace_id,
-            name=f.name,
-            search=f.search,
-            disabled=f.disabled,
-            created_after=f.created_after,
-            created_before=f.created_before,
-        )
+        filters = (filter or ScenarioFilterInput()).to_filter()
         page = await resolve.list_scenarios(info.context, filters, page_args(first, after, offset))
         return Connection.of(page, Scenario.from_row)
 

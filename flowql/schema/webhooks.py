@@ -11,6 +11,7 @@ import strawberry
 from flowql import models
 from flowql.resolvers import webhooks as resolve
 from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args
+from flowql.schema.filters import FilterInput, filter_input
 from flowql.services.webhooks import ALL_EVENTS, EVENTS, DeliveryFilter, SubscriptionFilter
 
 strawberry.enum(models.DeliveryStatus, name="DeliveryStatus")
@@ -75,18 +76,14 @@ class WebhookSubscription(FromRow):
 # -- inputs ------------------------------------------------------------------------------------
 
 
-@strawberry.input
-class WebhookSubscriptionFilterInput:
-    workspace_id: uuid.UUID | None = None
-    active: bool | None = None
-    search: str | None = strawberry.field(default=None, description="Part of the URL.")
+@filter_input(SubscriptionFilter)
+class WebhookSubscriptionFilterInput(FilterInput[SubscriptionFilter]):
+    pass
 
 
-@strawberry.input
-class WebhookDeliveryFilterInput:
-    workspace_id: uuid.UUID | None = None
-    subscription_id: uuid.UUID | None = None
-    status: DeliveryStatus | None = None
+@filter_input(DeliveryFilter)
+class WebhookDeliveryFilterInput(FilterInput[DeliveryFilter]):
+    pass
 
 
 @strawberry.input
@@ -122,8 +119,7 @@ class Query:
         offset: int | None = None,
         filter: WebhookSubscriptionFilterInput | None = None,
     ) -> Connection[WebhookSubscription]:
-        f = filter or WebhookSubscriptionFilterInput()
-        filters = SubscriptionFilter(workspace_id=f.workspace_id, active=f.active, search=f.search)
+        filters = (filter or WebhookSubscriptionFilterInput()).to_filter()
         page = await resolve.list_subscriptions(
             info.context, filters, page_args(first, after, offset)
         )
@@ -145,10 +141,7 @@ class Query:
         offset: int | None = None,
         filter: WebhookDeliveryFilterInput | None = None,
     ) -> Connection[WebhookDelivery]:
-        f = filter or WebhookDeliveryFilterInput()
-        filters = DeliveryFilter(
-            workspace_id=f.workspace_id, subscription_id=f.subscription_id, status=f.status
-        )
+        filters = (filter or WebhookDeliveryFilterInput()).to_filter()
         page = await resolve.list_deliveries(info.context, filters, page_args(first, after, offset))
         return Connection.of(page, WebhookDelivery.from_row)
 

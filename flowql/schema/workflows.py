@@ -14,6 +14,7 @@ from flowql.formats.huginn import export_filename
 from flowql.resolvers import workflows as resolve
 from flowql.schema import nodes
 from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args, when_loaded
+from flowql.schema.filters import FilterInput, filter_input
 from flowql.schema.messages import Message
 from flowql.services.common import sees_row
 from flowql.services.triggers import TriggerMode, trigger_mode, trigger_url
@@ -237,13 +238,9 @@ NEEDS = {
 # -- inputs ------------------------------------------------------------------------------------
 
 
-@strawberry.input
-class WorkflowFilterInput:
-    workspace_id: uuid.UUID | None = None
-    status: WorkflowStatus | None = None
-    search: str | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
+@filter_input(WorkflowFilter)
+class WorkflowFilterInput(FilterInput[WorkflowFilter]):
+    pass
 
 
 def options_object(options: JSON | None) -> dict[str, Any]:
@@ -357,14 +354,7 @@ class Query:
         offset: int | None = None,
         filter: WorkflowFilterInput | None = None,
     ) -> Connection[Workflow]:
-        f = filter or WorkflowFilterInput()
-        filters = WorkflowFilter(
-            workspace_id=f.workspace_id,
-            status=f.status,
-            search=f.search,
-            created_after=f.created_after,
-            created_before=f.created_before,
-        )
+        filters = (filter or WorkflowFilterInput()).to_filter()
         args = page_args(first, after, offset, info=info, model=models.Workflow, needs=NEEDS)
         page = await resolve.list_workflows(info.context, filters, args)
         return Connection.of(page, Workflow.from_row)

@@ -106,8 +106,8 @@ class AuditFilter:
     actor_user_id: uuid.UUID | None = None
     actor_api_key_id: uuid.UUID | None = None
     actor_process_id: uuid.UUID | None = None
-    since: datetime | None = None
-    until: datetime | None = None
+    since: datetime | None = field(default=None, metadata={"description": "Inclusive."})
+    until: datetime | None = field(default=None, metadata={"description": "Exclusive."})
 
 
 def list_statement(principal: Principal, filters: AuditFilter) -> SelectOfScalar[AuditEntry]:

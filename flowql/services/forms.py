@@ -21,8 +21,8 @@ from flowql.services.common import (
     require_name,
     visible,
 )
-from flowql.services.execution import start_for_submission
 from flowql.services.form_fields import check_fields, check_submission
+from flowql.services.processes import start_for_submission
 from flowql.services.runtime import Runtime
 from flowql.services.uow import UnitOfWork
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -33,7 +33,7 @@ MAX_SECRET_LENGTH = 500
 class SubscriptionFilter:
     workspace_id: uuid.UUID | None = None
     active: bool | None = None
-    search: str | None = None
+    search: str | None = field(default=None, metadata={"description": "Part of the URL."})
 
 
 @dataclass

@@ -32,7 +32,7 @@ from flowql.models import (
 )
 from flowql.services import hooks
 from flowql.services.delegation import process_privileges_sync
-from flowql.services.execution import StartRequest, start_process
+from flowql.services.processes import StartRequest, start_process
 from flowql.services.runtime import Runtime
 from flowql.services.uow import unit_of_work
 from flowql.services.waiting import responded, wait_for_process

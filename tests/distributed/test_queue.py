@@ -16,7 +16,7 @@ from sqlmodel import col, select, update
 
 from flowql.engine.queue import ProcrastinateDispatcher, resume_orphans
 from flowql.models import Process, Workflow, utcnow
-from flowql.services.execution import StartRequest, start_process
+from flowql.services.processes import StartRequest, start_process
 from flowql.services.runtime import NullDispatcher, Runtime
 from flowql.services.uow import unit_of_work
 from flowql.settings import Dispatcher, Settings, SettingsError

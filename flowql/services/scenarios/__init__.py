@@ -4,8 +4,10 @@
 - `expressions`: data functions (`<ref>` JMESPath, `<tpl>` Mustache, `<select>`).
 - `state`, `process`: a process as a deterministic, hash-chained projection of its events.
 - `store`: immutable storage, ids from the hash of the normalised definition.
-- `runner`, `access`, `history`, `hooks`: starting processes, performing actions, timeouts,
-  verification, who may act as whom, and hooks for code that reacts to entered states.
+- `runner`, `access`, `history`, `hooks`: a scenario process's start (reached through
+  services.processes.start_process, the one start of every kind of process), performing
+  actions, timeouts, verification, who may act as whom, and hooks for code that reacts to
+  entered states.
 """
 
 from flowql.services.scenarios.access import system_principal
@@ -16,7 +18,6 @@ from flowql.services.scenarios.runner import (
     fire_due_timeouts,
     perform_action,
     perform_action_in,
-    start_process,
     verify_process,
 )
 from flowql.services.scenarios.store import (
@@ -43,7 +44,6 @@ __all__ = [
     "perform_action_in",
     "scenario_notices",
     "scenario_yaml",
-    "start_process",
     "store_scenario",
     "system_principal",
     "verify_process",

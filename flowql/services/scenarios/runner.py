@@ -112,7 +112,7 @@ def _record(
     process.wake_at = None if ended else next_timeout(view)
     process.last_activity_at = now
     uow.session.add(process)
-    uow.publish(  # the payload of services.execution.publish_process, which feeds read
+    uow.publish(  # the payload of services.processes.publish_process, which feeds read
         "process.updated",
         process.workspace_id,
         process_id=str(process.id),
@@ -162,7 +162,7 @@ async def _check_start_actors(
     return actors
 
 
-async def start_process(
+async def start_scenario(
     uow: UnitOfWork,
     runtime: Runtime,
     principal: Principal,
@@ -175,6 +175,7 @@ async def start_process(
     response: Any = None,
 ) -> ActionOutcome:
     """A new process, WAITING in its initial state, or after `action` if one is given.
+    (Called by services.processes.start_process, the one start of every kind of process.)
 
     Atomic: when the first action is refused, nothing is stored (ActionSkipped is raised)."""
     session = uow.session
