@@ -24,7 +24,7 @@ import uuid
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, Generic, ParamSpec, TypeVar, cast
 
 from graphql import GraphQLError
 from sqlalchemy import func
@@ -75,6 +75,35 @@ class ProcessChange:
     row: Process
     status: ProcessStatus
     state: str | None
+    # Who else receives exactly this change: equal keys mean the same event seen by the same
+    # audience (see `audience`), so one GraphQL execution can serve them all. None: not shared.
+    share: Hashable | None = None
+
+
+@dataclass(frozen=True)
+class Shared(Generic[T]):
+    """A feed's item with its sharing key (see ProcessChange.share)."""
+
+    item: T
+    share: Hashable | None = None
+
+
+def audience(principal: Principal) -> Hashable:
+    """Everything about the caller that can change what a feed's item looks like to them: the
+    identity and every grant, role and scope. Subscribers with equal audiences that received
+    the same event (each through its own `accept` filter and row check) see the same result,
+    so they may share one execution of the same document with the same variables; a subscriber
+    of another workspace, user or key never shares one."""
+    return (
+        principal.kind,
+        principal.user_id,
+        principal.api_key_id,
+        principal.process_id,
+        principal.workflow_id,
+        tuple(sorted((str(ws), tuple(sorted(p))) for ws, p in principal.grants.items())),
+        tuple(sorted((str(ws), role) for ws, role in principal.roles.items())),
+        repr(principal.process_scopes),
+    )
 
 
 class EventsMissed(Exception):
@@ -212,6 +241,7 @@ async def process_updated(
     principal.ensure_authenticated()
     key = str(process_id)
     can_read = _readable(principal, "process:read")
+    seen_by = audience(principal)
 
     def accept(event: BusEvent) -> bool:
         return (
@@ -248,7 +278,7 @@ async def process_updated(
             state = event.data.get("state", loaded.state)
             last = (status, state)
             ctx.loaders.clear()  # a long-lived connection must not serve stale relations
-            yield ProcessChange(loaded, status, state)
+            yield ProcessChange(loaded, status, state, (event.id, seen_by))
             if status in TERMINAL_STATUSES:
                 return
 
@@ -265,6 +295,7 @@ async def process_events(
     principal.ensure_authenticated()
     wanted = {s.value for s in statuses or []}
     can_read = _readable(principal, "process:read")
+    seen_by = audience(principal)
 
     def accept(event: BusEvent) -> bool:
         data = event.data
@@ -287,7 +318,8 @@ async def process_events(
                 continue
             ctx.loaders.clear()
             state = event.data.get("state", row.state)
-            yield ProcessChange(row, ProcessStatus(event.data["status"]), state)
+            status = ProcessStatus(event.data["status"])
+            yield ProcessChange(row, status, state, (event.id, seen_by))
 
 
 async def _backlog(
@@ -372,11 +404,12 @@ async def process_logs(
 @coded
 async def message_created(
     ctx: Context, agent_id: uuid.UUID | None, workflow_id: uuid.UUID | None
-) -> AsyncGenerator[Message, None]:
+) -> AsyncGenerator[Shared[Message], None]:
     """Messages as agents emit them, in workflows the caller may read."""
     principal = ctx.principal
     principal.ensure_authenticated()
     can_read = _readable(principal, "workflow:read")
+    seen_by = audience(principal)
 
     def accept(event: BusEvent) -> bool:
         data = event.data
@@ -391,10 +424,10 @@ async def message_created(
         feed(ctx, accept) as subscription,
         contextlib.aclosing(_rows(ctx, subscription, Message, "message_id")) as rows,
     ):
-        async for _event, row in rows:
+        async for event, row in rows:
             if agent_id is not None and row.agent_id != agent_id:
                 continue
             if workflow_id is not None and row.workflow_id != workflow_id:
                 continue
             ctx.loaders.clear()
-            yield row
+            yield Shared(row, (event.id, seen_by))
