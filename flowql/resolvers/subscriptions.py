@@ -168,6 +168,8 @@ class SharedLoads:
             task.add_done_callback(lambda t: t.cancelled() or t.exception())
             self._tasks[key] = task
             asyncio.get_running_loop().call_later(SHARED_LOAD_SECONDS, self._tasks.pop, key, None)
+        elif task.done():  # the usual case for all but the first subscriber: no wrapper future
+            return cast(T, task.result())
         return cast(T, await asyncio.shield(task))
 
 
@@ -192,8 +194,18 @@ async def shared_load(ctx: Context, model: type[R], id: uuid.UUID, event: BusEve
 
 
 def _uuid(value: Any) -> uuid.UUID | None:
+    if isinstance(value, str):
+        return _parsed_uuid(value)  # every subscriber of an event parses the same id
     try:
         return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
     except ValueError:
         return None
 
@@ -207,9 +219,13 @@ def _missed(event: BusEvent) -> EventsMissed:
     return EventsMissed(f"events between {since} and {until} may be missing: subscribe again")
 
 
-def _matches(data: dict[str, Any], key: str, wanted: uuid.UUID | None) -> bool:
+def _matches(data: dict[str, Any], key: str, wanted: str | None) -> bool:
     """An event that names `key` must name `wanted`; one that does not is checked on its row."""
-    return wanted is None or key not in data or data[key] == str(wanted)
+    return wanted is None or key not in data or data[key] == wanted
+
+
+def _str(value: uuid.UUID | None) -> str | None:
+    return None if value is None else str(value)
 
 
 async def _rows(
@@ -296,6 +312,7 @@ async def process_events(
     wanted = {s.value for s in statuses or []}
     can_read = _readable(principal, "process:read")
     seen_by = audience(principal)
+    workflow, scenario = _str(workflow_id), _str(scenario_id)
 
     def accept(event: BusEvent) -> bool:
         data = event.data
@@ -303,8 +320,8 @@ async def process_events(
             event.topic == PROCESS_UPDATED
             and can_read(event)
             and (not wanted or data.get("status") in wanted)
-            and _matches(data, "workflow_id", workflow_id)
-            and _matches(data, "scenario_id", scenario_id)
+            and _matches(data, "workflow_id", workflow)
+            and _matches(data, "scenario_id", scenario)
         )
 
     async with (
@@ -410,14 +427,15 @@ async def message_created(
     principal.ensure_authenticated()
     can_read = _readable(principal, "workflow:read")
     seen_by = audience(principal)
+    agent, workflow = _str(agent_id), _str(workflow_id)
 
     def accept(event: BusEvent) -> bool:
         data = event.data
         return (
             event.topic == MESSAGE_CREATED
             and can_read(event)
-            and _matches(data, "agent_id", agent_id)
-            and _matches(data, "workflow_id", workflow_id)
+            and _matches(data, "agent_id", agent)
+            and _matches(data, "workflow_id", workflow)
         )
 
     async with (

@@ -110,12 +110,17 @@ class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
     _request_key: tuple[int, str | None] | None = None
 
     def build_per_event_executor(self, payload: Any) -> Any:
+        if not _is_shared(payload):
+            return super().build_per_event_executor(payload)
+        if self._request_key is None:
+            variables = json.dumps(self.variable_values, sort_keys=True, default=str)
+            self._request_key = (id(self.operation), variables)
+        key = (id(payload), *self._request_key)
+        entry = _caches()[1].items.get(key)
+        if entry is not None and entry[0] is payload and entry[1] is self.operation:
+            return _Reuse(entry[2])  # no executor copy for the group's other subscribers
         executor = super().build_per_event_executor(payload)
-        if _is_shared(payload):
-            if self._request_key is None:
-                variables = json.dumps(self.variable_values, sort_keys=True, default=str)
-                self._request_key = (id(self.operation), variables)
-            executor._share_key = (id(payload), *self._request_key)  # type: ignore[attr-defined]
+        executor._share_key = key  # type: ignore[attr-defined]
         return executor
 
     def execute_operation(self, serially: bool | None = None) -> Any:
@@ -125,9 +130,7 @@ class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
         _, results = _caches()
         entry = results.items.get(key)
         if entry is not None and entry[0] is self.root_value and entry[1] is self.operation:
-            SharedEventExecution.stats["shared"] += 1
-            outcome = entry[2]
-            return asyncio.shield(outcome) if isinstance(outcome, asyncio.Future) else outcome
+            return _Reuse(entry[2]).execute_operation(serially)
         SharedEventExecution.stats["executed"] += 1
         result = super().execute_operation(serially)
         if self.is_awaitable(result):
@@ -137,6 +140,22 @@ class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
             return asyncio.shield(task)
         results.put(key, (self.root_value, self.operation, result))
         return result
+
+
+class _Reuse:
+    """The per-event "executor" of a subscriber whose group's result exists (or is coming)."""
+
+    __slots__ = ("outcome",)
+
+    def __init__(self, outcome: Any) -> None:
+        self.outcome = outcome
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        SharedEventExecution.stats["shared"] += 1
+        outcome = self.outcome
+        if not isinstance(outcome, asyncio.Future):
+            return outcome
+        return outcome.result() if outcome.done() else asyncio.shield(outcome)
 
 
 async def _awaited(result: Awaitable[ExecutionResult]) -> ExecutionResult:
