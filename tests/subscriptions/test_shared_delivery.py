@@ -3,16 +3,28 @@ variables), and sharing never lets an event or a result cross to another audienc
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
+import time
 import uuid
 from typing import Any
+
+import pytest
+from websockets.exceptions import ConnectionClosed
 
 from flowql.auth.principal import Principal, PrincipalKind
 from flowql.resolvers.subscriptions import audience
 from flowql.schema.subscriptions import SharedEventExecution
 from tests.conftest import Factory, LiveServer
 from tests.engine.conftest import create_workflow, execute
-from tests.subscriptions.conftest import QUICK, TRANSPORT_WS, WS, wait_subscribers
+from tests.subscriptions.conftest import (
+    QUICK,
+    TRANSPORT_WS,
+    WS,
+    wait_dropped,
+    wait_subscribers,
+)
 
 FEED = "subscription { processEvents { id status workspaceId workflowId } }"
 ONLY_IDS = "subscription { processEvents { id } }"
@@ -98,6 +110,66 @@ async def test_another_member_or_another_document_executes_on_its_own(
     shared = SharedEventExecution.stats["shared"] - before["shared"]
     assert executed == 3 * len(seen_full)  # three audiences x documents: nothing shared
     assert shared == 0
+
+
+@pytest.mark.settings(subscription_queue_size=4)
+async def test_a_slow_subscriber_in_a_sharing_group_is_dropped_alone(
+    server: LiveServer, factory: Factory
+) -> None:
+    """Two subscribers of one account on the same document share every execution; the one that
+    stops reading is dropped (4008) by its own queue, the other receives every change."""
+    account = await factory.account()
+    steps = [
+        {
+            "name": f"s{i}",
+            "type": "transform",
+            **({"sources": [f"s{i - 1}"]} if i else {}),
+            "options": {"payload": {"i": i}},
+        }
+        for i in range(12)
+    ]
+    workflow = await create_workflow(server, account.token, "many steps", steps)
+    big = {"blob": "x" * 64_000}
+    aliases = " ".join(f"a{i}: input" for i in range(40))  # 2.5 MB a message
+    heavy = (
+        f"subscription($wf: UUID) {{ processEvents(workflowId: $wf) {{ id status {aliases} }} }}"
+    )
+    async with (
+        WS.open(
+            server, TRANSPORT_WS, token=account.token, max_queue=1, max_size=None, compression=None
+        ) as slow,
+        WS.open(server, TRANSPORT_WS, token=account.token, max_size=None) as fast,
+    ):
+        await slow.subscribe("feed", heavy, {"wf": workflow["id"]})
+        await fast.subscribe("feed", heavy, {"wf": workflow["id"]})
+        await wait_subscribers(server, 2)
+        slow.conn.transport.pause_reading()
+        before = dict(SharedEventExecution.stats)
+        process = await execute(server, account.token, workflow["id"], input=big, wait=False)
+        seen = await fast.collect(
+            "feed",
+            "processEvents",
+            until=lambda p: p["id"] == process["id"] and p["status"] == "COMPLETED",
+            timeout=30,
+        )
+        statuses = [p["status"] for p in seen]
+        assert statuses[0] == "PENDING" and statuses[-1] == "COMPLETED"
+        assert len(statuses) == 2 + 2 * len(steps) + 1  # every change, none lost
+        await wait_dropped(server, 1)
+        assert SharedEventExecution.stats["shared"] > before["shared"]  # they did share
+        slow.conn.transport.resume_reading()
+        messages = []
+        code, reason = None, None
+        deadline = time.monotonic() + 20
+        while code is None and time.monotonic() < deadline:
+            try:
+                messages.append(json.loads(await asyncio.wait_for(slow.conn.recv(), 10)))
+            except ConnectionClosed:
+                code, reason = slow.conn.close_code, slow.conn.close_reason
+    assert (code, reason) == (4008, "subscriber too slow: dropped")
+    nexts = [m for m in messages if m["type"] == "next"]
+    assert len(nexts) < len(statuses)
+    assert nexts[-1]["payload"]["errors"][0]["extensions"]["code"] == "SUBSCRIBER_DROPPED"
 
 
 async def _next(ws: WS) -> dict[str, Any]:
