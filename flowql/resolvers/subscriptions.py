@@ -4,6 +4,8 @@ Every feed subscribes to the bus *before* it reads the database, so nothing comm
 the read and the subscription is missed. Events are filtered in the bus's `accept` callback by
 the caller's grants, so another workspace's events never reach a subscriber's queue. Rows are
 loaded by id per event; the subscribers woken by one event share one load (`shared_load`).
+Items are tagged with (event id, `audience(principal)`) so that subscribers who received the same
+event and see it alike share one GraphQL execution (flowql.schema.subscriptions).
 
 A subscriber more than `settings.subscription_queue_size` events behind that stops draining (see
 flowql.events.bus.Subscription) is dropped by the bus: its operation ends with a
