@@ -41,6 +41,7 @@ from starlette.websockets import WebSocket
 from flowql.app import build_runtime, create_app
 from flowql.db import upgrade
 from flowql.events.bus import BusEvent, MemoryBus
+from flowql.schema.subscriptions import SharedEventExecution
 from flowql.services.auth import create_user, login
 from flowql.services.runtime import Runtime
 from flowql.services.workspaces import create_workspace
@@ -229,6 +230,7 @@ async def measure(
     if profiler is not None:
         profiler.enable()
     gc_pauses = GcPauses()
+    shared_before = dict(SharedEventExecution.stats)
     for _ in range(args.processes):
         await gql(
             client,
@@ -242,6 +244,7 @@ async def measure(
         output, _ = await asyncio.wait_for(child.communicate(), 900)
         received += json.loads(output)
     gc_pauses.stop()
+    executions = {k: v - shared_before[k] for k, v in SharedEventExecution.stats.items()}
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(f"{args.profile}.{subscribers}")
@@ -257,6 +260,7 @@ async def measure(
         "rss_kb": (rss_after - rss_before) / subscribers,
         "heap_kb": traced / 1024 / subscribers,
         "gc": gc_pauses.summary(),
+        "executions": executions,
     }
 
 
@@ -291,6 +295,11 @@ def report(
         f" ceiling {ceiling['refused']})"
     )
     print(f"  garbage collection while delivering: flowql {ours['gc']}; ceiling {ceiling['gc']}")
+    runs = ours["executions"]
+    print(
+        f"  GraphQL executions of the events: {runs['executed']} executed, {runs['shared']} "
+        f"shared (one per event and audience; flowql.schema.subscriptions.SharedEventExecution)"
+    )
     if ours["latencies"]:
         print(f"  mean: flowql {statistics.fmean(ours['latencies']) * 1000:.1f} ms", flush=True)
 

@@ -4,6 +4,8 @@ Every feed subscribes to the bus *before* it reads the database, so nothing comm
 the read and the subscription is missed. Events are filtered in the bus's `accept` callback by
 the caller's grants, so another workspace's events never reach a subscriber's queue. Rows are
 loaded by id per event; the subscribers woken by one event share one load (`shared_load`).
+Items are tagged with (event id, `audience(principal)`) so that subscribers who received the same
+event and see it alike share one GraphQL execution (flowql.schema.subscriptions).
 
 A subscriber more than `settings.subscription_queue_size` events behind that stops draining (see
 flowql.events.bus.Subscription) is dropped by the bus: its operation ends with a
@@ -24,7 +26,7 @@ import uuid
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, Generic, ParamSpec, TypeVar, cast
 
 from graphql import GraphQLError
 from sqlalchemy import func
@@ -75,6 +77,35 @@ class ProcessChange:
     row: Process
     status: ProcessStatus
     state: str | None
+    # Who else receives exactly this change: equal keys mean the same event seen by the same
+    # audience (see `audience`), so one GraphQL execution can serve them all. None: not shared.
+    share: Hashable | None = None
+
+
+@dataclass(frozen=True)
+class Shared(Generic[T]):
+    """A feed's item with its sharing key (see ProcessChange.share)."""
+
+    item: T
+    share: Hashable | None = None
+
+
+def audience(principal: Principal) -> Hashable:
+    """Everything about the caller that can change what a feed's item looks like to them: the
+    identity and every grant, role and scope. Subscribers with equal audiences that received
+    the same event (each through its own `accept` filter and row check) see the same result,
+    so they may share one execution of the same document with the same variables; a subscriber
+    of another workspace, user or key never shares one."""
+    return (
+        principal.kind,
+        principal.user_id,
+        principal.api_key_id,
+        principal.process_id,
+        principal.workflow_id,
+        tuple(sorted((str(ws), tuple(sorted(p))) for ws, p in principal.grants.items())),
+        tuple(sorted((str(ws), role) for ws, role in principal.roles.items())),
+        repr(principal.process_scopes),
+    )
 
 
 class EventsMissed(Exception):
@@ -139,6 +170,8 @@ class SharedLoads:
             task.add_done_callback(lambda t: t.cancelled() or t.exception())
             self._tasks[key] = task
             asyncio.get_running_loop().call_later(SHARED_LOAD_SECONDS, self._tasks.pop, key, None)
+        elif task.done():  # the usual case for all but the first subscriber: no wrapper future
+            return cast(T, task.result())
         return cast(T, await asyncio.shield(task))
 
 
@@ -163,8 +196,18 @@ async def shared_load(ctx: Context, model: type[R], id: uuid.UUID, event: BusEve
 
 
 def _uuid(value: Any) -> uuid.UUID | None:
+    if isinstance(value, str):
+        return _parsed_uuid(value)  # every subscriber of an event parses the same id
     try:
         return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
     except ValueError:
         return None
 
@@ -178,9 +221,13 @@ def _missed(event: BusEvent) -> EventsMissed:
     return EventsMissed(f"events between {since} and {until} may be missing: subscribe again")
 
 
-def _matches(data: dict[str, Any], key: str, wanted: uuid.UUID | None) -> bool:
+def _matches(data: dict[str, Any], key: str, wanted: str | None) -> bool:
     """An event that names `key` must name `wanted`; one that does not is checked on its row."""
-    return wanted is None or key not in data or data[key] == str(wanted)
+    return wanted is None or key not in data or data[key] == wanted
+
+
+def _str(value: uuid.UUID | None) -> str | None:
+    return None if value is None else str(value)
 
 
 async def _rows(
@@ -212,6 +259,7 @@ async def process_updated(
     principal.ensure_authenticated()
     key = str(process_id)
     can_read = _readable(principal, "process:read")
+    seen_by = audience(principal)
 
     def accept(event: BusEvent) -> bool:
         return (
@@ -248,7 +296,7 @@ async def process_updated(
             state = event.data.get("state", loaded.state)
             last = (status, state)
             ctx.loaders.clear()  # a long-lived connection must not serve stale relations
-            yield ProcessChange(loaded, status, state)
+            yield ProcessChange(loaded, status, state, (event.id, seen_by))
             if status in TERMINAL_STATUSES:
                 return
 
@@ -265,6 +313,8 @@ async def process_events(
     principal.ensure_authenticated()
     wanted = {s.value for s in statuses or []}
     can_read = _readable(principal, "process:read")
+    seen_by = audience(principal)
+    workflow, scenario = _str(workflow_id), _str(scenario_id)
 
     def accept(event: BusEvent) -> bool:
         data = event.data
@@ -272,8 +322,8 @@ async def process_events(
             event.topic == PROCESS_UPDATED
             and can_read(event)
             and (not wanted or data.get("status") in wanted)
-            and _matches(data, "workflow_id", workflow_id)
-            and _matches(data, "scenario_id", scenario_id)
+            and _matches(data, "workflow_id", workflow)
+            and _matches(data, "scenario_id", scenario)
         )
 
     async with (
@@ -287,7 +337,8 @@ async def process_events(
                 continue
             ctx.loaders.clear()
             state = event.data.get("state", row.state)
-            yield ProcessChange(row, ProcessStatus(event.data["status"]), state)
+            status = ProcessStatus(event.data["status"])
+            yield ProcessChange(row, status, state, (event.id, seen_by))
 
 
 async def _backlog(
@@ -372,29 +423,31 @@ async def process_logs(
 @coded
 async def message_created(
     ctx: Context, agent_id: uuid.UUID | None, workflow_id: uuid.UUID | None
-) -> AsyncGenerator[Message, None]:
+) -> AsyncGenerator[Shared[Message], None]:
     """Messages as agents emit them, in workflows the caller may read."""
     principal = ctx.principal
     principal.ensure_authenticated()
     can_read = _readable(principal, "workflow:read")
+    seen_by = audience(principal)
+    agent, workflow = _str(agent_id), _str(workflow_id)
 
     def accept(event: BusEvent) -> bool:
         data = event.data
         return (
             event.topic == MESSAGE_CREATED
             and can_read(event)
-            and _matches(data, "agent_id", agent_id)
-            and _matches(data, "workflow_id", workflow_id)
+            and _matches(data, "agent_id", agent)
+            and _matches(data, "workflow_id", workflow)
         )
 
     async with (
         feed(ctx, accept) as subscription,
         contextlib.aclosing(_rows(ctx, subscription, Message, "message_id")) as rows,
     ):
-        async for _event, row in rows:
+        async for event, row in rows:
             if agent_id is not None and row.agent_id != agent_id:
                 continue
             if workflow_id is not None and row.workflow_id != workflow_id:
                 continue
             ctx.loaders.clear()
-            yield row
+            yield Shared(row, (event.id, seen_by))

@@ -31,6 +31,7 @@ from flowql.schema import (
 from flowql.schema.documents import CachedDocuments, DocumentStore
 from flowql.schema.errors import ErrorCodes
 from flowql.schema.limits import GraphQLLimits, RequestLimits
+from flowql.schema.subscriptions import SharedEventExecution
 
 # Each domain's Query, Mutation and Subscription (those it has), merged in this order.
 DOMAINS: tuple[ModuleType, ...] = (
@@ -90,6 +91,7 @@ def build_schema(production: bool = False) -> strawberry.Schema:
         query=query,
         mutation=mutation,
         subscription=subscription,
+        execution_context_class=SharedEventExecution,  # one execution per shared feed event
         extensions=[
             lambda: CachedDocuments(documents),
             lambda: ErrorCodes(production=production),
