@@ -14,21 +14,6 @@ query($trigger: Boolean) {
   }
 }
 """
-CORE = (
-    "webhook",
-    "http",
-    "schedule",
-    "manual",
-    "form",
-    "http_request",
-    "transform",
-    "filter",
-    "switch",
-    "delay",
-    "respond",
-    "message",
-    "scenario_action",
-)
 
 
 async def test_catalog_describes_every_type(server: LiveServer, factory: Factory) -> None:
@@ -46,10 +31,11 @@ async def test_catalog_describes_every_type(server: LiveServer, factory: Factory
         assert (schema.get("additionalProperties") is False) == forbids, name
         # Defaults are the options left out; none of them is required.
         assert not set(entry["defaults"]) & set(schema.get("required", [])), name
-        if entry["example"] or name in CORE:
-            validate_options(name, entry["example"])  # the example makes a working agent
-    for name in CORE:
-        assert types[name]["emits"], name
+        # Every type shows an example that makes a working agent, and what it emits.
+        assert entry["example"], name
+        validate_options(name, entry["example"])
+        assert entry["emits"].strip(), name
+        assert entry["example"] == REGISTRY[name].example, name
 
     webhook = types["webhook"]
     assert webhook["isTrigger"] and webhook["kind"] == "trigger"
