@@ -138,3 +138,25 @@ async def test_every_option_error_of_a_workflow_at_once(
         "options.method",
         "options.timeout_seconds",
     }
+
+
+async def test_every_example_creates_an_agent(server: LiveServer, factory: Factory) -> None:
+    account = await factory.account()
+    body = await server.gql(CATALOG, token=account.token)
+    failures: dict[str, Any] = {}
+    for entry in body["data"]["agentTypes"]:
+        name = entry["name"]
+        # The example as it is shown makes an agent in a new workflow.
+        agents = [{"name": "agent", "type": name, "options": entry["example"]}]
+        created = await server.gql(
+            "mutation($input: CreateWorkflowInput!) { createWorkflow(input: $input) { id } }",
+            {"input": {"name": f"example {name}", "agents": agents}},
+            token=account.token,
+            expect_errors=True,
+        )
+        if created.get("errors"):
+            failures[name] = created["errors"]
+        else:
+            assert created["data"]["createWorkflow"]["id"], name
+    assert len(body["data"]["agentTypes"]) == len(REGISTRY)
+    assert not failures, failures
