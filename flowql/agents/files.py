@@ -230,6 +230,7 @@ TYPES: tuple[AgentType, ...] = (
         "and emits its contents",
         read_file,
         emits='{"data": "<the file contents>"}',
+        example={"data_key": "data"},
     ),
     AgentType(
         "tls_check",
@@ -239,5 +240,6 @@ TYPES: tuple[AgentType, ...] = (
         tls_check,
         emits='{"url", "host", "port", "certificate": {"valid", "expired", "days_left", '
         '"subject", "issuer", "not_before", "not_after"}} or {..., "error": "..."}',
+        example={"url": "https://example.com", "timeout_seconds": 10},
     ),
 )

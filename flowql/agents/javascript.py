@@ -221,6 +221,25 @@ async def java_script(run: AgentRun) -> Outcome:
     return Outcome(emit=list(done["messages"]), logs=[str(line) for line in done["logs"]])
 
 
+# Huginn's JavaScriptAgent default code, for the catalog's example.
+_EXAMPLE_CODE = """\
+Agent.check = function() {
+  if (this.options('make_event')) {
+    this.createEvent({ 'message': 'I made an event!' });
+    var callCount = this.memory('callCount') || 0;
+    this.memory('callCount', callCount + 1);
+  }
+};
+
+Agent.receive = function() {
+  var events = this.incomingEvents();
+  for (var i = 0; i < events.length; i++) {
+    this.createEvent({ 'message': 'I got an event!', 'event_was': events[i].payload });
+  }
+};
+"""
+
+
 TYPES: tuple[AgentType, ...] = (
     AgentType(
         "java_script",
@@ -230,5 +249,6 @@ TYPES: tuple[AgentType, ...] = (
         "isolate with time and memory limits; it can emit messages, keep memory and log",
         java_script,
         emits="Whatever the script creates with createMessage / createEvent",
+        example={"code": _EXAMPLE_CODE, "expected_receive_period_in_days": "2"},
     ),
 )

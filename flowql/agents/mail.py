@@ -267,6 +267,11 @@ TYPES: tuple[AgentType, ...] = (
         "Sends each message it receives by email (SMTP)",
         email,
         emits="Nothing: it sends mail",
+        example={
+            "subject": "You have a notification!",
+            "expected_receive_period_in_days": "2",
+            "recipients": ["you@example.com"],
+        },
     ),
     AgentType(
         "email_digest",
@@ -275,5 +280,10 @@ TYPES: tuple[AgentType, ...] = (
         "Collects received messages and emails them all at once when its schedule fires",
         email_digest,
         emits="Nothing: it sends mail",
+        example={
+            "subject": "You have some notifications!",
+            "expected_receive_period_in_days": "2",
+            "recipients": ["you@example.com"],
+        },
     ),
 )

@@ -475,6 +475,7 @@ TYPES: tuple[AgentType, ...] = (
         de_duplication,
         local=True,
         emits="The received message, unchanged, when it is not a duplicate",
+        example={"property": "{{value}}", "lookback": 100, "expected_update_period_in_days": 1},
     ),
     AgentType(
         "digest",
@@ -484,6 +485,11 @@ TYPES: tuple[AgentType, ...] = (
         digest,
         local=True,
         emits='{"messages": [payloads...], "message": "<rendered message template>"}',
+        example={
+            "expected_receive_period_in_days": "2",
+            "message": "{{ messages | map: 'message' | join: ',' }}",
+            "retained_events": "0",
+        },
     ),
     AgentType(
         "buffer",
@@ -493,6 +499,7 @@ TYPES: tuple[AgentType, ...] = (
         buffer,
         local=True,
         emits="Each held message, unchanged, oldest first",
+        example={"expected_receive_period_in_days": "2", "max_messages": "100", "keep": "newest"},
     ),
     AgentType(
         "change_detector",
@@ -502,6 +509,7 @@ TYPES: tuple[AgentType, ...] = (
         change_detector,
         local=True,
         emits="The received message, unchanged, when the property changed",
+        example={"property": "{{output}}", "expected_update_period_in_days": 1},
     ),
     AgentType(
         "peak_detector",
@@ -511,6 +519,14 @@ TYPES: tuple[AgentType, ...] = (
         peak_detector,
         local=True,
         emits='{"message": "...", "peak": 6.0, "peak_time": 1700000000, "grouped_by": "x"}',
+        example={
+            "expected_receive_period_in_days": "2",
+            "group_by_path": "filter",
+            "value_path": "count",
+            "message": "A peak of {{count}} was found in {{filter}}",
+            "min_events": "4",
+            "std_multiple": "3",
+        },
     ),
     AgentType(
         "gap_detector",
@@ -520,6 +536,7 @@ TYPES: tuple[AgentType, ...] = (
         gap_detector,
         local=True,
         emits='{"message": "No data has been received!", "gap_started_at": 1700000000}',
+        example={"window_duration_in_days": "2", "message": "No data has been received!"},
     ),
     AgentType(
         "attribute_difference",
@@ -529,6 +546,12 @@ TYPES: tuple[AgentType, ...] = (
         attribute_difference,
         local=True,
         emits="The received message plus `output`: the difference or percentage change",
+        example={
+            "path": "data.rate",
+            "output": "rate_diff",
+            "method": "integer_difference",
+            "expected_update_period_in_days": 1,
+        },
     ),
     AgentType(
         "manual_event",
@@ -538,6 +561,7 @@ TYPES: tuple[AgentType, ...] = (
         manual_event,
         local=True,
         emits="What it is given",
+        example={"payload": {"message": "Hello from a manual event"}},
     ),
     AgentType(
         "manual_message",
@@ -547,5 +571,6 @@ TYPES: tuple[AgentType, ...] = (
         manual_event,
         local=True,
         emits="What it is given",
+        example={"payload": {"message": "Hello from a manual message"}},
     ),
 )

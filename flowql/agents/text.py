@@ -535,6 +535,14 @@ TYPES: tuple[AgentType, ...] = (
         trigger,
         local=True,
         emits="{message} or, with keep_event, the incoming message (with `message` set)",
+        example={
+            "expected_receive_period_in_days": 2,
+            "keep_event": False,
+            "rules": [
+                {"type": "regex", "value": "foo\\d+bar", "path": "topkey.subkey.subkey.goal"}
+            ],
+            "message": "Looks like your pattern matched in '{{value}}'!",
+        },
     ),
     AgentType(
         "event_formatting",
@@ -544,6 +552,14 @@ TYPES: tuple[AgentType, ...] = (
         event_formatting,
         local=True,
         emits="The rendered instructions (merged over the message in merge mode)",
+        example={
+            "instructions": {
+                "message": "You received a text {{text}} from {{fields.from}}",
+                "agent": "{{agent.type}}",
+            },
+            "matchers": [],
+            "mode": "clean",
+        },
     ),
     AgentType(
         "message_formatting",
@@ -553,6 +569,14 @@ TYPES: tuple[AgentType, ...] = (
         event_formatting,
         local=True,
         emits="The rendered instructions (merged over the message in merge mode)",
+        example={
+            "instructions": {
+                "message": "You received a text {{text}} from {{fields.from}}",
+                "agent": "{{agent.type}}",
+            },
+            "matchers": [],
+            "mode": "clean",
+        },
     ),
     AgentType(
         "liquid_output",
@@ -564,6 +588,14 @@ TYPES: tuple[AgentType, ...] = (
         emits="{content, mime_type, response_headers}: the rendered page",
         # The page's address is /liquid/{agent id}/{secret}: encrypted at rest, never shown.
         secret_options=("secret",),
+        example={
+            "secret": "a-secret-key",
+            "expected_receive_period_in_days": 2,
+            "mime_type": "text/html",
+            "mode": "Last X Events",
+            "event_limit": "",
+            "content": "{% for event in events %}{{ event.title }}{% endfor %}",
+        },
     ),
     AgentType(
         "json_parse",
@@ -573,6 +605,7 @@ TYPES: tuple[AgentType, ...] = (
         json_parse,
         local=True,
         emits="{<data_key>: the parsed value}",
+        example={"data": "{{ data }}", "data_key": "data", "mode": "clean"},
     ),
     AgentType(
         "csv",
@@ -582,5 +615,14 @@ TYPES: tuple[AgentType, ...] = (
         csv_agent,
         local=True,
         emits="{<data_key>: row} per row, {<data_key>: [rows]}, or {<data_key>: csv text}",
+        example={
+            "mode": "parse",
+            "separator": ",",
+            "use_fields": "",
+            "output": "event_per_row",
+            "with_header": "true",
+            "data_path": "$.data",
+            "data_key": "data",
+        },
     ),
 )

@@ -1017,6 +1017,17 @@ def _types() -> Iterable[AgentType]:
         website,
         emits="One message per extracted row (the extract keys plus the template keys)",
         secret_options=WEB_SECRETS,
+        example={
+            "expected_update_period_in_days": "2",
+            "url": "https://xkcd.com",
+            "type": "html",
+            "mode": "on_change",
+            "extract": {
+                "url": {"css": "#comic img", "value": "@src"},
+                "title": {"css": "#comic img", "value": "@alt"},
+                "hovertext": {"css": "#comic img", "value": "@title"},
+            },
+        },
     )
     yield AgentType(
         "http_status",
@@ -1026,6 +1037,7 @@ def _types() -> Iterable[AgentType]:
         http_status,
         emits="{url, status, response_received, elapsed_time, final_url, redirected, headers}",
         secret_options=WEB_SECRETS,
+        example={"url": "http://google.com", "disable_redirect_follow": True},
     )
     yield AgentType(
         "post",
@@ -1035,6 +1047,19 @@ def _types() -> Iterable[AgentType]:
         post,
         emits="With emit_events: {status, headers, body} of the response",
         secret_options=WEB_SECRETS,
+        example={
+            "post_url": "http://www.example.com",
+            "expected_receive_period_in_days": 1,
+            "content_type": "form",
+            "method": "post",
+            "payload": {"key": "value", "something": "the event contained {{ somekey }}"},
+            "headers": {},
+            "emit_events": False,
+            "parse_body": True,
+            "no_merge": True,
+            "output_mode": "clean",
+            "require_signed_file_pointer": True,
+        },
     )
     yield AgentType(
         "rss",
@@ -1044,6 +1069,11 @@ def _types() -> Iterable[AgentType]:
         rss,
         emits="One message per new entry: id, url, title, description, content, authors, dates…",
         secret_options=WEB_SECRETS,
+        example={
+            "expected_update_period_in_days": 5,
+            "clean": False,
+            "url": "https://github.com/huginn/huginn/commits/master.atom",
+        },
     )
 
 

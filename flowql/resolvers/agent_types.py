@@ -12,45 +12,6 @@ from flowql.agents.base import AgentType, Kind
 from flowql.agents.registry import REGISTRY
 from flowql.resolvers.context import Context
 
-# Examples and emits for the agent types that declare none (flowql's own, in agents/core.py).
-_EXAMPLES: dict[str, dict[str, Any]] = {
-    "webhook": {"path": "orders", "secret": "change-me"},
-    "http": {"path": "quote", "timeout_seconds": 10},
-    "schedule": {"cron": "0 9 * * 1-5", "payload": {"report": "daily"}},
-    "manual": {},
-    "form": {},
-    "http_request": {
-        "url": "https://api.example.com/orders/{{ message.id }}",
-        "method": "POST",
-        "body": {"id": "{{ message.id }}", "total": "{{ message.total }}"},
-    },
-    "transform": {"payload": {"email": "{{ message.email }}", "age": "{{ message.age }}"}},
-    "filter": {"condition": "message.amount > 10"},
-    "switch": {
-        "cases": [{"condition": 'message.kind == "refund"', "receiver": "refunds"}],
-        "default": "orders",
-    },
-    "delay": {"seconds": 60},
-    "respond": {"status": 200, "body": {"ok": True, "id": "{{ message.id }}"}},
-    "message": {"payload": {"text": "Hello {{ message.name }}"}},
-    "scenario_action": {"process_id": "{{ message.process_id }}", "action": "approve"},
-}
-_EMITS: dict[str, str] = {
-    "webhook": "The request: JSON body fields (or form fields, or `body`) and query parameters.",
-    "http": "The request, as a webhook does; a respond agent answers the waiting caller.",
-    "schedule": "Its `payload` option, each time the cron fires (and when run by hand).",
-    "manual": "The input given to executeWorkflow.",
-    "form": "The submitted fields, checked against the form.",
-    "http_request": "{status, headers, body} of the response (body parsed when JSON).",
-    "transform": "Its rendered `payload` (merged over the incoming message with `merge`).",
-    "filter": "The incoming message, when the condition holds; nothing otherwise.",
-    "switch": "The incoming message, to the receiver of the first case that holds.",
-    "delay": "The incoming message, after the wait.",
-    "respond": "Nothing; the http trigger's caller gets {status, headers, body}.",
-    "message": "Its rendered `payload`, or the incoming message.",
-    "scenario_action": "What the action did to the scenario process.",
-}
-
 
 @dataclass
 class AgentTypeInfo:
@@ -83,8 +44,8 @@ def describe(agent_type: AgentType) -> AgentTypeInfo:
         is_trigger=agent_type.kind is Kind.TRIGGER,
         options_schema=agent_type.options.model_json_schema(),
         defaults=_defaults(agent_type),
-        example=dict(agent_type.example or _EXAMPLES.get(agent_type.name, {})),
-        emits=agent_type.emits or _EMITS.get(agent_type.name, ""),
+        example=dict(agent_type.example),
+        emits=agent_type.emits,
         secret_options=list(agent_type.secret_options),
     )
 

@@ -14,21 +14,6 @@ query($trigger: Boolean) {
   }
 }
 """
-CORE = (
-    "webhook",
-    "http",
-    "schedule",
-    "manual",
-    "form",
-    "http_request",
-    "transform",
-    "filter",
-    "switch",
-    "delay",
-    "respond",
-    "message",
-    "scenario_action",
-)
 
 
 async def test_catalog_describes_every_type(server: LiveServer, factory: Factory) -> None:
@@ -46,10 +31,11 @@ async def test_catalog_describes_every_type(server: LiveServer, factory: Factory
         assert (schema.get("additionalProperties") is False) == forbids, name
         # Defaults are the options left out; none of them is required.
         assert not set(entry["defaults"]) & set(schema.get("required", [])), name
-        if entry["example"] or name in CORE:
-            validate_options(name, entry["example"])  # the example makes a working agent
-    for name in CORE:
-        assert types[name]["emits"], name
+        # Every type shows an example that makes a working agent, and what it emits.
+        assert entry["example"], name
+        validate_options(name, entry["example"])
+        assert entry["emits"].strip(), name
+        assert entry["example"] == REGISTRY[name].example, name
 
     webhook = types["webhook"]
     assert webhook["isTrigger"] and webhook["kind"] == "trigger"
@@ -152,3 +138,25 @@ async def test_every_option_error_of_a_workflow_at_once(
         "options.method",
         "options.timeout_seconds",
     }
+
+
+async def test_every_example_creates_an_agent(server: LiveServer, factory: Factory) -> None:
+    account = await factory.account()
+    body = await server.gql(CATALOG, token=account.token)
+    failures: dict[str, Any] = {}
+    for entry in body["data"]["agentTypes"]:
+        name = entry["name"]
+        # The example as it is shown makes an agent in a new workflow.
+        agents = [{"name": "agent", "type": name, "options": entry["example"]}]
+        created = await server.gql(
+            "mutation($input: CreateWorkflowInput!) { createWorkflow(input: $input) { id } }",
+            {"input": {"name": f"example {name}", "agents": agents}},
+            token=account.token,
+            expect_errors=True,
+        )
+        if created.get("errors"):
+            failures[name] = created["errors"]
+        else:
+            assert created["data"]["createWorkflow"]["id"], name
+    assert len(body["data"]["agentTypes"]) == len(REGISTRY)
+    assert not failures, failures
