@@ -210,3 +210,32 @@ async def test_workflow_secret_and_http_response_by_number(
     ]:
         body = await server.gql(query, token=owner.token, expect_errors=True)
         assert error_of(body)["code"] == "VALIDATION_ERROR", query
+
+
+async def test_form_input_takes_the_workflow_number(server: LiveServer, factory: Factory) -> None:
+    owner = await factory.account()
+    stranger = await factory.account()
+    workflow = await create_workflow(server, owner.token, "w", [{"name": "m", "type": "message"}])
+    other = await create_workflow(server, owner.token, "w2", [{"name": "m", "type": "message"}])
+    numbers = await server.gql(
+        "query($a: UUID!, $b: UUID!) { a: workflow(id: $a) { number } b: workflow(id: $b) { number } }",
+        {"a": workflow["id"], "b": other["id"]},
+        token=owner.token,
+    )
+    wf_n, other_n = numbers["data"]["a"]["number"], numbers["data"]["b"]["number"]
+    create = """mutation($n: Int!) {
+      createForm(input: {name: "F", workflowNumber: $n}) { id workflow { id } } }"""
+    form = await _ok(server, owner, create, n=wf_n)
+    assert form["workflow"] == {"id": workflow["id"]}
+    moved = await _ok(
+        server,
+        owner,
+        """mutation($id: UUID!, $n: Int!) {
+          updateForm(id: $id, input: {workflowNumber: $n}) { workflow { id } } }""",
+        id=form["id"],
+        n=other_n,
+    )
+    assert moved == {"workflow": {"id": other["id"]}}
+    foreign = await server.gql(create, {"n": wf_n}, token=stranger.token, expect_errors=True)
+    assert error_of(foreign)["code"] == "VALIDATION_ERROR"
+    assert error_of(foreign)["fields"] == {"workflowId": "no such workflow in the form's workspace"}
