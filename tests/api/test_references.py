@@ -239,3 +239,26 @@ async def test_form_input_takes_the_workflow_number(server: LiveServer, factory:
     foreign = await server.gql(create, {"n": wf_n}, token=stranger.token, expect_errors=True)
     assert error_of(foreign)["code"] == "VALIDATION_ERROR"
     assert error_of(foreign)["fields"] == {"workflowId": "no such workflow in the form's workspace"}
+
+
+async def test_agent_and_trigger_inputs_take_the_workflow_number(
+    server: LiveServer, factory: Factory
+) -> None:
+    owner = await factory.account()
+    stranger = await factory.account()
+    workflow = await create_workflow(server, owner.token, "w", [{"name": "m", "type": "message"}])
+    wf = await _ok(
+        server, owner, "query($id: UUID!) { workflow(id: $id) { number } }", id=workflow["id"]
+    )
+    agent = """mutation($n: Int) {
+      createAgent(input: {workflowNumber: $n, name: "a2", type: "message"}) { workflowId } }"""
+    trigger = """mutation($n: Int) {
+      createTrigger(input: {workflowNumber: $n, type: WEBHOOK, name: "hook",
+                            options: {path: "p"}}) { workflowId } }"""
+    assert await _ok(server, owner, agent, n=wf["number"]) == {"workflowId": workflow["id"]}
+    assert await _ok(server, owner, trigger, n=wf["number"]) == {"workflowId": workflow["id"]}
+    for query in (agent, trigger):
+        assert await _code(server, stranger, query, n=wf["number"]) == "NOT_FOUND"
+        missing = await server.gql(query, {"n": None}, token=owner.token, expect_errors=True)
+        assert error_of(missing)["code"] == "VALIDATION_ERROR"
+        assert "workflowId" in error_of(missing)["fields"]
