@@ -71,7 +71,8 @@ async def _check_workflow(
         or row.workspace_id != workspace_id
         or not principal.can(workspace_id, "workflow:read")
     ):
-        raise ValidationFailed.one("workflowId", "no such workflow in the form's workspace")
+        field = "workflowId" if isinstance(workflow_id, uuid.UUID) else "workflowNumber"
+        raise ValidationFailed.one(field, "no such workflow in the form's workspace")
     return row.id
 
 

@@ -238,7 +238,9 @@ async def test_form_input_takes_the_workflow_number(server: LiveServer, factory:
     assert moved == {"workflow": {"id": other["id"]}}
     foreign = await server.gql(create, {"n": wf_n}, token=stranger.token, expect_errors=True)
     assert error_of(foreign)["code"] == "VALIDATION_ERROR"
-    assert error_of(foreign)["fields"] == {"workflowId": "no such workflow in the form's workspace"}
+    assert error_of(foreign)["fields"] == {
+        "workflowNumber": "no such workflow in the form's workspace"
+    }
 
 
 async def test_agent_and_trigger_inputs_take_the_workflow_number(

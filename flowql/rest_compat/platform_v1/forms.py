@@ -104,7 +104,9 @@ async def create_form(call: Call) -> Response:
         data = await run(call, document, {"input": values})
     except OperationFailed as failed:
         fields = failed.details.get("fields")
-        if isinstance(fields, dict) and "workflow_id" in fields:
+        if isinstance(fields, dict) and {"workflow_id", "workflow_number", "workflowNumber"} & set(
+            fields
+        ):
             raise ValidationFailed.one("workflow_id", "no such workflow") from None
         raise
     return ok(form_json(data["createForm"]), status=201)
