@@ -42,7 +42,7 @@ async def delete_credential(ctx: Context, ident: uuid.UUID | int) -> Credential:
 
 
 async def set_workflow_secret(
-    ctx: Context, workflow_id: uuid.UUID, key: str, value: str
+    ctx: Context, workflow_id: uuid.UUID | int, key: str, value: str
 ) -> Credential:
     async with unit_of_work(ctx.runtime) as uow:
         return await service.set_workflow_secret(

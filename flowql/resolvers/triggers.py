@@ -23,7 +23,7 @@ async def _trigger_of_agent(session: AsyncSession, agent_id: uuid.UUID) -> Trigg
 
 async def create_trigger(
     ctx: Context,
-    workflow_id: uuid.UUID,
+    workflow_id: uuid.UUID | int,
     type: TriggerType,
     name: str,
     options: dict[str, Any],

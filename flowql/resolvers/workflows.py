@@ -52,7 +52,7 @@ async def delete_workflow(ctx: Context, ident: uuid.UUID | int) -> Workflow:
 
 
 async def create_agent(
-    ctx: Context, workflow_id: uuid.UUID, spec: AgentSpec, source_ids: list[uuid.UUID] | None
+    ctx: Context, workflow_id: uuid.UUID | int, spec: AgentSpec, source_ids: list[uuid.UUID] | None
 ) -> Agent:
     async with unit_of_work(ctx.runtime) as uow:
         return await service.create_agent(

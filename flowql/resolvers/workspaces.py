@@ -49,24 +49,31 @@ async def create_workspace(
     return row
 
 
-async def assign_workspace_plan(ctx: Context, workspace_id: uuid.UUID, plan: Plan) -> Workspace:
+async def assign_workspace_plan(
+    ctx: Context, workspace_ref: uuid.UUID | int, plan: Plan
+) -> Workspace:
     async with unit_of_work(ctx.runtime) as uow:
+        workspace_id = await service.workspace_uuid(uow.session, workspace_ref)
         row = await service.assign_plan(uow.session, ctx.principal, workspace_id, plan)
     ctx.loaders.clear()
     return row
 
 
-async def update_workspace(ctx: Context, workspace_id: uuid.UUID, **fields: Any) -> Workspace:
+async def update_workspace(
+    ctx: Context, workspace_ref: uuid.UUID | int, **fields: Any
+) -> Workspace:
     async with unit_of_work(ctx.runtime) as uow:
+        workspace_id = await service.workspace_uuid(uow.session, workspace_ref)
         row = await service.update_workspace(uow.session, ctx.principal, workspace_id, **fields)
     ctx.loaders.clear()
     return row
 
 
 async def invite_member(
-    ctx: Context, workspace_id: uuid.UUID, email: str, role: Role
+    ctx: Context, workspace_ref: uuid.UUID | int, email: str, role: Role
 ) -> Invitation:
     async with unit_of_work(ctx.runtime) as uow:
+        workspace_id = await service.workspace_uuid(uow.session, workspace_ref)
         row = await invitations.invite_member(uow.session, ctx.principal, workspace_id, email, role)
     ctx.loaders.clear()
     return row
@@ -86,14 +93,16 @@ async def workspace_invitations(
         )
 
 
-async def answer_invitation(ctx: Context, invitation_id: uuid.UUID, accept: bool) -> Invitation:
+async def answer_invitation(
+    ctx: Context, invitation_id: uuid.UUID | int, accept: bool
+) -> Invitation:
     async with unit_of_work(ctx.runtime) as uow:
         row = await invitations.answer_invitation(uow.session, ctx.principal, invitation_id, accept)
     await _after_change(ctx)
     return row
 
 
-async def revoke_invitation(ctx: Context, invitation_id: uuid.UUID) -> Invitation:
+async def revoke_invitation(ctx: Context, invitation_id: uuid.UUID | int) -> Invitation:
     async with unit_of_work(ctx.runtime) as uow:
         row = await invitations.revoke_invitation(uow.session, ctx.principal, invitation_id)
     ctx.loaders.clear()
@@ -101,9 +110,10 @@ async def revoke_invitation(ctx: Context, invitation_id: uuid.UUID) -> Invitatio
 
 
 async def update_member_role(
-    ctx: Context, workspace_id: uuid.UUID, user_id: uuid.UUID, role: Role
+    ctx: Context, workspace_ref: uuid.UUID | int, user_id: uuid.UUID, role: Role
 ) -> Membership:
     async with unit_of_work(ctx.runtime) as uow:
+        workspace_id = await service.workspace_uuid(uow.session, workspace_ref)
         row = await service.update_member_role(
             uow.session, ctx.principal, workspace_id, user_id, role
         )
@@ -111,35 +121,39 @@ async def update_member_role(
     return row
 
 
-async def remove_member(ctx: Context, workspace_id: uuid.UUID, user_id: uuid.UUID) -> Membership:
+async def remove_member(
+    ctx: Context, workspace_ref: uuid.UUID | int, user_id: uuid.UUID
+) -> Membership:
     async with unit_of_work(ctx.runtime) as uow:
+        workspace_id = await service.workspace_uuid(uow.session, workspace_ref)
         row = await service.remove_member(uow.session, ctx.principal, workspace_id, user_id)
     await _after_change(ctx, user_id)
     return row
 
 
-async def create_group(ctx: Context, workspace_id: uuid.UUID, name: str) -> Group:
+async def create_group(ctx: Context, workspace_ref: uuid.UUID | int, name: str) -> Group:
     async with unit_of_work(ctx.runtime) as uow:
+        workspace_id = await service.workspace_uuid(uow.session, workspace_ref)
         row = await service.create_group(uow.session, ctx.principal, workspace_id, name)
     ctx.loaders.clear()
     return row
 
 
-async def add_group_member(ctx: Context, group_id: uuid.UUID, user_id: uuid.UUID) -> Group:
+async def add_group_member(ctx: Context, group_id: uuid.UUID | int, user_id: uuid.UUID) -> Group:
     async with unit_of_work(ctx.runtime) as uow:
         row = await service.add_group_member(uow.session, ctx.principal, group_id, user_id)
     ctx.loaders.clear()
     return row
 
 
-async def remove_group_member(ctx: Context, group_id: uuid.UUID, user_id: uuid.UUID) -> Group:
+async def remove_group_member(ctx: Context, group_id: uuid.UUID | int, user_id: uuid.UUID) -> Group:
     async with unit_of_work(ctx.runtime) as uow:
         row = await service.remove_group_member(uow.session, ctx.principal, group_id, user_id)
     ctx.loaders.clear()
     return row
 
 
-async def delete_group(ctx: Context, group_id: uuid.UUID) -> Group:
+async def delete_group(ctx: Context, group_id: uuid.UUID | int) -> Group:
     async with unit_of_work(ctx.runtime) as uow:
         row = await service.delete_group(uow.session, ctx.principal, group_id)
     ctx.loaders.clear()

@@ -170,6 +170,9 @@ class CreateFormInput:
     workflow_id: uuid.UUID | None = strawberry.field(
         default=None, description="The workflow a submission starts."
     )
+    workflow_number: int | None = strawberry.field(
+        default=None, description="The workflow a submission starts, by number."
+    )
     description: str = ""
     fields: list[FormFieldInput] = strawberry.field(default_factory=list)
     public: bool = strawberry.field(
@@ -181,11 +184,16 @@ class CreateFormInput:
 class UpdateFormInput:
     name: str | None = None
     workflow_id: uuid.UUID | None = None
+    workflow_number: int | None = None
     description: str | None = None
     fields: list[FormFieldInput] | None = strawberry.field(
         default=None, description="Replaces all fields."
     )
     public: bool | None = None
+
+
+def _workflow_ref(id: uuid.UUID | None, number: int | None) -> uuid.UUID | int | None:
+    return id if id is not None else number
 
 
 def _specs(fields: list[FormFieldInput] | None) -> list[dict[str, Any]] | None:
@@ -221,7 +229,7 @@ class Mutation:
         row = await resolve.create_form(
             info.context,
             workspace_id=input.workspace_id,
-            workflow_id=input.workflow_id,
+            workflow_id=_workflow_ref(input.workflow_id, input.workflow_number),
             name=input.name,
             description=input.description,
             fields=_specs(input.fields),
@@ -241,7 +249,7 @@ class Mutation:
         row = await resolve.update_form(
             info.context,
             ident(id, number),
-            workflow_id=input.workflow_id,
+            workflow_id=_workflow_ref(input.workflow_id, input.workflow_number),
             name=input.name,
             description=input.description,
             fields=_specs(input.fields),

@@ -8,6 +8,7 @@ from typing import Any
 
 import strawberry
 
+from flowql.errors import ValidationFailed
 from flowql.resolvers import credentials as resolve_credentials
 from flowql.resolvers import integrations as resolve
 from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args
@@ -266,7 +267,20 @@ class Mutation:
         description="Create or replace a secret of one workflow (needs workflow:write)."
     )
     async def set_workflow_secret(
-        self, info: Info, workflow_id: uuid.UUID, key: str, value: str
+        self,
+        info: Info,
+        workflow_id: uuid.UUID | None = None,
+        workflow_number: int | None = None,
+        *,
+        key: str,
+        value: str,
     ) -> Credential:
-        row = await resolve_credentials.set_workflow_secret(info.context, workflow_id, key, value)
+        ref: uuid.UUID | int
+        if workflow_id is not None:
+            ref = workflow_id
+        elif workflow_number is not None:
+            ref = workflow_number
+        else:
+            raise ValidationFailed.one("workflowId", "give the id or the number")
+        row = await resolve_credentials.set_workflow_secret(info.context, ref, key, value)
         return Credential.from_row(row)

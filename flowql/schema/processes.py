@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from flowql import models
+from flowql.errors import ValidationFailed
 from flowql.resolvers import execution as resolve_execution
 from flowql.resolvers import processes as resolve
 from flowql.schema import nodes
@@ -296,13 +297,21 @@ class Mutation:
     async def respond_to_http_trigger(
         self,
         info: Info,
-        process_id: uuid.UUID,
+        process_id: uuid.UUID | None = None,
+        process_number: int | None = None,
         status: int = 200,
         headers: JSON | None = None,
         body: JSON | None = None,
     ) -> Process:
+        ref: uuid.UUID | int
+        if process_id is not None:
+            ref = process_id
+        elif process_number is not None:
+            ref = process_number
+        else:
+            raise ValidationFailed.one("processId", "give the id or the number")
         row = await resolve_execution.respond_to_http_trigger(
-            info.context, process_id, status, headers, body
+            info.context, ref, status, headers, body
         )
         return Process.from_row(row)
 

@@ -10,12 +10,13 @@ import strawberry
 from flowql import models
 from flowql.resolvers import triggers as resolve
 from flowql.schema.base import JSON, Info, ident
-from flowql.schema.workflows import Trigger
+from flowql.schema.workflows import Trigger, workflow_ref
 
 
 @strawberry.input
 class CreateTriggerInput:
-    workflow_id: uuid.UUID
+    workflow_id: uuid.UUID | None = None
+    workflow_number: int | None = None
     type: models.TriggerType
     name: str
     options: JSON | None = None
@@ -35,7 +36,7 @@ class Mutation:
     async def create_trigger(self, info: Info, input: CreateTriggerInput) -> Trigger:
         row = await resolve.create_trigger(
             info.context,
-            input.workflow_id,
+            workflow_ref(input.workflow_id, input.workflow_number),
             input.type,
             input.name,
             dict(input.options or {}),

@@ -307,7 +307,8 @@ class UpdateWorkflowInput:
 
 @strawberry.input
 class CreateAgentInput:
-    workflow_id: uuid.UUID
+    workflow_id: uuid.UUID | None = None
+    workflow_number: int | None = None
     name: str
     type: str
     options: JSON | None = None
@@ -443,7 +444,8 @@ class Mutation:
             schedule=input.schedule,
             propagate_immediately=input.propagate_immediately,
         )
-        row = await resolve.create_agent(info.context, input.workflow_id, spec, input.source_ids)
+        workflow = workflow_ref(input.workflow_id, input.workflow_number)
+        row = await resolve.create_agent(info.context, workflow, spec, input.source_ids)
         return Agent.from_row(row)
 
     @strawberry.mutation
@@ -476,3 +478,12 @@ class Mutation:
         self, info: Info, id: uuid.UUID | None = None, number: int | None = None
     ) -> Agent:
         return Agent.from_row(await resolve.delete_agent(info.context, ident(id, number)))
+
+
+def workflow_ref(id: uuid.UUID | None, number: int | None) -> uuid.UUID | int:
+    """An input's workflow, by `workflowId` or `workflowNumber`."""
+    if id is not None:
+        return id
+    if number is not None:
+        return number
+    raise ValidationFailed.one("workflowId", "give workflowId or workflowNumber")

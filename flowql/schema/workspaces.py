@@ -8,10 +8,11 @@ from datetime import datetime
 import strawberry
 
 from flowql import models
+from flowql.errors import ValidationFailed
 from flowql.models import utcnow
 from flowql.resolvers import auth as resolve_auth
 from flowql.resolvers import workspaces as resolve
-from flowql.schema.base import FromRow, Info
+from flowql.schema.base import FromRow, Info, ident
 
 strawberry.enum(models.Plan, name="Plan")
 strawberry.enum(models.Role, name="Role")
@@ -247,10 +248,19 @@ class Mutation:
 
     @strawberry.mutation
     async def update_workspace(
-        self, info: Info, id: uuid.UUID, input: UpdateWorkspaceInput
+        self,
+        info: Info,
+        id: uuid.UUID | None = None,
+        number: int | None = None,
+        *,
+        input: UpdateWorkspaceInput,
     ) -> Workspace:
         row = await resolve.update_workspace(
-            info.context, id, name=input.name, plan=input.plan, cron_timezone=input.cron_timezone
+            info.context,
+            ident(id, number),
+            name=input.name,
+            plan=input.plan,
+            cron_timezone=input.cron_timezone,
         )
         return Workspace.from_row(row)
 
@@ -259,60 +269,124 @@ class Mutation:
         "UNLIMITED (a self-hosted workspace's default) is no plan: its callers are never refused."
     )
     async def assign_workspace_plan(
-        self, info: Info, workspace_id: uuid.UUID, plan: Plan
+        self,
+        info: Info,
+        workspace_id: uuid.UUID | None = None,
+        workspace_number: int | None = None,
+        *,
+        plan: Plan,
     ) -> Workspace:
-        row = await resolve.assign_workspace_plan(info.context, workspace_id, plan)
-        return Workspace.from_row(row)
+        ref = _ref(workspace_id, workspace_number, "workspaceId")
+        return Workspace.from_row(await resolve.assign_workspace_plan(info.context, ref, plan))
 
     @strawberry.mutation(
         description="Invite an email address to a workspace. The answer is the same whether or "
         "not the address has an account; nothing changes for that user until they accept."
     )
     async def invite_member(
-        self, info: Info, workspace_id: uuid.UUID, email: str, role: Role = models.Role.MEMBER
+        self,
+        info: Info,
+        workspace_id: uuid.UUID | None = None,
+        workspace_number: int | None = None,
+        *,
+        email: str,
+        role: Role = models.Role.MEMBER,
     ) -> Invitation:
-        row = await resolve.invite_member(info.context, workspace_id, email, role)
-        return Invitation.from_row(row)
+        ref = _ref(workspace_id, workspace_number, "workspaceId")
+        return Invitation.from_row(await resolve.invite_member(info.context, ref, email, role))
 
     @strawberry.mutation(description="Join the workspace of an invitation to your address.")
-    async def accept_invitation(self, info: Info, id: uuid.UUID) -> Invitation:
-        return Invitation.from_row(await resolve.answer_invitation(info.context, id, accept=True))
+    async def accept_invitation(
+        self, info: Info, id: uuid.UUID | None = None, number: int | None = None
+    ) -> Invitation:
+        row = await resolve.answer_invitation(info.context, ident(id, number), accept=True)
+        return Invitation.from_row(row)
 
     @strawberry.mutation(description="Refuse an invitation to your address.")
-    async def decline_invitation(self, info: Info, id: uuid.UUID) -> Invitation:
-        return Invitation.from_row(await resolve.answer_invitation(info.context, id, accept=False))
+    async def decline_invitation(
+        self, info: Info, id: uuid.UUID | None = None, number: int | None = None
+    ) -> Invitation:
+        row = await resolve.answer_invitation(info.context, ident(id, number), accept=False)
+        return Invitation.from_row(row)
 
     @strawberry.mutation(description="Withdraw an open invitation (owners and admins).")
-    async def revoke_invitation(self, info: Info, id: uuid.UUID) -> Invitation:
-        return Invitation.from_row(await resolve.revoke_invitation(info.context, id))
+    async def revoke_invitation(
+        self, info: Info, id: uuid.UUID | None = None, number: int | None = None
+    ) -> Invitation:
+        return Invitation.from_row(await resolve.revoke_invitation(info.context, ident(id, number)))
 
     @strawberry.mutation
     async def update_member_role(
-        self, info: Info, workspace_id: uuid.UUID, user_id: uuid.UUID, role: Role
+        self,
+        info: Info,
+        workspace_id: uuid.UUID | None = None,
+        workspace_number: int | None = None,
+        *,
+        user_id: uuid.UUID,
+        role: Role,
     ) -> Member:
-        row = await resolve.update_member_role(info.context, workspace_id, user_id, role)
-        return Member.from_row(row)
+        ref = _ref(workspace_id, workspace_number, "workspaceId")
+        return Member.from_row(await resolve.update_member_role(info.context, ref, user_id, role))
 
     @strawberry.mutation(description="Remove a member; your own user id leaves the workspace.")
     async def remove_member(
-        self, info: Info, workspace_id: uuid.UUID, user_id: uuid.UUID
+        self,
+        info: Info,
+        workspace_id: uuid.UUID | None = None,
+        workspace_number: int | None = None,
+        *,
+        user_id: uuid.UUID,
     ) -> Member:
-        return Member.from_row(await resolve.remove_member(info.context, workspace_id, user_id))
+        ref = _ref(workspace_id, workspace_number, "workspaceId")
+        return Member.from_row(await resolve.remove_member(info.context, ref, user_id))
 
     @strawberry.mutation
-    async def create_group(self, info: Info, workspace_id: uuid.UUID, name: str) -> Group:
-        return Group.from_row(await resolve.create_group(info.context, workspace_id, name))
+    async def create_group(
+        self,
+        info: Info,
+        workspace_id: uuid.UUID | None = None,
+        workspace_number: int | None = None,
+        *,
+        name: str,
+    ) -> Group:
+        ref = _ref(workspace_id, workspace_number, "workspaceId")
+        return Group.from_row(await resolve.create_group(info.context, ref, name))
 
     @strawberry.mutation
-    async def add_group_member(self, info: Info, group_id: uuid.UUID, user_id: uuid.UUID) -> Group:
-        return Group.from_row(await resolve.add_group_member(info.context, group_id, user_id))
+    async def add_group_member(
+        self,
+        info: Info,
+        group_id: uuid.UUID | None = None,
+        group_number: int | None = None,
+        *,
+        user_id: uuid.UUID,
+    ) -> Group:
+        ref = _ref(group_id, group_number, "groupId")
+        return Group.from_row(await resolve.add_group_member(info.context, ref, user_id))
 
     @strawberry.mutation
     async def remove_group_member(
-        self, info: Info, group_id: uuid.UUID, user_id: uuid.UUID
+        self,
+        info: Info,
+        group_id: uuid.UUID | None = None,
+        group_number: int | None = None,
+        *,
+        user_id: uuid.UUID,
     ) -> Group:
-        return Group.from_row(await resolve.remove_group_member(info.context, group_id, user_id))
+        ref = _ref(group_id, group_number, "groupId")
+        return Group.from_row(await resolve.remove_group_member(info.context, ref, user_id))
 
     @strawberry.mutation(description="Delete a group; system-managed groups cannot be deleted.")
-    async def delete_group(self, info: Info, id: uuid.UUID) -> Group:
-        return Group.from_row(await resolve.delete_group(info.context, id))
+    async def delete_group(
+        self, info: Info, id: uuid.UUID | None = None, number: int | None = None
+    ) -> Group:
+        return Group.from_row(await resolve.delete_group(info.context, ident(id, number)))
+
+
+def _ref(id: uuid.UUID | None, number: int | None, field: str) -> uuid.UUID | int:
+    """A reference argument pair (`workspaceId`/`workspaceNumber`): the id wins if both are given."""
+    if id is not None:
+        return id
+    if number is not None:
+        return number
+    raise ValidationFailed.one(field, "give the id or the number")

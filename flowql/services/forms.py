@@ -58,15 +58,22 @@ async def get_form(
 
 
 async def _check_workflow(
-    session: AsyncSession, principal: Principal, workspace_id: uuid.UUID, workflow_id: uuid.UUID
-) -> None:
-    row = (await session.exec(select(Workflow).where(Workflow.id == workflow_id))).first()
+    session: AsyncSession,
+    principal: Principal,
+    workspace_id: uuid.UUID,
+    workflow_id: uuid.UUID | int,
+) -> uuid.UUID:
+    """The UUID of the workflow (addressed by id or number) if it is in the form's workspace."""
+    column = col(Workflow.id) if isinstance(workflow_id, uuid.UUID) else col(Workflow.number)
+    row = (await session.exec(select(Workflow).where(column == workflow_id))).first()
     if (
         row is None
         or row.workspace_id != workspace_id
         or not principal.can(workspace_id, "workflow:read")
     ):
-        raise ValidationFailed.one("workflowId", "no such workflow in the form's workspace")
+        field = "workflowId" if isinstance(workflow_id, uuid.UUID) else "workflowNumber"
+        raise ValidationFailed.one(field, "no such workflow in the form's workspace")
+    return row.id
 
 
 async def create_form(
@@ -77,7 +84,7 @@ async def create_form(
     name: str,
     description: str = "",
     fields: list[dict[str, Any]] | None = None,
-    workflow_id: uuid.UUID | None = None,
+    workflow_id: uuid.UUID | int | None = None,
     public: bool = False,
 ) -> Form:
     workspace_id = workspace_id or principal.default_workspace("form:write")
@@ -91,8 +98,7 @@ async def create_form(
     )
     check_length(description, "description", 5000)
     if workflow_id is not None:
-        await _check_workflow(session, principal, workspace_id, workflow_id)
-        form.workflow_id = workflow_id
+        form.workflow_id = await _check_workflow(session, principal, workspace_id, workflow_id)
     session.add(form)
     await session.flush()
     audit.record(session, principal, AuditAction.CREATE, form, name=form.name)
@@ -107,15 +113,14 @@ async def update_form(
     name: str | None = None,
     description: str | None = None,
     fields: list[dict[str, Any]] | None = None,
-    workflow_id: uuid.UUID | None = None,
+    workflow_id: uuid.UUID | int | None = None,
     public: bool | None = None,
 ) -> Form:
     form = await get_form(session, principal, ident, "form:write")
     check_length(description, "description", 5000)
     checked = None if fields is None else check_fields(fields)
     if workflow_id is not None:
-        await _check_workflow(session, principal, form.workspace_id, workflow_id)
-        form.workflow_id = workflow_id
+        form.workflow_id = await _check_workflow(session, principal, form.workspace_id, workflow_id)
     if name is not None:
         form.name = require_name(name)
     if description is not None:

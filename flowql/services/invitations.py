@@ -117,11 +117,12 @@ async def my_invitations(session: AsyncSession, principal: Principal) -> list[In
 
 
 async def answer_invitation(
-    session: AsyncSession, principal: Principal, invitation_id: uuid.UUID, accept: bool
+    session: AsyncSession, principal: Principal, invitation_id: uuid.UUID | int, accept: bool
 ) -> Invitation:
     """Accepts or declines an invitation to the caller's own address; anyone else's is NOT_FOUND."""
     user = await _invited_user(session, principal)
-    stmt = select(Invitation).where(Invitation.id == invitation_id).with_for_update()
+    column = col(Invitation.id) if isinstance(invitation_id, uuid.UUID) else col(Invitation.number)
+    stmt = select(Invitation).where(column == invitation_id).with_for_update()
     invitation = (await session.exec(stmt)).first()
     if invitation is None or invitation.email != user.email:
         raise NotFound("Invitation")
@@ -142,7 +143,7 @@ async def answer_invitation(
 
 
 async def revoke_invitation(
-    session: AsyncSession, principal: Principal, invitation_id: uuid.UUID
+    session: AsyncSession, principal: Principal, invitation_id: uuid.UUID | int
 ) -> Invitation:
     invitation = await get_visible(
         session, principal, Invitation, invitation_id, "member:write", "Invitation"

@@ -105,6 +105,18 @@ async def workspace_by_name(session: AsyncSession, name: str) -> Workspace | Non
     return (await session.exec(stmt)).first()
 
 
+async def workspace_uuid(session: AsyncSession, ident: uuid.UUID | int) -> uuid.UUID:
+    """The UUID of a workspace addressed by id or number (NOT_FOUND for an unknown number).
+
+    Callers still check the caller's grants on the UUID, so a number gives away nothing more."""
+    if isinstance(ident, uuid.UUID):
+        return ident
+    found = (await session.exec(select(Workspace.id).where(Workspace.number == ident))).first()
+    if found is None:
+        raise NotFound("Workspace")
+    return found
+
+
 async def get_workspace(
     session: AsyncSession,
     principal: Principal,
@@ -371,7 +383,7 @@ def _editable(group: Group) -> None:
 
 
 async def add_group_member(
-    session: AsyncSession, principal: Principal, group_id: uuid.UUID, user_id: uuid.UUID
+    session: AsyncSession, principal: Principal, group_id: uuid.UUID | int, user_id: uuid.UUID
 ) -> Group:
     group = await get_group(session, principal, group_id, "member:write")
     _editable(group)
@@ -386,7 +398,7 @@ async def add_group_member(
 
 
 async def remove_group_member(
-    session: AsyncSession, principal: Principal, group_id: uuid.UUID, user_id: uuid.UUID
+    session: AsyncSession, principal: Principal, group_id: uuid.UUID | int, user_id: uuid.UUID
 ) -> Group:
     group = await get_group(session, principal, group_id, "member:write")
     _editable(group)
@@ -399,7 +411,9 @@ async def remove_group_member(
     return group
 
 
-async def delete_group(session: AsyncSession, principal: Principal, group_id: uuid.UUID) -> Group:
+async def delete_group(
+    session: AsyncSession, principal: Principal, group_id: uuid.UUID | int
+) -> Group:
     group = await get_group(session, principal, group_id, "member:write")
     if group.system_managed:
         raise ValidationFailed.one("id", "a system-managed group cannot be deleted")

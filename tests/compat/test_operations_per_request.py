@@ -83,6 +83,15 @@ async def test_platform_v1_routes_by_number_run_one_operation(
     submitted = await v1("POST", f"/forms/{form['id']}/submissions", 201, json={"data": {}})
     assert submitted["form_id"] == form["id"]
     assert len(await v1("GET", f"/forms/{form['id']}/submissions")) == 1
+    # A form bound to a workflow (by its wf_ id or bare number) is one createForm too.
+    bound = await v1("POST", "/forms", 201, json={"name": "B", "workflow_id": wf})
+    assert bound["workflow_id"] == wf
+    bare = await v1("POST", "/forms", 201, json={"name": "B2", "workflow_id": number})
+    assert bare["workflow_id"] == wf
+    unknown = await one_operation(
+        server, "POST", "/v1/forms", key, 400, json={"name": "F", "workflow_id": "wf_999999"}
+    )
+    assert unknown.json()["error"]["details"]["fields"] == {"workflow_id": "no such workflow"}
 
     credential = await v1("POST", "/credentials", 201, json={"name": "c", "value": "s3cret"})
     deleted = await v1("DELETE", f"/credentials/{credential['id']}")

@@ -264,6 +264,12 @@ def own_value(slot: Slot, own: World, field_name: str) -> Any:
     return [value] if slot.is_list else value
 
 
+def referenced(name: str, siblings: Any) -> bool:
+    """`xId` beside `xNumber` (issue 13): one of the pair is needed, so the id is filled; `put`
+    drops it when the number is the slot under test."""
+    return name.endswith("Id") and f"{name[:-2]}Number" in siblings
+
+
 def fill(
     type_: GraphQLInputType,
     name: str,
@@ -280,7 +286,8 @@ def fill(
                 f.type, key, world, field_name, slots, (*path, 0, key) if is_list else (*path, key)
             )
             for key, f in named.fields.items()
-            if isinstance(f.type, GraphQLNonNull) and f.default_value is graphql.Undefined
+            if (isinstance(f.type, GraphQLNonNull) and f.default_value is graphql.Undefined)
+            or referenced(key, named.fields)
         }
         return [value] if is_list else value
     if path in slots:
@@ -304,6 +311,8 @@ def put(
     assert isinstance(key, str)
     if len(path) == 1:
         container[key] = value
+        if key.endswith("Number"):
+            container.pop(f"{key[:-6]}Id", None)
         return
     named, _, is_list = unwrap(fields[key].type)
     if container.get(key) is None:
@@ -389,6 +398,9 @@ def graphql_attempts(
                             and arg.default_value is graphql.Undefined
                         ) or (name == "id" and "number" in field.args and slot.path != ("number",)):
                             # An object addressed by `id` or `number` needs one of them.
+                            base[name] = fill(arg.type, name, own, field_name, by_path, (name,))
+                        elif referenced(name, field.args):
+                            # So does a `xId`/`xNumber` pair.
                             base[name] = fill(arg.type, name, own, field_name, by_path, (name,))
                     put(
                         base,

@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from flowql.errors import ErrorCode, ValidationFailed
+from flowql.errors import ValidationFailed
 from flowql.rest_compat.base import Call, OperationFailed
 from flowql.rest_compat.platform_v1.envelope import (
     PAGE,
@@ -22,7 +22,6 @@ from flowql.rest_compat.platform_v1.envelope import (
     render_id,
     run,
 )
-from flowql.rest_compat.platform_v1.workflows import GET_WORKFLOW
 
 FORM_FIELDS = (
     "number name description createdAt submissionsCount workflow { number } "
@@ -95,18 +94,21 @@ async def create_form(call: Call) -> Response:
     body.done()
     values["fields"] = _form_fields(values["fields"])
     if workflow is not None:
-        ident = parse_id(workflow, "workflow", "workflow_id")
-        try:
-            found = await run(call, GET_WORKFLOW.format("id"), ident)
-        except OperationFailed as failed:
-            if failed.code is not ErrorCode.NOT_FOUND:
-                raise
-            raise ValidationFailed.one("workflow_id", "no such workflow") from None
-        values["workflowId"] = found["workflow"]["id"]
+        # One operation: createForm takes the workflow by number as well as by id.
+        ref = parse_id(workflow, "workflow", "workflow_id")
+        values.update({f"workflow{k.capitalize()}": v for k, v in ref.items()})
     document = (
         f"mutation($input: CreateFormInput!) {{ createForm(input: $input) {{ {FORM_FIELDS} }} }}"
     )
-    data = await run(call, document, {"input": values})
+    try:
+        data = await run(call, document, {"input": values})
+    except OperationFailed as failed:
+        fields = failed.details.get("fields")
+        if isinstance(fields, dict) and {"workflow_id", "workflow_number", "workflowNumber"} & set(
+            fields
+        ):
+            raise ValidationFailed.one("workflow_id", "no such workflow") from None
+        raise
     return ok(form_json(data["createForm"]), status=201)
 
 
