@@ -105,7 +105,7 @@ NAME_KINDS = {
     "audit": "audit",
     # a filter on any row (the audit log's targetId): one of the other workspace's rows
     "target": "workflow",
-    # REST spellings: legacy names of the same rows (docs/architecture.md, DESIGN.md)
+    # REST spellings: legacy names of the same rows (docs/architecture.md)
     "lair": "workflow",
     "program": "workflow",
     "execution": "process",
