@@ -221,13 +221,16 @@ def selects(info: Info, name: str) -> bool:
     return False
 
 
-def ident(id: uuid.UUID | None, number: int | None) -> uuid.UUID | int:
-    """Objects are addressed by UUID `id` or by their sequential `number`."""
+def ident(
+    id: uuid.UUID | None, number: int | None, field: str = "id", number_field: str = "number"
+) -> uuid.UUID | int:
+    """Objects are addressed by UUID `id` or by their sequential `number` (the id wins if both are
+    given); `field`/`number_field` name the argument pair, e.g. `workspaceId`/`workspaceNumber`."""
     if id is not None:
         return id
     if number is not None:
         return number
-    raise ValidationFailed.one("id", "give id or number")
+    raise ValidationFailed.one(field, f"give {field} or {number_field}")
 
 
 __all__ = [

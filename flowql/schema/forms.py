@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from flowql import models
-from flowql.errors import ValidationFailed
 from flowql.resolvers import forms as resolve
 from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args
 from flowql.schema.filters import FilterInput, filter_input
@@ -274,7 +273,5 @@ class Mutation:
         *,
         data: JSON,
     ) -> FormSubmission:
-        form = form_id if form_id is not None else form_number
-        if form is None:
-            raise ValidationFailed.one("formId", "give formId or formNumber")
+        form = ident(form_id, form_number, "formId", "formNumber")
         return FormSubmission.from_row(await resolve.submit_form(info.context, form, data))

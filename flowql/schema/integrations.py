@@ -8,7 +8,6 @@ from typing import Any
 
 import strawberry
 
-from flowql.errors import ValidationFailed
 from flowql.resolvers import credentials as resolve_credentials
 from flowql.resolvers import integrations as resolve
 from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args
@@ -275,12 +274,6 @@ class Mutation:
         key: str,
         value: str,
     ) -> Credential:
-        ref: uuid.UUID | int
-        if workflow_id is not None:
-            ref = workflow_id
-        elif workflow_number is not None:
-            ref = workflow_number
-        else:
-            raise ValidationFailed.one("workflowId", "give the id or the number")
+        ref = ident(workflow_id, workflow_number, "workflowId", "workflowNumber")
         row = await resolve_credentials.set_workflow_secret(info.context, ref, key, value)
         return Credential.from_row(row)

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from flowql import models
-from flowql.errors import ValidationFailed
 from flowql.resolvers import execution as resolve_execution
 from flowql.resolvers import processes as resolve
 from flowql.schema import nodes
@@ -303,13 +302,7 @@ class Mutation:
         headers: JSON | None = None,
         body: JSON | None = None,
     ) -> Process:
-        ref: uuid.UUID | int
-        if process_id is not None:
-            ref = process_id
-        elif process_number is not None:
-            ref = process_number
-        else:
-            raise ValidationFailed.one("processId", "give the id or the number")
+        ref = ident(process_id, process_number, "processId", "processNumber")
         row = await resolve_execution.respond_to_http_trigger(
             info.context, ref, status, headers, body
         )

@@ -482,8 +482,4 @@ class Mutation:
 
 def workflow_ref(id: uuid.UUID | None, number: int | None) -> uuid.UUID | int:
     """An input's workflow, by `workflowId` or `workflowNumber`."""
-    if id is not None:
-        return id
-    if number is not None:
-        return number
-    raise ValidationFailed.one("workflowId", "give workflowId or workflowNumber")
+    return ident(id, number, "workflowId", "workflowNumber")

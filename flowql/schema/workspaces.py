@@ -8,7 +8,6 @@ from datetime import datetime
 import strawberry
 
 from flowql import models
-from flowql.errors import ValidationFailed
 from flowql.models import utcnow
 from flowql.resolvers import auth as resolve_auth
 from flowql.resolvers import workspaces as resolve
@@ -276,7 +275,7 @@ class Mutation:
         *,
         plan: Plan,
     ) -> Workspace:
-        ref = _ref(workspace_id, workspace_number, "workspaceId")
+        ref = ident(workspace_id, workspace_number, "workspaceId", "workspaceNumber")
         return Workspace.from_row(await resolve.assign_workspace_plan(info.context, ref, plan))
 
     @strawberry.mutation(
@@ -292,7 +291,7 @@ class Mutation:
         email: str,
         role: Role = models.Role.MEMBER,
     ) -> Invitation:
-        ref = _ref(workspace_id, workspace_number, "workspaceId")
+        ref = ident(workspace_id, workspace_number, "workspaceId", "workspaceNumber")
         return Invitation.from_row(await resolve.invite_member(info.context, ref, email, role))
 
     @strawberry.mutation(description="Join the workspace of an invitation to your address.")
@@ -325,7 +324,7 @@ class Mutation:
         user_id: uuid.UUID,
         role: Role,
     ) -> Member:
-        ref = _ref(workspace_id, workspace_number, "workspaceId")
+        ref = ident(workspace_id, workspace_number, "workspaceId", "workspaceNumber")
         return Member.from_row(await resolve.update_member_role(info.context, ref, user_id, role))
 
     @strawberry.mutation(description="Remove a member; your own user id leaves the workspace.")
@@ -337,7 +336,7 @@ class Mutation:
         *,
         user_id: uuid.UUID,
     ) -> Member:
-        ref = _ref(workspace_id, workspace_number, "workspaceId")
+        ref = ident(workspace_id, workspace_number, "workspaceId", "workspaceNumber")
         return Member.from_row(await resolve.remove_member(info.context, ref, user_id))
 
     @strawberry.mutation
@@ -349,7 +348,7 @@ class Mutation:
         *,
         name: str,
     ) -> Group:
-        ref = _ref(workspace_id, workspace_number, "workspaceId")
+        ref = ident(workspace_id, workspace_number, "workspaceId", "workspaceNumber")
         return Group.from_row(await resolve.create_group(info.context, ref, name))
 
     @strawberry.mutation
@@ -361,7 +360,7 @@ class Mutation:
         *,
         user_id: uuid.UUID,
     ) -> Group:
-        ref = _ref(group_id, group_number, "groupId")
+        ref = ident(group_id, group_number, "groupId", "groupNumber")
         return Group.from_row(await resolve.add_group_member(info.context, ref, user_id))
 
     @strawberry.mutation
@@ -373,7 +372,7 @@ class Mutation:
         *,
         user_id: uuid.UUID,
     ) -> Group:
-        ref = _ref(group_id, group_number, "groupId")
+        ref = ident(group_id, group_number, "groupId", "groupNumber")
         return Group.from_row(await resolve.remove_group_member(info.context, ref, user_id))
 
     @strawberry.mutation(description="Delete a group; system-managed groups cannot be deleted.")
@@ -381,12 +380,3 @@ class Mutation:
         self, info: Info, id: uuid.UUID | None = None, number: int | None = None
     ) -> Group:
         return Group.from_row(await resolve.delete_group(info.context, ident(id, number)))
-
-
-def _ref(id: uuid.UUID | None, number: int | None, field: str) -> uuid.UUID | int:
-    """A reference argument pair (`workspaceId`/`workspaceNumber`): the id wins if both are given."""
-    if id is not None:
-        return id
-    if number is not None:
-        return number
-    raise ValidationFailed.one(field, "give the id or the number")
