@@ -69,6 +69,7 @@ class TextWebSocketAdapter(ASGIWebSocketAdapter):
 
 class FlowqlGraphQL(SafeJSONView, GraphQL[Context, None]):
     graphql_ws_handler_class = transport.LegacyWSHandler
+    graphql_transport_ws_handler_class = transport.TransportWSHandler
     websocket_adapter_class = TextWebSocketAdapter
 
     def __init__(self, runtime: Runtime, **kwargs: Any) -> None:

@@ -22,13 +22,13 @@ import gc
 import json
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
 import jwt
 from starlette.requests import HTTPConnection
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.streaming import (
     HTTPStreamTransport,
@@ -41,6 +41,10 @@ from strawberry.subscriptions import (
     GRAPHQL_WS_PROTOCOL,
     MULTIPART_SUBSCRIPTION_PROTOCOL,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 
 from flowql.auth.principal import Principal
@@ -49,6 +53,7 @@ from flowql.errors import DomainError, ErrorCode
 from flowql.middleware import bearer_token, principal_for
 from flowql.resolvers.context import Context
 from flowql.resolvers.subscriptions import SLOW_SUBSCRIBER_REASON
+from flowql.schema.subscriptions import Member, feed_groups
 from flowql.services.runtime import Runtime
 from flowql.settings import Settings
 
@@ -237,8 +242,79 @@ def close_when_dropped(context: Context) -> Context:
     return context
 
 
+def _member(
+    handler: BaseGraphQLTransportWSHandler[Context, None] | BaseGraphQLWSHandler[Context, None],
+    head: Callable[[str], str],
+    operation_id: str,
+    query: str,
+    variables: dict[str, Any] | None,
+    operation_name: str | None,
+) -> tuple[Member, Callable[[str], Awaitable[None]]] | None:
+    """This operation as a member of its feed group (flowql.schema.subscriptions.FeedGroup),
+    with the connection's text sender; None when it runs as a Strawberry operation of its own
+    (not a grouped feed, or not on a Starlette WebSocket)."""
+    websocket = getattr(handler.websocket, "ws", None)
+    context = handler.context
+    if not isinstance(websocket, WebSocket) or not isinstance(context, Context):
+        return None
+    view: Any = handler.view
+
+    def encode(data: object) -> str:
+        encoded = view.encode_json(data)
+        return encoded.decode() if isinstance(encoded, bytes) else str(encoded)
+
+    on_drop = None
+    if context.on_drop is not None:
+        told, task = context.on_drop, asyncio.current_task()
+
+        def on_drop() -> None:
+            told(task)
+
+    member = feed_groups(handler.schema).join(
+        handler.schema,
+        context,
+        query,
+        variables,
+        operation_name,
+        head(encode(operation_id)),
+        on_drop,
+        encode,
+    )
+    return None if member is None else (member, websocket.send_text)
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws whose grouped feeds (processEvents, messageCreated) are written by
+    their group: each `next` frame is the group's encoded payload behind this operation's id."""
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        joined = _member(
+            self,
+            lambda op_id: '{"id":' + op_id + ',"type":"next","payload":',
+            operation.id,
+            operation.query,
+            operation.variables,
+            operation.operation_name,
+        )
+        if joined is None:
+            await super().run_operation(operation)
+            return
+        member, send = joined
+        try:
+            refused = await member.run(send)
+            if refused is not None:
+                await operation.send_initial_errors(refused.errors or [])
+                return
+            await operation.send_operation_message({"id": operation.id, "type": "complete"})
+        except WebSocketDisconnect:
+            pass
+        finally:
+            member.leave()
+
+
 class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
-    """graphql-ws with the connection_init timeout Strawberry gives only graphql-transport-ws."""
+    """graphql-ws with the connection_init timeout Strawberry gives only graphql-transport-ws,
+    and grouped feeds written by their group (`data` frames, as TransportWSHandler's)."""
 
     async def handle(self) -> None:
         timer = asyncio.create_task(self._init_timeout())
@@ -252,6 +328,41 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         if not self.connection_acknowledged:
             with contextlib.suppress(Exception):
                 await self.websocket.close(INIT_TIMEOUT_CODE, "Connection initialisation timeout")
+
+    async def handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        joined = _member(
+            self,
+            lambda op_id: '{"type":"data","id":' + op_id + ',"payload":',
+            operation_id,
+            query,
+            variables,
+            operation_name,
+        )
+        if joined is None:
+            await super().handle_async_results(operation_id, query, operation_name, variables)
+            return
+        member, send = joined
+        try:
+            refused = await member.run(send)
+            if refused is not None and refused.errors:
+                error = refused.errors[0].formatted
+                await self.send_message({"type": "error", "id": operation_id, "payload": error})
+                return
+            await self.send_message({"type": "complete", "id": operation_id})
+        except asyncio.CancelledError:  # stopped: as Strawberry's own operations do
+            with contextlib.suppress(Exception):
+                await self.send_message({"type": "complete", "id": operation_id})
+        except WebSocketDisconnect:
+            pass
+        finally:
+            member.leave()
+            self.tasks.pop(operation_id, None)
 
 
 def until_expiry(

@@ -12,11 +12,13 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from flowql.models import utcnow
 
 logger = logging.getLogger("flowql.events")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -36,25 +38,36 @@ class SubscriberDropped(Exception):
 STALL_CHECK_SECONDS = 1.0
 
 
-class Subscription:
-    """A subscriber's queue of events, bounded by what it cannot keep up with.
+class Backlog(Generic[T]):
+    """A subscriber's queue, bounded by what it cannot keep up with.
 
     One commit may publish many events at once (a process's local steps run back to back and
     publish after one commit), so the bound `maxsize` is not a cap on a single burst: a burst
     is queued whole. A subscriber whose backlog is above `maxsize` is checked every
-    STALL_CHECK_SECONDS and dropped if, since the last check, it took no event or its backlog
+    STALL_CHECK_SECONDS and dropped if, since the last check, it took no item or its backlog
     grew: it is stuck, or slower than what is published. One that drains the burst is kept.
+    Used for a feed's bus events (`Subscription`) and for the frames a feed group writes to
+    each of its members (flowql.schema.subscriptions).
     """
 
-    def __init__(self, accept: Callable[[BusEvent], bool], maxsize: int) -> None:
-        self.accept = accept
+    def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
-        self.queue: asyncio.Queue[BusEvent | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[T | None] = asyncio.Queue()
         self.dropped = False
         self._drop_callbacks: list[Callable[[], None]] = []
-        self._offered = 0  # events queued so far; taken = offered - backlog
+        self._offered = 0  # items queued so far; taken = offered - backlog
         self._check: asyncio.TimerHandle | None = None
         self._last: tuple[int, int] = (0, 0)  # (taken, backlog) at the last check
+
+    @property
+    def offered(self) -> int:
+        """Items queued so far."""
+        return self._offered
+
+    @property
+    def taken(self) -> int:
+        """Items the reader has taken so far (the number of the one it is handling)."""
+        return self._offered - self.queue.qsize()
 
     def on_drop(self, callback: Callable[[], None]) -> None:
         """Call `callback` (synchronously, from the publisher) when this subscriber is dropped.
@@ -64,13 +77,14 @@ class Subscription:
         """
         self._drop_callbacks.append(callback)
 
-    def offer(self, event: BusEvent) -> None:
-        if self.dropped or not self.accept(event):
+    def put(self, item: T) -> None:
+        if self.dropped:
             return
-        self.queue.put_nowait(event)
+        queue = self.queue
+        queue.put_nowait(item)
         self._offered += 1
-        if self.queue.qsize() > self.maxsize and self._check is None:
-            self._last = (self._offered - self.queue.qsize(), self.queue.qsize())
+        if self._check is None and queue.qsize() > self.maxsize:
+            self._last = (self._offered - queue.qsize(), queue.qsize())
             self._check = asyncio.get_running_loop().call_later(STALL_CHECK_SECONDS, self._review)
 
     def _review(self) -> None:
@@ -103,20 +117,41 @@ class Subscription:
             except Exception:  # one subscriber's hook must not break publishing
                 logger.exception("subscriber drop callback failed")
 
+    def end(self) -> None:
+        """No more items: the reader stops once it has taken those queued."""
+        if not self.dropped:
+            self.queue.put_nowait(None)
+
     def close(self) -> None:
         """The subscriber left: no more checks."""
         if self._check is not None:
             self._check.cancel()
             self._check = None
 
-    async def __aiter__(self) -> AsyncIterator[BusEvent]:
+    async def __aiter__(self) -> AsyncIterator[T]:
         while True:
-            event = await self.queue.get()
-            if event is None:
+            item = await self.queue.get()
+            if item is None:
                 if self.dropped:
                     raise SubscriberDropped("subscriber fell too far behind and was dropped")
                 return
-            yield event
+            yield item
+
+
+class Subscription(Backlog[BusEvent]):
+    """A feed's queue of the bus events its `accept` filter lets through (see Backlog).
+
+    `counted`: whether `FanOut.subscriber_count` counts it (a feed group's subscription is not:
+    its members are, see `FanOut.member`)."""
+
+    def __init__(self, accept: Callable[[BusEvent], bool], maxsize: int) -> None:
+        super().__init__(maxsize)
+        self.accept = accept
+        self.counted = True
+
+    def offer(self, event: BusEvent) -> None:
+        if not self.dropped and self.accept(event):
+            self.put(event)
 
 
 class Bus(Protocol):
@@ -126,6 +161,10 @@ class Bus(Protocol):
         self, accept: Callable[[BusEvent], bool], maxsize: int = 1000
     ) -> Any: ...  # an async context manager yielding a Subscription
 
+    def member(self, backlog: Backlog[Any]) -> None: ...
+
+    def leave(self, backlog: Backlog[Any]) -> None: ...
+
 
 class FanOut:
     """This process's subscribers and the one way events reach them: each event is offered to
@@ -134,6 +173,7 @@ class FanOut:
 
     def __init__(self) -> None:
         self._subscriptions: set[Subscription] = set()
+        self._members: set[Backlog[Any]] = set()
 
     def deliver(self, event: BusEvent) -> None:
         for subscription in list(self._subscriptions):
@@ -162,14 +202,26 @@ class FanOut:
             self._subscriptions.discard(subscription)
             subscription.close()
 
+    def member(self, backlog: Backlog[Any]) -> None:
+        """Count `backlog` as a subscriber: a member of a feed group, which shares one
+        (uncounted) subscription with the group's other members (flowql.schema.subscriptions).
+        Counted until `leave`."""
+        self._members.add(backlog)
+
+    def leave(self, backlog: Backlog[Any]) -> None:
+        self._members.discard(backlog)
+
     @property
     def subscriber_count(self) -> int:
-        return len(self._subscriptions)
+        """Feeds receiving this process's events: one per feed subscription, one per member of
+        a feed group."""
+        return sum(1 for s in self._subscriptions if s.counted) + len(self._members)
 
     @property
     def dropped_count(self) -> int:
         """Subscribers dropped for falling behind whose feeds have not ended yet."""
-        return sum(1 for s in self._subscriptions if s.dropped)
+        subscriptions = sum(1 for s in self._subscriptions if s.dropped and s.counted)
+        return subscriptions + sum(1 for m in self._members if m.dropped)
 
 
 class MemoryBus(FanOut):

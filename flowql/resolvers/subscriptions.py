@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import logging
 import uuid
@@ -148,11 +149,21 @@ def _on_drop(ctx: Context, operation: asyncio.Task[Any] | None) -> Callable[[], 
     return dropped
 
 
+# Told each bus subscription a feed makes in this context (a feed group's task sets it, to learn
+# which events its results come from: flowql.schema.subscriptions.FeedGroup).
+feed_listener: contextvars.ContextVar[Callable[[Subscription], None] | None] = (
+    contextvars.ContextVar("feed_listener", default=None)
+)
+
+
 @contextlib.asynccontextmanager
 async def feed(ctx: Context, accept: Callable[[BusEvent], bool]) -> AsyncIterator[Subscription]:
     maxsize = ctx.settings.subscription_queue_size
     async with ctx.runtime.bus.subscribe(accept, maxsize=maxsize) as subscription:
         subscription.on_drop(_on_drop(ctx, asyncio.current_task()))
+        listener = feed_listener.get()
+        if listener is not None:
+            listener(subscription)
         yield subscription
 
 

@@ -17,19 +17,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
+import logging
+import sys
 import uuid
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable
 from typing import Any, TypeVar
 
 import strawberry
-from graphql import ExecutionResult
+from graphql import (
+    ExecutionResult,
+    FieldNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    OperationType,
+    parse,
+)
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.types.execution import PreExecutionError
 
+from flowql.events.bus import Backlog, SubscriberDropped
+from flowql.events.bus import Subscription as BusSubscription
 from flowql.models import Message as MessageRow
 from flowql.resolvers import subscriptions as resolve
-from flowql.resolvers.subscriptions import ProcessChange, Shared
+from flowql.resolvers.context import Context
+from flowql.resolvers.subscriptions import ProcessChange, Shared, feed_listener
 from flowql.schema.base import Info
 from flowql.schema.messages import Message
 from flowql.schema.processes import Process, ProcessLog, ProcessStatus
@@ -221,3 +235,258 @@ class Subscription:
         source = resolve.message_created(info.context, agent_id, workflow_id)
         async for message in _mapped(source, _message):
             yield message
+
+
+# -- one fan-out per group ----------------------------------------------------------------------
+
+# Root fields whose every result is the same for all subscribers with one audience, document and
+# variables, from any time they join: they follow the bus, with no per-subscriber first message
+# and no per-subscriber end (processUpdated and processLogs begin with what the database holds
+# when each subscriber arrives, and are executed per subscriber, sharing executions above).
+GROUPED_FIELDS = frozenset({"processEvents", "messageCreated"})
+# Documents longer than this are left to Strawberry (and its request limits) unparsed here.
+GROUPED_DOCUMENT_LIMIT = 10_000
+
+logger = logging.getLogger("flowql.subscriptions")
+
+
+@functools.lru_cache(maxsize=512)
+def grouped_field(query: str, operation_name: str | None) -> FieldNode | None:
+    """The root field of a subscription that a feed group can serve, else None: one operation
+    (or the one named) of type subscription whose selection is a single field of GROUPED_FIELDS,
+    without directives. Anything else (including documents that do not parse) runs as usual."""
+    if len(query) > GROUPED_DOCUMENT_LIMIT:
+        return None
+    try:
+        document = parse(query, max_tokens=2_000)
+    except GraphQLError:
+        return None
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is not None:
+        operations = [o for o in operations if o.name and o.name.value == operation_name]
+    if len(operations) != 1:
+        return None
+    operation = operations[0]
+    if operation.operation is not OperationType.SUBSCRIPTION or operation.directives:
+        return None
+    selections = operation.selection_set.selections
+    if len(selections) != 1 or not isinstance(selections[0], FieldNode):
+        return None
+    field = selections[0]
+    if field.directives or field.name.value not in GROUPED_FIELDS:
+        return None
+    return field
+
+
+Send = Callable[[str], Awaitable[None]]
+
+
+class Member:
+    """One subscriber of a feed group: its frame prefix (its protocol's message with its own
+    operation id, up to the payload) and its own bounded backlog of frames to write."""
+
+    __slots__ = ("after", "backlog", "group", "head")
+
+    def __init__(self, group: FeedGroup, head: str, maxsize: int) -> None:
+        self.group = group
+        self.head = head
+        self.backlog: Backlog[str] = Backlog(maxsize)
+        self.after = 0  # results of the group's bus events up to this number are not its own
+
+    async def run(self, send: Send) -> PreExecutionError | None:
+        """Write the group's frames until the feed ends (the errors of a document the schema
+        refuses are returned, for the protocol's own error message). A member that falls too
+        far behind is dropped alone: its backlog is emptied, the SUBSCRIBER_DROPPED error is
+        written and the connection is told (`Context.on_drop`)."""
+        try:
+            async for frame in self.backlog:
+                await send(frame)
+        except SubscriberDropped:
+            await send(self.head + self.group.dropped_payload + "}")
+        return self.group.refused
+
+    def leave(self) -> None:
+        self.group.leave(self)
+
+
+class FeedGroup:
+    """One execution of a subscription for every subscriber of one (document, variables,
+    operation name, audience): its task runs the subscription through the schema (one bus
+    subscription, one row load and one execution per event), encodes each result's payload
+    once, and puts each member's frame (its prefix + the payload) in that member's backlog.
+
+    A member receives the results of the events the group's bus subscription accepted after
+    it joined (the group knows which event each result comes from). Errors that end the feed
+    (EVENTS_MISSED, or the group's own subscription dropped) reach every member."""
+
+    stats: dict[str, int] = {"groups": 0, "encoded": 0, "frames": 0}
+
+    def __init__(
+        self,
+        groups: FeedGroups,
+        key: Hashable,
+        schema: Any,
+        context: Context,
+        request: tuple[str, dict[str, Any] | None, str | None],
+        field: FieldNode,
+        encode: Callable[[object], str],
+    ) -> None:
+        self.groups = groups
+        self.key = key
+        self.context = context
+        self.encode = encode
+        self.members: dict[Member, Callable[[], None] | None] = {}
+        self.listening: BusSubscription | None = None
+        self.refused: PreExecutionError | None = None
+        self.ended = False
+        error = GraphQLError(
+            f"{resolve.SLOW_SUBSCRIBER_REASON}: more than the allowed undelivered events queued",
+            nodes=[field],
+            path=[field.alias.value if field.alias else field.name.value],
+            extensions={"code": resolve.DROPPED_CODE},
+        )
+        self.dropped_payload = encode({"data": None, "errors": [error.formatted]})
+        context.on_drop = self._dropped
+        FeedGroup.stats["groups"] += 1
+        self.task = asyncio.get_running_loop().create_task(self._run(schema, *request))
+
+    def join(self, head: str, on_drop: Callable[[], None] | None) -> Member:
+        member = Member(self, head, self.context.settings.subscription_queue_size)
+        if on_drop is not None:
+            member.backlog.on_drop(on_drop)
+        if self.listening is not None:
+            member.after = self.listening.offered
+            self.context.runtime.bus.member(member.backlog)
+        self.members[member] = on_drop
+        return member
+
+    def leave(self, member: Member) -> None:
+        if self.members.pop(member, False) is False:
+            return
+        member.backlog.close()
+        self.context.runtime.bus.leave(member.backlog)
+        if not self.members and not self.ended:
+            self._end()
+            self.task.cancel()
+
+    def _end(self) -> None:
+        self.ended = True
+        self.groups.forget(self)
+
+    def _listen(self, subscription: BusSubscription) -> None:
+        """The group's bus subscription is live: its members count as subscribers from now."""
+        subscription.counted = False
+        self.listening = subscription
+        for member in self.members:
+            self.context.runtime.bus.member(member.backlog)
+
+    def _dropped(self, _task: asyncio.Task[Any] | None) -> None:
+        """The group's own subscription fell behind: the feed ends with SUBSCRIBER_DROPPED for
+        every member, and each member's connection is told, as a dropped subscriber's is."""
+        self._end()
+        for on_drop in list(self.members.values()):
+            if on_drop is not None:
+                on_drop()
+
+    async def _run(
+        self,
+        schema: Any,
+        query: str,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+    ) -> None:
+        feed_listener.set(self._listen)
+        try:
+            source = await schema.subscribe(
+                query,
+                variable_values=variables,
+                context_value=self.context,
+                operation_name=operation_name,
+            )
+            async with contextlib.aclosing(source):
+                first = True
+                async for result in source:
+                    if first and isinstance(result, PreExecutionError):
+                        self.refused = result
+                        return
+                    first = False
+                    self._deliver(result)
+        except Exception:
+            logger.exception("feed group failed")
+        finally:
+            if not self.ended:
+                self._end()
+            for member in self.members:
+                member.backlog.end()
+
+    def _deliver(self, result: Any) -> None:
+        payload: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            payload["errors"] = [error.formatted for error in result.errors]
+        if result.extensions:
+            payload["extensions"] = result.extensions
+        text = self.encode(payload)
+        # A result of an event is for the members that joined before the event was accepted;
+        # an error (the feed ends) is for all.
+        listening = self.listening
+        number = listening.taken if listening is not None and not result.errors else sys.maxsize
+        end = text + "}"
+        frames = 0
+        for member in self.members:
+            if member.after < number:
+                member.backlog.put(member.head + end)
+                frames += 1
+        stats = FeedGroup.stats
+        stats["encoded"] += 1
+        stats["frames"] += frames
+
+
+class FeedGroups:
+    """The feed groups of one schema on one event loop, by (document, variables, operation
+    name, audience): subscribers with equal keys receive the same results."""
+
+    def __init__(self) -> None:
+        self.groups: dict[Hashable, FeedGroup] = {}
+
+    def join(
+        self,
+        schema: Any,
+        context: Context,
+        query: str,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+        head: str,
+        on_drop: Callable[[], None] | None,
+        encode: Callable[[object], str],
+    ) -> Member | None:
+        """A member of the group for this subscription, or None when it is not one a group can
+        serve (run it as usual). `head` is the member's frame up to the payload."""
+        field = grouped_field(query, operation_name)
+        if field is None or not context.principal.is_authenticated:
+            return None
+        try:
+            values = json.dumps(variables or {}, sort_keys=True)
+        except (TypeError, ValueError):
+            return None
+        key = (query, values, operation_name, resolve.audience(context.principal))
+        group = self.groups.get(key)
+        if group is None:
+            own = Context(runtime=context.runtime, principal=context.principal)
+            request = (query, variables, operation_name)
+            group = self.groups[key] = FeedGroup(self, key, schema, own, request, field, encode)
+        return group.join(head, on_drop)
+
+    def forget(self, group: FeedGroup) -> None:
+        if self.groups.get(group.key) is group:
+            del self.groups[group.key]
+
+
+_groups: weakref.WeakKeyDictionary[Any, FeedGroups] = weakref.WeakKeyDictionary()
+
+
+def feed_groups(schema: Any) -> FeedGroups:
+    """The feed groups of `schema` (one schema serves one event loop)."""
+    groups = _groups.get(schema)
+    if groups is None:
+        groups = _groups[schema] = FeedGroups()
+    return groups
