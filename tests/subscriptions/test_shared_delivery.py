@@ -1,5 +1,7 @@
 """Subscribers of one event share one GraphQL execution per (event, audience, document,
-variables), and sharing never lets an event or a result cross to another audience."""
+variables), and sharing never lets an event or a result cross to another audience. Feeds that
+follow the bus (processEvents, messageCreated) are served by one feed group per (document,
+variables, audience): one execution and one encoding per event, one frame per subscriber."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from flowql.auth.principal import Principal, PrincipalKind
 from flowql.resolvers.subscriptions import audience
-from flowql.schema.subscriptions import SharedEventExecution
+from flowql.schema.subscriptions import FeedGroup, SharedEventExecution
 from tests.conftest import Factory, LiveServer
 from tests.engine.conftest import create_workflow, execute
 from tests.subscriptions.conftest import (
@@ -58,6 +60,7 @@ async def test_two_workspaces_on_the_same_document_share_within_and_never_across
             await ws.subscribe("feed", FEED)  # the same document, the same (no) variables
         await wait_subscribers(server, 5)
         before = dict(SharedEventExecution.stats)
+        fanned = dict(FeedGroup.stats)
         alice_process = await execute(server, alice.token, alices["id"])
         bob_process = await execute(server, bob.token, bobs["id"])
         seen_by_alice = [await _until_completed(ws, alice_process["id"]) for ws in alice_wss]
@@ -76,11 +79,16 @@ async def test_two_workspaces_on_the_same_document_share_within_and_never_across
     alice_events, bob_events = len(seen_by_alice[0]), len(seen_by_bob[0])
     assert alice_events >= 3 and bob_events >= 3
 
-    # One execution per event and tenant; the tenant's other subscribers reuse it.
+    # One execution and one encoding per event and tenant, one frame per subscriber: the
+    # tenant's subscribers form one group each (none executes on its own).
     executed = SharedEventExecution.stats["executed"] - before["executed"]
-    shared = SharedEventExecution.stats["shared"] - before["shared"]
     assert executed == alice_events + bob_events
-    assert shared == 2 * alice_events + 1 * bob_events
+    groups, encoded, frames = (
+        FeedGroup.stats[k] - fanned[k] for k in ("groups", "encoded", "frames")
+    )
+    assert groups == 0  # both groups were formed when they subscribed, before `fanned`
+    assert encoded == alice_events + bob_events
+    assert frames == 3 * alice_events + 2 * bob_events
 
 
 async def test_another_member_or_another_document_executes_on_its_own(
@@ -99,6 +107,7 @@ async def test_another_member_or_another_document_executes_on_its_own(
         await other.subscribe("feed", FEED)
         await wait_subscribers(server, 3)
         before = dict(SharedEventExecution.stats)
+        fanned = dict(FeedGroup.stats)
         process = await execute(server, owner.token, workflow["id"])
         seen_full = await _until_completed(full, process["id"])
         seen_other = await _until_completed(other, process["id"])
@@ -110,6 +119,8 @@ async def test_another_member_or_another_document_executes_on_its_own(
     shared = SharedEventExecution.stats["shared"] - before["shared"]
     assert executed == 3 * len(seen_full)  # three audiences x documents: nothing shared
     assert shared == 0
+    encoded, frames = (FeedGroup.stats[k] - fanned[k] for k in ("encoded", "frames"))
+    assert encoded == frames == 3 * len(seen_full)  # three groups of one
 
 
 @pytest.mark.settings(subscription_queue_size=4)
@@ -144,7 +155,7 @@ async def test_a_slow_subscriber_in_a_sharing_group_is_dropped_alone(
         await fast.subscribe("feed", heavy, {"wf": workflow["id"]})
         await wait_subscribers(server, 2)
         slow.conn.transport.pause_reading()
-        before = dict(SharedEventExecution.stats)
+        fanned = dict(FeedGroup.stats)
         process = await execute(server, account.token, workflow["id"], input=big, wait=False)
         seen = await fast.collect(
             "feed",
@@ -156,7 +167,8 @@ async def test_a_slow_subscriber_in_a_sharing_group_is_dropped_alone(
         assert statuses[0] == "PENDING" and statuses[-1] == "COMPLETED"
         assert len(statuses) == 2 + 2 * len(steps) + 1  # every change, none lost
         await wait_dropped(server, 1)
-        assert SharedEventExecution.stats["shared"] > before["shared"]  # they did share
+        encoded = FeedGroup.stats["encoded"] - fanned["encoded"]
+        assert encoded == len(statuses)  # they did share: one encoding per event for both
         slow.conn.transport.resume_reading()
         messages = []
         code, reason = None, None
