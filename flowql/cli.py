@@ -119,6 +119,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         lifespan="on",
         ws="websockets-sansio",
+        ws_per_message_deflate=settings.ws_per_message_deflate,  # see docs/subscriptions.md
         log_config=uvicorn_log_config(),  # every line, access log included, masks credentials
         proxy_headers=False,  # forwarded headers: flowql.middleware.ClientAddress, trusted only
         # uvicorn[standard]'s fast event loop and HTTP parser, named so that a missing one

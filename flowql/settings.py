@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     ws_keep_alive_interval: float = Field(default=15.0, gt=0)
     ws_revalidate_interval: float = Field(default=60.0, gt=0)
     subscription_queue_size: int = Field(default=256, ge=1)
+    # Whether `flowql serve` accepts permessage-deflate on WebSockets. Off: a feed's frames are
+    # small JSON that each connection would compress with its own zlib context (CPU per
+    # subscriber and per frame); browsers and GraphQL clients work without it.
+    ws_per_message_deflate: bool = False
     graphiql_assets_dir: Path | None = None
     # procrastinate workers (FLOWQL_DISPATCHER=procrastinate): how often a worker proves it is
     # alive, and after how long without that proof its jobs are handed to another worker.

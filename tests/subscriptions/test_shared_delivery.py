@@ -21,6 +21,8 @@ from flowql.schema.subscriptions import FeedGroup, SharedEventExecution
 from tests.conftest import Factory, LiveServer
 from tests.engine.conftest import create_workflow, execute
 from tests.subscriptions.conftest import (
+    LEGACY_WS,
+    PROTOCOLS,
     QUICK,
     TRANSPORT_WS,
     WS,
@@ -218,3 +220,89 @@ def test_the_audience_tells_apart_everything_that_decides_visibility() -> None:
     ]
     keys = {audience(p) for p in others}
     assert len(keys) == len(others) and audience(base) not in keys
+
+
+async def _frames(ws: WS, count: int) -> list[str]:
+    """The next `count` raw text frames of the feed (keep-alives and pongs skipped)."""
+    frames: list[str] = []
+    while len(frames) < count:
+        frame = await asyncio.wait_for(ws.conn.recv(), 20)
+        assert isinstance(frame, str)
+        if json.loads(frame)["type"] in ("next", "data"):
+            frames.append(frame)
+    return frames
+
+
+async def test_a_groups_frames_are_one_encoding_with_each_subscribers_id_spliced_in(
+    server: LiveServer, factory: Factory
+) -> None:
+    """Subscribers of both protocols on one document and account form one group: every event is
+    executed once and encoded once, and each subscriber's frame is that payload behind its own
+    operation id, in its protocol's message ("next" / "data"), byte for byte."""
+    account = await factory.account()
+    workflow = await create_workflow(server, account.token, "spliced", QUICK)
+    count = 6
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(WS.open(server, PROTOCOLS[i % 2], token=account.token))
+            for i in range(count)
+        ]
+        for i, ws in enumerate(clients):
+            await ws.subscribe(f'op "{i}"', FEED)  # ids that need JSON escaping
+        await wait_subscribers(server, count)
+        before = dict(SharedEventExecution.stats)
+        fanned = dict(FeedGroup.stats)
+        await execute(server, account.token, workflow["id"])
+        events = 2 + 2 * len(QUICK) + 1
+        frames = [await _frames(ws, events) for ws in clients]
+
+    executed = SharedEventExecution.stats["executed"] - before["executed"]
+    encoded, sent = (FeedGroup.stats[k] - fanned[k] for k in ("encoded", "frames"))
+    assert executed == encoded == events  # once per event, whatever the number of subscribers
+    assert sent == count * events
+    for i, (ws, own) in enumerate(zip(clients, frames, strict=True)):
+        op_id = json.dumps(f'op "{i}"')
+        head = (
+            '{"id":' + op_id + ',"type":"next","payload":'
+            if ws.protocol == TRANSPORT_WS
+            else '{"type":"data","id":' + op_id + ',"payload":'
+        )
+        for frame, first in zip(own, frames[0], strict=True):
+            assert frame.startswith(head) and frame.endswith("}")
+            # The payload is the same bytes for everyone; only the head differs.
+            assert frame[len(head) :] == first[first.index('"payload":') + 10 :]
+    payloads = [json.loads(f)["payload"]["data"]["processEvents"]["status"] for f in frames[0]]
+    assert payloads == ["PENDING", "RUNNING", *["RUNNING"] * 4, "COMPLETED"]
+
+
+async def test_a_late_subscriber_joins_a_running_group_from_its_next_event(
+    server: LiveServer, factory: Factory
+) -> None:
+    """A subscriber joining a group that is already delivering gets the events after it joined,
+    none before, and leaving the group does not end it for the others."""
+    account = await factory.account()
+    workflow = await create_workflow(server, account.token, "late", QUICK)
+    async with (
+        WS.open(server, TRANSPORT_WS, token=account.token) as early,
+        WS.open(server, LEGACY_WS, token=account.token) as late,
+        WS.open(server, TRANSPORT_WS, token=account.token) as leaver,
+    ):
+        await early.subscribe("feed", FEED)
+        await leaver.subscribe("feed", FEED)
+        await wait_subscribers(server, 2)
+        first = await execute(server, account.token, workflow["id"])
+        seen_early = await _until_completed(early, first["id"])
+        await leaver.send({"id": "feed", "type": "complete"})  # leaves; the group goes on
+        bus: Any = server.runtime.bus
+        while bus.subscriber_count != 1:
+            await asyncio.sleep(0.02)
+        groups = FeedGroup.stats["groups"]
+        await late.subscribe("feed", FEED)
+        await wait_subscribers(server, 2)
+        assert FeedGroup.stats["groups"] == groups  # joined the running group
+        second = await execute(server, account.token, workflow["id"])
+        seen_late = await _until_completed(late, second["id"])
+        seen_early_again = await _until_completed(early, second["id"])
+    assert {p["id"] for p in seen_early} == {first["id"]}
+    assert {p["id"] for p in seen_late} == {second["id"]}  # nothing of the first run
+    assert seen_late == seen_early_again

@@ -7,8 +7,13 @@ import asyncio
 import contextlib
 import gc
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
+import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -16,7 +21,7 @@ from websockets.typing import Subprotocol
 
 from flowql.services.auth import issuer_for
 from flowql.transport import tune_gc_for_serving
-from tests.conftest import Factory, LiveServer
+from tests.conftest import Factory, LiveServer, free_port
 from tests.engine.conftest import create_workflow, execute
 from tests.subscriptions.conftest import (
     LEGACY_WS,
@@ -298,3 +303,43 @@ def test_a_serving_process_leaves_a_fan_outs_short_lived_objects_to_die_young() 
     finally:
         gc.callbacks.remove(count)
         gc.set_threshold(*before)
+
+
+def test_flowql_serve_declines_permessage_deflate(tmp_path: Path) -> None:
+    """`flowql serve` answers a client that offers permessage-deflate (as browsers do) without
+    it: a feed's small frames are not compressed per connection (FLOWQL_WS_PER_MESSAGE_DEFLATE
+    turns it back on)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWQL_")}
+    env.update(FLOWQL_DATA_DIR=str(tmp_path / "data"), FLOWQL_DEMO_ACCOUNTS="false")
+    command = [sys.executable, "-m", "flowql.cli", "serve", "--no-worker"]
+    proc = subprocess.Popen(
+        [*command, "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, "flowql serve exited"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "flowql serve did not start"
+            time.sleep(0.1)
+
+        async def negotiated() -> list[str]:
+            async with connect(
+                f"ws://127.0.0.1:{port}/graphql",
+                subprotocols=[Subprotocol(TRANSPORT_WS)],
+                compression="deflate",  # the client offers it
+            ) as conn:
+                return [extension.name for extension in conn.protocol.extensions]
+
+        assert asyncio.run(negotiated()) == []
+    finally:
+        proc.terminate()
+        proc.wait(30)
