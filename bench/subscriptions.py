@@ -17,16 +17,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import cProfile
 import gc
 import json
+import os
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
 import time
 import tracemalloc
 import uuid
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +46,13 @@ from flowql.app import build_runtime, create_app
 from flowql.db import upgrade
 from flowql.events.bus import BusEvent, MemoryBus
 from flowql.schema.subscriptions import SharedEventExecution
+
+try:
+    from flowql.schema.subscriptions import FeedGroup
+
+    FANNED: dict[str, int] = FeedGroup.stats
+except ImportError:  # a flowql before feed groups (benched as "before")
+    FANNED = {}
 from flowql.services.auth import create_user, login
 from flowql.services.runtime import Runtime
 from flowql.services.workspaces import create_workspace
@@ -105,7 +116,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def serve(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
+async def serve(app: Any, deflate: bool) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
     port = free_port()
     config = uvicorn.Config(
         app,
@@ -113,6 +124,7 @@ async def serve(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
         port=port,
         log_level="warning",
         ws="websockets-sansio",
+        ws_per_message_deflate=deflate,
         timeout_graceful_shutdown=5,
     )
     server = uvicorn.Server(config)
@@ -231,6 +243,8 @@ async def measure(
         profiler.enable()
     gc_pauses = GcPauses()
     shared_before = dict(SharedEventExecution.stats)
+    fanned_before = dict(FANNED)
+    cpu_before = time.process_time()
     for _ in range(args.processes):
         await gql(
             client,
@@ -240,11 +254,16 @@ async def measure(
         )
     published = [t for wf, t in bus.published if wf == workflow_id]
     received: list[list[float]] = []
+    client_cpu = 0.0
     for child in children:
         output, _ = await asyncio.wait_for(child.communicate(), 900)
-        received += json.loads(output)
+        outcome = json.loads(output)
+        received += outcome["times"]
+        client_cpu += outcome["cpu"]
+    server_cpu = time.process_time() - cpu_before
     gc_pauses.stop()
     executions = {k: v - shared_before[k] for k, v in SharedEventExecution.stats.items()}
+    fanned = {k: v - fanned_before[k] for k, v in FANNED.items()}
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(f"{args.profile}.{subscribers}")
@@ -261,6 +280,8 @@ async def measure(
         "heap_kb": traced / 1024 / subscribers,
         "gc": gc_pauses.summary(),
         "executions": executions,
+        "fanned": fanned,
+        "cpu": (server_cpu, client_cpu),
     }
 
 
@@ -272,7 +293,8 @@ def report(
     print(
         f"subscriptions benchmark ({backend}, {subscribers} subscribers, "
         f"{args.processes} processes x {changes} status changes, "
-        f"{args.client_processes} client processes, gc thresholds {gc.get_threshold()})"
+        f"{args.client_processes} client processes, gc thresholds {gc.get_threshold()}, "
+        f"permessage-deflate {'accepted' if args.deflate else 'declined'} by both servers)"
     )
     for label, q in (("p50", 0.5), ("p99", 0.99)):
         a, b = pct(ours["latencies"], q), pct(ceiling["latencies"], q)
@@ -300,6 +322,18 @@ def report(
         f"  GraphQL executions of the events: {runs['executed']} executed, {runs['shared']} "
         f"shared (one per event and audience; flowql.schema.subscriptions.SharedEventExecution)"
     )
+    fanned = ours["fanned"]
+    if fanned:
+        print(
+            f"  feed groups: {fanned['encoded']} payloads encoded, {fanned['frames']} frames "
+            "written (flowql.schema.subscriptions.FeedGroup)"
+        )
+    for name, run in (("flowql", ours), ("ceiling", ceiling)):
+        server_cpu, client_cpu = run["cpu"]
+        print(
+            f"  CPU while delivering ({name}): server process {server_cpu:.2f} s "
+            f"(engine included), client processes {client_cpu:.2f} s"
+        )
     if ours["latencies"]:
         print(f"  mean: flowql {statistics.fmean(ours['latencies']) * 1000:.1f} ms", flush=True)
 
@@ -325,8 +359,10 @@ async def main(args: argparse.Namespace) -> None:
         bus = TimedBus()
         runtime.bus = bus
         token = await account(runtime)
-        flowql, flowql_task, flowql_addr = await serve(create_app(settings, runtime))
-        bare, bare_task, bare_addr = await serve(bare_app(bus))
+        if args.deflate is None:  # as `flowql serve` of this flowql (before the setting: on)
+            args.deflate = getattr(settings, "ws_per_message_deflate", True)
+        flowql, flowql_task, flowql_addr = await serve(create_app(settings, runtime), args.deflate)
+        bare, bare_task, bare_addr = await serve(bare_app(bus), args.deflate)
         backend = "postgresql" if url.startswith("postgres") else "sqlite"
         async with httpx.AsyncClient(base_url=f"http://{flowql_addr}", timeout=120) as client:
             data = await gql(
@@ -359,52 +395,184 @@ async def main(args: argparse.Namespace) -> None:
 # -- the subscribers (child processes) ----------------------------------------------------------
 
 
+class Subscriber(asyncio.Protocol):
+    """One subscriber on a bare asyncio protocol: the opening handshake, then frames parsed just
+    enough to timestamp each delivery as its bytes arrive (no task, future or JSON per message),
+    so that the two client processes cost little beside the server they share the cores with.
+    Offers permessage-deflate as browsers do (inflating what the server compressed); answers
+    the server's pings."""
+
+    def __init__(self, path: str, host: str, graphql: bool, init: bytes, expect: int) -> None:
+        self.path, self.host, self.graphql, self.init, self.expect = (
+            path,
+            host,
+            graphql,
+            init,
+            expect,
+        )
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.times: list[float] = []
+        self.inflate: Any = None
+        self.acked = not graphql
+        self.upgraded = False
+        self.fragments: list[bytes] = []
+        self.compressed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's: not asyncio's class
+        key = base64.b64encode(os.urandom(16)).decode()
+        lines = [
+            f"GET {self.path} HTTP/1.1",
+            f"Host: {self.host}",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            f"Sec-WebSocket-Key: {key}",
+            "Sec-WebSocket-Version: 13",
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits",
+        ]
+        if self.graphql:
+            lines.append("Sec-WebSocket-Protocol: graphql-transport-ws")
+        transport.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+
+    def send(self, text: bytes, opcode: int = 1) -> None:
+        """A client frame: masked, as the protocol requires; never compressed."""
+        assert self.transport is not None
+        mask = os.urandom(4)
+        length = len(text)
+        if length < 126:
+            header = struct.pack("!BB", 0x80 | opcode, 0x80 | length)
+        elif length < 65536:
+            header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, length)
+        else:
+            header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, length)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(text))
+        self.transport.write(header + mask + masked)
+
+    def data_received(self, data: bytes) -> None:
+        arrived = time.monotonic()
+        buffer = self.buffer
+        buffer += data
+        if not self.upgraded:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(buffer[:end]).decode("latin-1")
+            del buffer[: end + 4]
+            if not head.startswith("HTTP/1.1 101"):
+                self.fail(ConnectionError(head.split("\r\n", 1)[0]))
+                return
+            self.upgraded = True
+            if "permessage-deflate" in head.lower():
+                self.inflate = zlib.decompressobj(-zlib.MAX_WBITS)
+            if self.graphql:
+                self.send(self.init)
+            elif not self.opened.done():
+                self.opened.set_result(None)
+        while len(buffer) >= 2:
+            first, second = buffer[0], buffer[1]
+            length, offset = second & 0x7F, 2
+            if length == 126:
+                if len(buffer) < 4:
+                    return
+                length, offset = struct.unpack_from("!H", buffer, 2)[0], 4
+            elif length == 127:
+                if len(buffer) < 10:
+                    return
+                length, offset = struct.unpack_from("!Q", buffer, 2)[0], 10
+            if len(buffer) < offset + length:
+                return
+            payload = bytes(buffer[offset : offset + length])
+            del buffer[: offset + length]
+            self.frame(first, payload, arrived)
+
+    def frame(self, first: int, payload: bytes, arrived: float) -> None:
+        opcode = first & 0x0F
+        if opcode == 9:  # ping
+            self.send(payload, 10)
+            return
+        if opcode == 8:  # close
+            self.fail(ConnectionError(f"closed by the server: {payload[2:]!r}"))
+            return
+        if opcode >= 8:
+            return
+        if not self.fragments:  # RSV1 on a message's first frame: compressed
+            self.compressed = bool(first & 0x40)
+        self.fragments.append(payload)
+        if not first & 0x80:  # not the last fragment
+            return
+        message = b"".join(self.fragments)
+        self.fragments = []
+        if self.compressed:  # inflate with the connection's context
+            message = self.inflate.decompress(message + b"\x00\x00\xff\xff")
+        if not self.acked:
+            if b"connection_ack" in message:
+                self.acked = True
+                if not self.opened.done():
+                    self.opened.set_result(None)
+            return
+        # graphql-transport-ws: only "next" messages count; the ceiling sends data only.
+        if not self.graphql or b'"next"' in message:
+            self.times.append(arrived)
+            if len(self.times) >= self.expect and not self.done.done():
+                self.done.set_result(None)
+
+    def fail(self, error: Exception) -> None:
+        for future in (self.opened, self.done):
+            if not future.done():
+                future.set_exception(error)
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.fail(exc or ConnectionError("connection lost"))
+
+
 async def subscriber(
     url: str, token: str, workflow_id: str, expect: int, gate: asyncio.Semaphore, ready: Any
 ) -> list[float]:
-    from websockets.asyncio.client import connect
-    from websockets.typing import Subprotocol
-
-    graphql = url.endswith("/graphql")
-    protocols = [Subprotocol("graphql-transport-ws")] if graphql else None
+    address, _, path = url.removeprefix("ws://").partition("/")
+    host, _, port = address.partition(":")
+    graphql = path == "graphql"
+    init = {"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}
+    loop = asyncio.get_running_loop()
     try:
         async with gate:
-            conn = await connect(url, subprotocols=protocols, open_timeout=600, max_queue=None)
+            transport, client = await loop.create_connection(
+                lambda: Subscriber("/" + path, address, graphql, json.dumps(init).encode(), expect),
+                host,
+                int(port),
+            )
+            await asyncio.wait_for(client.opened, 600)
             if graphql:
-                init = {"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}
-                await conn.send(json.dumps(init))
-                assert json.loads(await conn.recv())["type"] == "connection_ack"
                 payload = {"query": SUBSCRIPTION, "variables": {"wf": workflow_id}}
-                await conn.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+                message = {"id": "1", "type": "subscribe", "payload": payload}
+                client.send(json.dumps(message).encode())
     except Exception:
         ready(False)  # counted as a subscriber that received nothing
         raise
     ready(True)
-    times: list[float] = []
-    monotonic = time.monotonic
     try:
-        while len(times) < expect:
-            message = await asyncio.wait_for(conn.recv(), 600)
-            arrived = monotonic()
-            # graphql-transport-ws: only "next" messages count (not pings); a cheap test, so
-            # the client's own cost stays small beside the server's.
-            if not graphql or '"next"' in message:
-                times.append(arrived)
+        await asyncio.wait_for(client.done, 600)
     finally:
-        await conn.close()
-    return times
+        transport.close()
+    return client.times
 
 
 async def clients(args: argparse.Namespace) -> None:
     gate = asyncio.Semaphore(16)  # connection storms beyond this wait for the pool
     pending = args.subscribers[0]
     connected = 0
+    cpu = 0.0
 
     def ready(ok: bool) -> None:
-        nonlocal pending, connected
+        nonlocal pending, connected, cpu
         pending -= 1
         connected += ok
         if pending == 0:
+            cpu = time.process_time()
             sys.stdout.write(f"ready {connected}\n")
             sys.stdout.flush()
 
@@ -415,7 +583,8 @@ async def clients(args: argparse.Namespace) -> None:
         ),
         return_exceptions=True,
     )
-    sys.stdout.write(json.dumps([r if isinstance(r, list) else [] for r in results]) + "\n")
+    times = [r if isinstance(r, list) else [] for r in results]
+    sys.stdout.write(json.dumps({"times": times, "cpu": time.process_time() - cpu}) + "\n")
 
 
 if __name__ == "__main__":
@@ -435,9 +604,17 @@ if __name__ == "__main__":
     parser.add_argument(
         "--profile", default=None, help="cProfile flowql's delivery phase into PROFILE.<size>"
     )
+    parser.add_argument(
+        "--deflate",
+        choices=("on", "off"),
+        default=None,
+        help="permessage-deflate in both servers (default: as `flowql serve` decides)",
+    )
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--token", help=argparse.SUPPRESS)
     parser.add_argument("--workflow", help=argparse.SUPPRESS)
     parser.add_argument("--expect", type=int, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
+    if arguments.deflate is not None:
+        arguments.deflate = arguments.deflate == "on"
     uvloop.run(clients(arguments) if arguments.client else main(arguments))
