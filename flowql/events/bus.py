@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -46,18 +47,40 @@ class Backlog(Generic[T]):
     is queued whole. A subscriber whose backlog is above `maxsize` is checked every
     STALL_CHECK_SECONDS and dropped if, since the last check, it took no item or its backlog
     grew: it is stuck, or slower than what is published. One that drains the burst is kept.
-    Used for a feed's bus events (`Subscription`) and for the frames a feed group writes to
-    each of its members (flowql.schema.subscriptions).
+
+    This one holds the frames a feed group writes to one of its members
+    (flowql.schema.subscriptions): a deque and one waiter, and `put(..., wake=False)` lets the
+    group queue a burst's frames before waking the member once for all of them. `Subscription`
+    (a feed's bus events) keeps an asyncio.Queue, which its other readers await directly.
     """
 
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
-        self.queue: asyncio.Queue[T | None] = asyncio.Queue()
+        self.items: deque[T | None] = deque()
         self.dropped = False
+        self._waiter: asyncio.Future[None] | None = None
         self._drop_callbacks: list[Callable[[], None]] = []
         self._offered = 0  # items queued so far; taken = offered - backlog
         self._check: asyncio.TimerHandle | None = None
         self._last: tuple[int, int] = (0, 0)  # (taken, backlog) at the last check
+
+    # Storage (Subscription keeps its own).
+    def _size(self) -> int:
+        return len(self.items)
+
+    def _append(self, item: T | None) -> None:
+        self.items.append(item)
+
+    def _clear(self) -> None:
+        self.items.clear()
+
+    def wake(self) -> None:
+        """Wake the reader if it waits for items."""
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     @property
     def offered(self) -> int:
@@ -67,7 +90,7 @@ class Backlog(Generic[T]):
     @property
     def taken(self) -> int:
         """Items the reader has taken so far (the number of the one it is handling)."""
-        return self._offered - self.queue.qsize()
+        return self._offered - self._size()
 
     def on_drop(self, callback: Callable[[], None]) -> None:
         """Call `callback` (synchronously, from the publisher) when this subscriber is dropped.
@@ -77,21 +100,22 @@ class Backlog(Generic[T]):
         """
         self._drop_callbacks.append(callback)
 
-    def put(self, item: T) -> None:
+    def put(self, item: T, wake: bool = True) -> None:
         if self.dropped:
             return
-        queue = self.queue
-        queue.put_nowait(item)
+        self._append(item)
         self._offered += 1
-        if self._check is None and queue.qsize() > self.maxsize:
-            self._last = (self._offered - queue.qsize(), queue.qsize())
+        if wake:
+            self.wake()
+        if self._check is None and self._size() > self.maxsize:
+            self._last = (self._offered - self._size(), self._size())
             self._check = asyncio.get_running_loop().call_later(STALL_CHECK_SECONDS, self._review)
 
     def _review(self) -> None:
         self._check = None
         if self.dropped:
             return
-        backlog = self.queue.qsize()
+        backlog = self._size()
         if backlog <= self.maxsize:
             return
         taken = self._offered - backlog
@@ -108,9 +132,9 @@ class Backlog(Generic[T]):
         self.dropped = True
         # Empty the queue, then add the end-of-feed marker so the reader wakes up and sees
         # the drop.
-        while not self.queue.empty():
-            self.queue.get_nowait()
-        self.queue.put_nowait(None)
+        self._clear()
+        self._append(None)
+        self.wake()
         for callback in self._drop_callbacks:
             try:
                 callback()
@@ -120,7 +144,8 @@ class Backlog(Generic[T]):
     def end(self) -> None:
         """No more items: the reader stops once it has taken those queued."""
         if not self.dropped:
-            self.queue.put_nowait(None)
+            self._append(None)
+            self.wake()
 
     def close(self) -> None:
         """The subscriber left: no more checks."""
@@ -129,8 +154,12 @@ class Backlog(Generic[T]):
             self._check = None
 
     async def __aiter__(self) -> AsyncIterator[T]:
+        items = self.items
         while True:
-            item = await self.queue.get()
+            while not items:
+                self._waiter = asyncio.get_running_loop().create_future()
+                await self._waiter
+            item = items.popleft()
             if item is None:
                 if self.dropped:
                     raise SubscriberDropped("subscriber fell too far behind and was dropped")
@@ -139,7 +168,8 @@ class Backlog(Generic[T]):
 
 
 class Subscription(Backlog[BusEvent]):
-    """A feed's queue of the bus events its `accept` filter lets through (see Backlog).
+    """A feed's queue of the bus events its `accept` filter lets through (see Backlog), an
+    asyncio.Queue (flowql.services.waiting awaits it directly).
 
     `counted`: whether `FanOut.subscriber_count` counts it (a feed group's subscription is not:
     its members are, see `FanOut.member`)."""
@@ -148,10 +178,33 @@ class Subscription(Backlog[BusEvent]):
         super().__init__(maxsize)
         self.accept = accept
         self.counted = True
+        self.queue: asyncio.Queue[BusEvent | None] = asyncio.Queue()
+
+    def _size(self) -> int:
+        return self.queue.qsize()
+
+    def _append(self, item: BusEvent | None) -> None:
+        self.queue.put_nowait(item)
+
+    def _clear(self) -> None:
+        while not self.queue.empty():
+            self.queue.get_nowait()
+
+    def wake(self) -> None:
+        pass  # the queue wakes its reader
 
     def offer(self, event: BusEvent) -> None:
         if not self.dropped and self.accept(event):
             self.put(event)
+
+    async def __aiter__(self) -> AsyncIterator[BusEvent]:
+        while True:
+            event = await self.queue.get()
+            if event is None:
+                if self.dropped:
+                    raise SubscriberDropped("subscriber fell too far behind and was dropped")
+                return
+            yield event
 
 
 class Bus(Protocol):
