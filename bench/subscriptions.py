@@ -9,8 +9,16 @@ the server's memory per subscriber, and the ratio to a ceiling measured in the s
 Starlette WebSocket endpoint on the same bus that sends each event's id and status as JSON (no
 GraphQL, no authentication, no row load). Times are CLOCK_MONOTONIC, shared by all processes.
 
+Both servers take the same WebSocket settings: permessage-deflate as `flowql serve` of the flowql
+on PYTHONPATH decides (FLOWQL_WS_PER_MESSAGE_DEFLATE, off by default; a flowql without that
+setting: on, uvicorn's default), or as `--deflate on|off` says. The subscribers are bare asyncio
+protocols (handshake, then frames parsed just enough to timestamp each delivery; they offer
+permessage-deflate as browsers do), so the client processes cost little beside the server on
+the same cores; the bench prints the CPU time of the server process and of the client processes
+while delivering, to tell which bounds the run. The same client measures flowql and the ceiling.
+
     .venv/bin/python bench/subscriptions.py [--subscribers 1000,5000] [--processes 3]
-        [--client-processes 2] [--database-url URL]
+        [--client-processes 2] [--deflate on|off] [--database-url URL] [--profile FILE]
 """
 
 from __future__ import annotations

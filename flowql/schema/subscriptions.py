@@ -11,6 +11,12 @@ tags become one payload object (`SharedPayloads`), and `SharedEventExecution` ex
 (payload, document, variables) once, every other subscriber in that group receiving the same
 result. Each subscriber still has its own bus queue, filter and row check (a feed decides
 alone whether an event reaches it), so sharing never widens what anyone receives.
+
+Feeds that follow the bus with nothing per subscriber (processEvents, messageCreated) go further
+over WebSockets: subscribers with one (document, variables, operation name, audience) form a
+`FeedGroup`, which runs the subscription once and encodes each result's payload once; each
+member's frame is that payload behind its own operation id (flowql.transport writes it), with
+its own bounded backlog of frames (a slow member is dropped alone).
 """
 
 from __future__ import annotations
