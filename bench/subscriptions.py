@@ -40,7 +40,7 @@ import tracemalloc
 import uuid
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import uvicorn
@@ -430,7 +430,7 @@ class Subscriber(asyncio.Protocol):
         self.compressed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's: not asyncio's class
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's: not asyncio's class
         key = base64.b64encode(os.urandom(16)).decode()
         lines = [
             f"GET {self.path} HTTP/1.1",
@@ -443,7 +443,7 @@ class Subscriber(asyncio.Protocol):
         ]
         if self.graphql:
             lines.append("Sec-WebSocket-Protocol: graphql-transport-ws")
-        transport.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        self.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode())
 
     def send(self, text: bytes, opcode: int = 1) -> None:
         """A client frame: masked, as the protocol requires; never compressed."""
