@@ -467,6 +467,8 @@ class FeedGroups:
     ) -> Member | None:
         """A member of the group for this subscription, or None when it is not one a group can
         serve (run it as usual). `head` is the member's frame up to the payload."""
+        if not isinstance(query, str) or not isinstance(operation_name, str | None):
+            return None  # Strawberry answers malformed subscribe messages
         field = grouped_field(query, operation_name)
         if field is None or not context.principal.is_authenticated:
             return None

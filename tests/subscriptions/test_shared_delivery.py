@@ -306,3 +306,24 @@ async def test_a_late_subscriber_joins_a_running_group_from_its_next_event(
     assert {p["id"] for p in seen_early} == {first["id"]}
     assert {p["id"] for p in seen_late} == {second["id"]}  # nothing of the first run
     assert seen_late == seen_early_again
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_documents_a_group_cannot_serve_run_as_operations_of_their_own(
+    server: LiveServer, factory: Factory, protocol: str
+) -> None:
+    """A subscribe message without a query is answered as Strawberry answers it; a grouped field
+    the schema refuses gets the protocol's error message, and its group ends."""
+    account = await factory.account()
+    groups = FeedGroup.stats["groups"]
+    kind = "subscribe" if protocol == TRANSPORT_WS else "start"
+    async with WS.open(server, protocol, token=account.token) as ws:
+        await ws.send({"id": "none", "type": kind, "payload": {"query": None}})
+        message = await ws.recv()
+        assert (message["id"], message["type"]) == ("none", "error"), message
+        await ws.subscribe("bad", "subscription { processEvents { id nope } }")
+        message = await ws.recv()
+        assert (message["id"], message["type"]) == ("bad", "error"), message
+        error = message["payload"][0] if protocol == TRANSPORT_WS else message["payload"]
+        assert "nope" in error["message"]
+    assert FeedGroup.stats["groups"] == groups + 1  # the refused document's group, ended
