@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -43,6 +44,29 @@ class StatementLog:
     def stop(self) -> list[str]:
         self.recording = False
         return list(self.statements)
+
+
+# Tables a workflow's compiled hook plan is read from (engine/plans.py): a write to one of them
+# makes every cached plan stale. Statements marked with the execution option HOT (the engine's
+# last-run times) change nothing a plan holds.
+PLAN_TABLES = re.compile(
+    r'^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+"?(?:workflows|agents|agent_sources|triggers'
+    r'|memberships|users)"?\s',
+    re.IGNORECASE,
+)
+HOT = "flowql_hot"
+
+
+@dataclass
+class PlanClock:
+    """Moves whenever this process writes to a table hook plans are read from; a plan compiled
+    under an older generation is stale. It moves when the statement runs and again when its
+    transaction ends, so a plan read in between (from the old rows) is not kept either."""
+
+    generation: int = 0
+
+    def tick(self) -> None:
+        self.generation += 1
 
 
 class BatchWriter:
@@ -128,6 +152,7 @@ class Database:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     statement_log: StatementLog = field(default_factory=StatementLog)
+    plan_clock: PlanClock = field(default_factory=PlanClock)
     # SQLite files: the dedicated writer thread; None: write sets run on the async engine.
     writer: BatchWriter | None = None
     # SQLite files: a synchronous engine read by a small thread pool (see `lookup`).
@@ -205,15 +230,21 @@ def create_database(settings: Settings) -> Database:
         kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
     engine = create_async_engine(url, **kwargs)
     log = StatementLog()
-    _install_hooks(engine.sync_engine, log)
+    clock = PlanClock()
+    _install_hooks(engine.sync_engine, log, clock)
     writer = reader = None
     if file_backed:
-        writer = BatchWriter(_writer_engine(url, kwargs, log))
+        writer = BatchWriter(_writer_engine(url, kwargs, log, clock))
         reader = create_engine(sync_database_url(url), **_sync_options(kwargs, 2))
-        _install_hooks(reader, log)
+        _install_hooks(reader, log, clock)
     sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
     return Database(
-        engine=engine, sessions=sessions, statement_log=log, writer=writer, reader=reader
+        engine=engine,
+        sessions=sessions,
+        statement_log=log,
+        plan_clock=clock,
+        writer=writer,
+        reader=reader,
     )
 
 
@@ -226,12 +257,14 @@ def _sync_options(kwargs: dict[str, Any], pool_size: int) -> dict[str, Any]:
     return {**kwargs, "connect_args": connect_args, "pool_size": pool_size, "max_overflow": 0}
 
 
-def _writer_engine(url: str, kwargs: dict[str, Any], log: StatementLog) -> Engine:
+def _writer_engine(
+    url: str, kwargs: dict[str, Any], log: StatementLog, clock: PlanClock
+) -> Engine:
     """A synchronous engine on the same file for the writer thread, with the same options.
     pysqlite's own transaction handling is off so savepoints work; BEGIN IMMEDIATE takes the
     write lock at once instead of upgrading a read lock later (which can fail under load)."""
     engine = create_engine(sync_database_url(url), **_sync_options(kwargs, 1))
-    _install_hooks(engine, log)
+    _install_hooks(engine, log, clock)
 
     @event.listens_for(engine, "connect")
     def _autocommit_driver(dbapi_connection: Any, _record: Any) -> None:
@@ -244,16 +277,32 @@ def _writer_engine(url: str, kwargs: dict[str, Any], log: StatementLog) -> Engin
     return engine
 
 
-def _install_hooks(sync_engine: Engine, log: StatementLog) -> None:
+def _install_hooks(sync_engine: Engine, log: StatementLog, clock: PlanClock) -> None:
     @event.listens_for(sync_engine, "before_cursor_execute")
-    def _record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+    def _record(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
         if log.recording:
             log.statements.append(statement)
+        if (
+            statement[:1] in "IUDiud "
+            and PLAN_TABLES.match(statement)
+            and not (context is not None and context.execution_options.get(HOT))
+        ):
+            clock.tick()
+            conn.info["flowql_plans"] = True
 
     @event.listens_for(sync_engine, "commit")
     def _count_commit(conn: Any) -> None:
         if log.recording:
             log.commits += 1
+        if conn.info.get("flowql_plans"):
+            clock.tick()
+
+    @event.listens_for(sync_engine, "checkin")
+    def _released(dbapi_connection: Any, record: Any) -> None:  # after its commit or rollback
+        if record.info.pop("flowql_plans", False):
+            clock.tick()
 
     if sync_engine.dialect.name == "sqlite":
 

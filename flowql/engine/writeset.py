@@ -23,6 +23,7 @@ from pydantic_core import PydanticUndefined
 from sqlalchemy import Connection, Executable, Table, bindparam, insert, or_, select, update
 from sqlmodel import SQLModel
 
+from flowql.db import HOT
 from flowql.models import (
     Agent,
     Message,
@@ -91,12 +92,14 @@ WORKFLOW_RAN = (
     .where(WORKFLOWS.c.id == bindparam("_id"))
     .where(or_(WORKFLOWS.c.last_run_at.is_(None), WORKFLOWS.c.last_run_at < bindparam("_before")))
     .values(last_run_at=bindparam("at"))
+    .execution_options(**{HOT: True})  # nothing a hook plan holds (db.PlanClock)
 )
 TRIGGER_FIRED = (
     update(TRIGGERS)
     .where(TRIGGERS.c.id == bindparam("_id"))
     .where(or_(TRIGGERS.c.last_fired_at.is_(None), TRIGGERS.c.last_fired_at < bindparam("_before")))
     .values(last_fired_at=bindparam("at"))
+    .execution_options(**{HOT: True})
 )
 LAST_RUN_RESOLUTION = timedelta(seconds=1)
 # An agent's memory is written only where its version is still the one the run read: two runs

@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from flowql.auth.principal import Principal
+from flowql.db import HOT
 from flowql.errors import ValidationFailed
 from flowql.events.bus import BusEvent
 from flowql.models import (
@@ -335,11 +336,26 @@ async def _start_workflow(
                 workspace_id=workflow.workspace_id, process_id=process.id, agent_id=agent.id
             )
         )
-    workflow.last_run_at = now
-    uow.session.add(workflow)
-    if trigger is not None:
+    if workflow in uow.session:
+        workflow.last_run_at = now
+        uow.session.add(workflow)
+    else:  # a hook plan's (engine/plans.py): shared, never attached to a session
+        await uow.session.exec(
+            update(Workflow)
+            .where(col(Workflow.id) == workflow.id)
+            .values(last_run_at=now)
+            .execution_options(**{HOT: True})
+        )
+    if trigger is not None and trigger in uow.session:
         trigger.last_fired_at = now
         uow.session.add(trigger)
+    elif trigger is not None:
+        await uow.session.exec(
+            update(Trigger)
+            .where(col(Trigger.id) == trigger.id)
+            .values(last_fired_at=now)
+            .execution_options(**{HOT: True})
+        )
     await outbox.enqueue(
         uow.session,
         workflow.workspace_id,
