@@ -60,6 +60,7 @@ from flowql.models import (
 )
 from flowql.services.processes import (
     StartRequest,
+    construct,
     new_process,
     process_summary,
 )
@@ -604,7 +605,8 @@ class Runner:
 
 def snapshot(process: Process) -> Process:
     """What a commit made durable, for a waiter (the run goes on changing its own copy)."""
-    return Process(
+    return construct(
+        Process,
         id=process.id,
         number=process.number,
         workspace_id=process.workspace_id,

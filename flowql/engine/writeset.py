@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from pydantic_core import PydanticUndefined
 from sqlalchemy import Connection, Executable, Table, bindparam, insert, or_, select, update
 from sqlmodel import SQLModel
 
@@ -37,6 +36,9 @@ from flowql.models import (
     Workflow,
 )
 from flowql.services import outbox
+from flowql.services.processes import new_row
+
+__all__ = ["new_row"]
 
 
 class Lost(Exception):
@@ -137,33 +139,6 @@ def _process_update(keys: tuple[str, ...]) -> Executable:
 def values(row: SQLModel) -> dict[str, Any]:
     """A row's columns for a Core INSERT (the database numbers it)."""
     return {c.key: getattr(row, c.key) for c in _table(type(row)).columns if c.key != "number"}
-
-
-_FIELDS: dict[type[SQLModel], list[tuple[str, Any, Callable[[], Any] | None]]] = {}
-
-
-def new_row(model: type[SQLModel], **given: Any) -> dict[str, Any]:
-    """A row to INSERT as a plain dict, defaults filled in as the model declares them. Building
-    a table model instance costs far more (pydantic inspects every default factory's signature
-    on each call), and a run makes several rows per step."""
-    fields = _FIELDS.get(model)
-    if fields is None:
-        fields = _FIELDS[model] = [
-            (name, info.default, info.default_factory)  # type: ignore[misc]
-            for name, info in model.model_fields.items()
-            if name != "number"
-        ]
-    row = {}
-    for name, default, factory in fields:
-        if name in given:
-            row[name] = given[name]
-        elif factory is not None:
-            row[name] = factory()
-        elif default is PydanticUndefined:
-            raise TypeError(f"{model.__name__}.{name} is required")
-        else:
-            row[name] = default
-    return row
 
 
 @dataclass
