@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -46,27 +47,49 @@ class StatementLog:
         return list(self.statements)
 
 
-# Tables a workflow's compiled hook plan is read from (engine/plans.py): a write to one of them
-# makes every cached plan stale. Statements marked with the execution option HOT (the engine's
-# last-run times) change nothing a plan holds.
+# Tables the engine's cached reads come from (a workflow's compiled hook plan, engine/plans.py;
+# a workspace's outbox subscriptions, engine/writeset.py): a write to one of them makes every
+# cached read stale. Statements marked with the execution option HOT (the engine's last-run
+# times) change nothing cached.
 PLAN_TABLES = re.compile(
     r'^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+"?(?:workflows|agents|agent_sources|triggers'
-    r'|memberships|users)"?\s',
+    r'|memberships|users|webhook_subscriptions)"?\s',
     re.IGNORECASE,
 )
 HOT = "flowql_hot"
+# Seconds a cached read is kept unchecked: the longest a change made by another process (this one
+# sees its own at once) goes unseen.
+CACHE_TTL = 1.0
 
 
 @dataclass
 class PlanClock:
-    """Moves whenever this process writes to a table hook plans are read from; a plan compiled
+    """Moves whenever this process writes to a table the engine caches reads of; a read cached
     under an older generation is stale. It moves when the statement runs and again when its
-    transaction ends, so a plan read in between (from the old rows) is not kept either."""
+    connection is released (after the commit), so a read made in between, of the old rows, is
+    not kept either. `memo` holds such reads (any thread may use it: single dict operations)."""
 
     generation: int = 0
+    ttl: float = CACHE_TTL
+    memo: dict[Any, tuple[int, float, Any]] = field(default_factory=dict)
 
     def tick(self) -> None:
         self.generation += 1
+
+    def recall(self, key: Any) -> tuple[bool, Any]:
+        """(True, value) when `key` was kept under the current generation within the TTL."""
+        kept = self.memo.get(key)
+        if kept is not None and kept[0] == self.generation and kept[1] > time.monotonic():
+            return True, kept[2]
+        return False, None
+
+    def keep(self, key: Any, generation: int, value: Any) -> None:
+        """Keep `value`, read while the generation was `generation` (not if it moved since)."""
+        if generation != self.generation:
+            return
+        if len(self.memo) >= 10_000:
+            self.memo.clear()
+        self.memo[key] = (generation, time.monotonic() + self.ttl, value)
 
 
 class BatchWriter:

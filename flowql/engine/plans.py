@@ -7,12 +7,12 @@ to a known address reads nothing from the database: it takes the plan from this 
 A plan is stale as soon as this process writes a table it was read from (workflows, agents,
 agent_sources, triggers, memberships, users: `db.PlanClock`), so an edit, a publish, a trigger
 switched off or a role changed here is seen by the next request. Edits made by another process
-on the same database are seen within `PLAN_TTL` seconds, the longest a plan is kept unchecked.
+on the same database are seen within `db.CACHE_TTL` seconds, the longest a plan is kept
+unchecked.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -23,9 +23,6 @@ from flowql.engine.definitions import Definition, load_definition
 from flowql.models import Agent, Trigger, TriggerType
 from flowql.services import hooks
 from flowql.services.delegation import process_privileges_sync
-
-PLAN_TTL = 1.0
-MAX_PLANS = 10_000
 
 
 @dataclass(frozen=True)
@@ -58,24 +55,19 @@ def _compile(session: Session, workflow_ref: str, path: str) -> HookPlan | None:
 class PlanCache:
     """Hook plans by (workflow reference, path); absent addresses are remembered too."""
 
-    def __init__(self, db: Database, ttl: float = PLAN_TTL) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        self.ttl = ttl
-        self.plans: dict[tuple[str, str], tuple[int, float, HookPlan | None]] = {}
         self.compiled = 0  # plans compiled (read from the database), for tests
 
     async def get(self, workflow_ref: str, path: str) -> HookPlan | None:
-        key = (workflow_ref, path)
+        key = ("hook", workflow_ref, path)
         clock = self.db.plan_clock
-        cached = self.plans.get(key)
-        now = time.monotonic()
-        if cached is not None and cached[0] == clock.generation and cached[1] > now:
-            return cached[2]
+        known, plan = clock.recall(key)
+        if known:
+            assert plan is None or isinstance(plan, HookPlan)
+            return plan
         generation = clock.generation
         plan = await self.db.lookup(lambda session: _compile(session, workflow_ref, path))
         self.compiled += 1
-        if clock.generation == generation:  # nothing changed while it was read
-            if len(self.plans) >= MAX_PLANS:
-                self.plans.clear()
-            self.plans[key] = (generation, now + self.ttl, plan)
+        clock.keep(key, generation, plan)
         return plan

@@ -239,6 +239,7 @@ class Runner:
         """Write what the run did since its last commit; False when the run is lost."""
         ws = run.write_set
         run.ws = None
+        ws.clock = self.runtime.db.plan_clock
         process = run.process
         if run.saved_status is not None:
             ws.process_status = run.saved_status
