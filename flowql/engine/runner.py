@@ -20,7 +20,7 @@ import copy
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -91,6 +91,8 @@ class Runner:
         self.config = config or RunnerConfig(
             retry_backoff_seconds=runtime.settings.retry_backoff_seconds,
         )
+        # Workflows' and triggers' last-run times as this runner last wrote them.
+        self._marked: dict[uuid.UUID | None, datetime] = {}
 
     # -- entry points --------------------------------------------------------------------------
 
@@ -120,10 +122,16 @@ class Runner:
         now = process.last_activity_at
         assert now is not None
         before = now - LAST_RUN_RESOLUTION
-        ws.statements.append(
-            (WORKFLOW_RAN, {"_id": process.workflow_id, "at": now, "_before": before})
-        )
-        ws.statements.append((TRIGGER_FIRED, {"_id": trigger.id, "at": now, "_before": before}))
+        # Last-run times move at most once a second: a run within a second of the last one this
+        # server marked leaves them be (without a statement).
+        for statement, row_id in ((WORKFLOW_RAN, process.workflow_id), (TRIGGER_FIRED, trigger.id)):
+            marked = self._marked.get(row_id)
+            if marked is not None and marked > before:
+                continue
+            if len(self._marked) > 10_000:
+                self._marked.clear()
+            self._marked[row_id] = now
+            ws.statements.append((statement, {"_id": row_id, "at": now, "_before": before}))
         run.publish_process()
         self._claim(run)
         return run

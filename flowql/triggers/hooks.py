@@ -54,7 +54,9 @@ async def _payload(request: Request, body: bytes) -> dict[str, Any]:
     if not body:
         return payload
     if "json" in content_type:
-        data = jsonsafe.loads(body)
+        # BodyGuard decoded it already (flowql/guards.py) when the media type is JSON's.
+        state = request.scope.get("state") or {}
+        data = state["json_body"] if "json_body" in state else jsonsafe.loads(body)
         payload.update(data if isinstance(data, dict) else {"body": data})
     elif (
         "application/x-www-form-urlencoded" in content_type or "multipart/form-data" in content_type
