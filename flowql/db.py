@@ -148,15 +148,18 @@ class BatchWriter:
                     outcomes.append((False, exc))
                 return outcomes
             with conn.begin():
+                # Savepoints straight to the driver: through Core, each compiled anew and cost
+                # as much as the write set it guarded.
                 for work in works:
-                    savepoint = conn.begin_nested()
+                    _driver_sql(conn, "SAVEPOINT write_set")
                     try:
                         value = work(conn)
                     except Exception as exc:
-                        savepoint.rollback()
+                        _driver_sql(conn, "ROLLBACK TO SAVEPOINT write_set")
+                        _driver_sql(conn, "RELEASE SAVEPOINT write_set")
                         outcomes.append((False, exc))
                     else:
-                        savepoint.commit()
+                        _driver_sql(conn, "RELEASE SAVEPOINT write_set")
                         outcomes.append((True, value))
         return outcomes
 
@@ -168,6 +171,14 @@ class BatchWriter:
         if executor is not None:
             await asyncio.get_running_loop().run_in_executor(executor, self.engine.dispose)
             executor.shutdown(wait=True)
+
+
+def _driver_sql(conn: Connection, sql: str) -> None:
+    """A statement without parameters run on the driver's own cursor (SQLite's writer), seen by
+    the engine's statement listeners like any other."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    conn.dispatch.before_cursor_execute(conn, cursor, sql, (), None, False)
+    cursor.execute(sql)
 
 
 @dataclass
@@ -300,6 +311,10 @@ def _writer_engine(
     return engine
 
 
+# statement -> whether it writes a table cached reads come from (PLAN_TABLES)
+_touches: dict[str, bool] = {}
+
+
 def _install_hooks(sync_engine: Engine, log: StatementLog, clock: PlanClock) -> None:
     @event.listens_for(sync_engine, "before_cursor_execute")
     def _record(
@@ -307,11 +322,12 @@ def _install_hooks(sync_engine: Engine, log: StatementLog, clock: PlanClock) -> 
     ) -> None:
         if log.recording:
             log.statements.append(statement)
-        if (
-            statement[:1] in "IUDiud "
-            and PLAN_TABLES.match(statement)
-            and not (context is not None and context.execution_options.get(HOT))
-        ):
+        touches = _touches.get(statement)
+        if touches is None:
+            touches = bool(PLAN_TABLES.match(statement))
+            if len(_touches) < 10_000:  # statements are few and compiled once
+                _touches[statement] = touches
+        if touches and not (context is not None and context.execution_options.get(HOT)):
             clock.tick()
             conn.info["flowql_plans"] = True
 

@@ -211,9 +211,17 @@ def execute(
     return cursor.rowcount, cursor.lastrowid
 
 
+_KEYS: dict[type[SQLModel], tuple[str, ...]] = {}
+
+
 def values(row: SQLModel) -> dict[str, Any]:
     """A row's columns for a Core INSERT (the database numbers it)."""
-    return {c.key: getattr(row, c.key) for c in _table(type(row)).columns if c.key != "number"}
+    model = type(row)
+    keys = _KEYS.get(model)
+    if keys is None:
+        keys = _KEYS[model] = tuple(c.key for c in _table(model).columns if c.key != "number")
+    loaded = row.__dict__  # what an instance holds (read past the ORM's attribute machinery)
+    return {key: loaded[key] if key in loaded else getattr(row, key) for key in keys}
 
 
 @dataclass
