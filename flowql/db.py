@@ -101,8 +101,10 @@ class BatchWriter:
     never waits on SQLite's lock for another.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: PlanClock | None = None) -> None:
         self.engine = engine
+        self.clock = clock
+        self._conn: Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._pending: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
         self._task: asyncio.Task[None] | None = None
@@ -138,30 +140,54 @@ class BatchWriter:
                     future.set_exception(value)
 
     def _commit(self, works: list[Callable[[Connection], Any]]) -> list[tuple[bool, Any]]:
+        # The writer keeps its one connection between batches (checking it out of the pool and
+        # back in, with the pool's reset, cost more than a small write set); a batch that fails
+        # outside any write set closes it and the next batch opens another.
+        if self._conn is None:
+            self._conn = self.engine.connect()
+        conn = self._conn
+        try:
+            return self._batch(conn, works)
+        except BaseException:
+            self._conn = None
+            conn.close()
+            raise
+        finally:
+            if conn.info.pop("flowql_plans", False) and self.clock is not None:
+                self.clock.tick()  # after the commit: see PlanClock
+
+    def _batch(
+        self, conn: Connection, works: list[Callable[[Connection], Any]]
+    ) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
-        with self.engine.connect() as conn:
-            if len(works) == 1:  # no savepoint needed: its failure rolls back the transaction
+        if len(works) == 1:  # no savepoint needed: its failure rolls back the transaction
+            try:
+                with conn.begin():
+                    outcomes.append((True, works[0](conn)))
+            except Exception as exc:
+                outcomes.append((False, exc))
+            return outcomes
+        with conn.begin():
+            # Savepoints straight to the driver: through Core, each compiled anew and cost as
+            # much as the write set it guarded.
+            for work in works:
+                _driver_sql(conn, "SAVEPOINT write_set")
                 try:
-                    with conn.begin():
-                        outcomes.append((True, works[0](conn)))
+                    value = work(conn)
                 except Exception as exc:
+                    _driver_sql(conn, "ROLLBACK TO SAVEPOINT write_set")
+                    _driver_sql(conn, "RELEASE SAVEPOINT write_set")
                     outcomes.append((False, exc))
-                return outcomes
-            with conn.begin():
-                # Savepoints straight to the driver: through Core, each compiled anew and cost
-                # as much as the write set it guarded.
-                for work in works:
-                    _driver_sql(conn, "SAVEPOINT write_set")
-                    try:
-                        value = work(conn)
-                    except Exception as exc:
-                        _driver_sql(conn, "ROLLBACK TO SAVEPOINT write_set")
-                        _driver_sql(conn, "RELEASE SAVEPOINT write_set")
-                        outcomes.append((False, exc))
-                    else:
-                        _driver_sql(conn, "RELEASE SAVEPOINT write_set")
-                        outcomes.append((True, value))
+                else:
+                    _driver_sql(conn, "RELEASE SAVEPOINT write_set")
+                    outcomes.append((True, value))
         return outcomes
+
+    def _dispose(self) -> None:  # on the writer's thread
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+        self.engine.dispose()
 
     async def close(self) -> None:
         """Close the writer's connection and stop its thread (a later write starts them again)."""
@@ -169,7 +195,7 @@ class BatchWriter:
             await asyncio.wait({self._task})
         executor, self._executor = self._executor, None
         if executor is not None:
-            await asyncio.get_running_loop().run_in_executor(executor, self.engine.dispose)
+            await asyncio.get_running_loop().run_in_executor(executor, self._dispose)
             executor.shutdown(wait=True)
 
 
@@ -268,7 +294,7 @@ def create_database(settings: Settings) -> Database:
     _install_hooks(engine.sync_engine, log, clock)
     writer = reader = None
     if file_backed:
-        writer = BatchWriter(_writer_engine(url, kwargs, log, clock))
+        writer = BatchWriter(_writer_engine(url, kwargs, log, clock), clock)
         reader = create_engine(sync_database_url(url), **_sync_options(kwargs, 2))
         _install_hooks(reader, log, clock)
     sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
