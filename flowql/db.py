@@ -317,9 +317,7 @@ def _sync_options(kwargs: dict[str, Any], pool_size: int) -> dict[str, Any]:
     return {**kwargs, "connect_args": connect_args, "pool_size": pool_size, "max_overflow": 0}
 
 
-def _writer_engine(
-    url: str, kwargs: dict[str, Any], log: StatementLog, clock: PlanClock
-) -> Engine:
+def _writer_engine(url: str, kwargs: dict[str, Any], log: StatementLog, clock: PlanClock) -> Engine:
     """A synchronous engine on the same file for the writer thread, with the same options.
     pysqlite's own transaction handling is off so savepoints work; BEGIN IMMEDIATE takes the
     write lock at once instead of upgrading a read lock later (which can fail under load)."""

@@ -61,6 +61,7 @@ from flowql.models import (
 from flowql.services.processes import (
     StartRequest,
     construct,
+    new_id,
     new_process,
     process_summary,
 )
@@ -499,7 +500,7 @@ class Runner:
         )
         message_ids: list[str] = []
         for payload in outcome.emit:
-            message_id = uuid.uuid4()
+            message_id = new_id()
             run.write_set.add(
                 Message,
                 new_row(

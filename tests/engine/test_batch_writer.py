@@ -60,18 +60,20 @@ async def test_one_failing_write_set_rolls_back_alone(sqlite_file: str, tmp_path
         assert statements.count("ROLLBACK TO SAVEPOINT write_set") == 1
         async with db.read() as session:
             found = (
-                await session.execute(
-                    text("SELECT name FROM workspaces WHERE name LIKE 'batch-%' ORDER BY name")
+                (
+                    await session.execute(
+                        text("SELECT name FROM workspaces WHERE name LIKE 'batch-%' ORDER BY name")
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
         assert sorted(found) == sorted([names[0], names[2]])
     finally:
         await db.dispose()
 
 
-async def test_plan_clock_moves_on_definition_writes_only(
-    sqlite_file: str, tmp_path: Path
-) -> None:
+async def test_plan_clock_moves_on_definition_writes_only(sqlite_file: str, tmp_path: Path) -> None:
     db = create_database(make_settings(sqlite_file, tmp_path))
     try:
         clock = db.plan_clock
