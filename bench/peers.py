@@ -507,7 +507,9 @@ def main(args: argparse.Namespace) -> None:
             starters[key] = functools.partial(flowql, work, checkout, key)
             names.insert(names.index("flowql") if "flowql" in names else 0, key)
         if args.flowql_checkout and "flowql" in names:
-            starters["flowql (this)"] = starters.pop("flowql")
+            starters["flowql (this)"] = functools.partial(
+                flowql, work, THIS_CHECKOUT, "flowql (this)"
+            )
             names[names.index("flowql")] = "flowql (this)"
         for name in names:
             log(f"{name}: starting")
