@@ -62,10 +62,9 @@ class PlanCache:
     async def get(self, workflow_ref: str, path: str) -> HookPlan | None:
         key = ("hook", workflow_ref, path)
         clock = self.db.plan_clock
-        known, plan = clock.recall(key)
+        known, kept = clock.recall(key)
         if known:
-            assert plan is None or isinstance(plan, HookPlan)
-            return plan
+            return kept if isinstance(kept, HookPlan) else None
         generation = clock.generation
         plan = await self.db.lookup(lambda session: _compile(session, workflow_ref, path))
         self.compiled += 1

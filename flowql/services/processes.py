@@ -240,12 +240,15 @@ async def find_idempotent(
 
 class _RandomPool(threading.local):
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
         self.bytes = b""
         self.at = 0
 
 
 _random = _RandomPool()
-os.register_at_fork(after_in_child=lambda: _random.__init__())  # a child draws its own bytes
+os.register_at_fork(after_in_child=_random.reset)  # a forked child draws its own bytes
 
 
 def new_id() -> uuid.UUID:
