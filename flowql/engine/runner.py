@@ -137,14 +137,27 @@ class Runner:
         self._claim(run)
         return run
 
-    async def _load(self, process_id: uuid.UUID) -> ProcessRun | None:
+    async def _load(self, process_id: uuid.UUID, fresh: bool = False) -> ProcessRun | None:
+        """The process and what it still has to do. The workflow's definition is kept between
+        runs like a hook plan (engine/plans.py: until this server writes a table it is read
+        from, or db.CACHE_TTL passes); `fresh` reads it again (after a memory conflict, the
+        agents' memory another server saved)."""
+        clock = self.runtime.db.plan_clock
+        generation = clock.generation
+
         def load(session: Session) -> ProcessRun | None:
             process = session.scalars(select(Process).where(Process.id == process_id)).first()
             if process is None or process.status in TERMINAL_STATUSES:
                 return None
             if process.workflow_id is None:
                 return None
-            definition = load_definition(session, process.workflow_id)
+            key = ("definition", process.workflow_id)
+            known, kept = (False, None) if fresh else clock.recall(key)
+            if known and isinstance(kept, Definition):
+                definition: Definition | None = kept
+            else:
+                definition = load_definition(session, process.workflow_id)
+                clock.keep(key, generation, definition)
             if definition is None:
                 return None
             steps = [
@@ -200,7 +213,7 @@ class Runner:
             # Another run saved an agent's memory first: run again from what was committed.
             if not run.memory_conflict or run.saved_status is None:
                 return
-            again = await self._load(run.process.id)
+            again = await self._load(run.process.id, fresh=True)
             if again is None:
                 return
             run = again

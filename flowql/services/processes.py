@@ -18,6 +18,7 @@ from typing import Any, TypeVar, overload
 
 from pydantic_core import PydanticUndefined
 from sqlalchemy import String, cast
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import SQLModel, col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
@@ -416,26 +417,26 @@ async def _start_workflow(
                 workspace_id=workflow.workspace_id, process_id=process.id, agent_id=agent.id
             )
         )
+    # Last-run times as statements of their own, marked HOT: they change nothing the engine
+    # caches (db.PlanClock), so a run does not make every hook plan and definition stale. An
+    # instance in this session gets the value as if loaded (nothing left for it to flush).
+    await uow.session.exec(
+        update(Workflow)
+        .where(col(Workflow.id) == workflow.id)
+        .values(last_run_at=now)
+        .execution_options(**{HOT: True})
+    )
     if workflow in uow.session:
-        workflow.last_run_at = now
-        uow.session.add(workflow)
-    else:  # a hook plan's (engine/plans.py): shared, never attached to a session
-        await uow.session.exec(
-            update(Workflow)
-            .where(col(Workflow.id) == workflow.id)
-            .values(last_run_at=now)
-            .execution_options(**{HOT: True})
-        )
-    if trigger is not None and trigger in uow.session:
-        trigger.last_fired_at = now
-        uow.session.add(trigger)
-    elif trigger is not None:
+        set_committed_value(workflow, "last_run_at", now)
+    if trigger is not None:
         await uow.session.exec(
             update(Trigger)
             .where(col(Trigger.id) == trigger.id)
             .values(last_fired_at=now)
             .execution_options(**{HOT: True})
         )
+        if trigger in uow.session:
+            set_committed_value(trigger, "last_fired_at", now)
     await outbox.enqueue(
         uow.session,
         workflow.workspace_id,

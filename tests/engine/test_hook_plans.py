@@ -112,3 +112,41 @@ async def test_a_new_subscription_gets_the_next_run(server: LiveServer, factory:
     )
     _, statements, _ = await counted_call(server, workflow["id"], "outbox", {"name": "Ada"})
     assert any("webhook_deliveries" in s for s in statements), describe(statements)
+
+
+async def test_a_resumed_run_reuses_the_definition(server: LiveServer, factory: Factory) -> None:
+    """A process run from the database (a manual run, a resumed one, a procrastinate job) keeps
+    its workflow's definition between runs too; an edit is seen by the next run."""
+    from tests.engine.conftest import execute
+
+    account = await factory.account()
+    agents = [
+        {"name": "start", "type": "manual"},
+        {
+            "name": "shape",
+            "type": "transform",
+            "sources": ["start"],
+            "options": {"payload": {"n": "{{ message.n }}"}},
+        },
+    ]
+    workflow = await create_workflow(server, account.token, "resumed", agents)
+    first = await execute(server, account.token, workflow["id"], {"n": 1})
+    assert first["status"] == "COMPLETED", first
+
+    log = server.runtime.db.statement_log
+    log.start()
+    second = await execute(server, account.token, workflow["id"], {"n": 2})
+    statements = log.stop()
+    assert second["status"] == "COMPLETED" and second["output"] == {"n": 2}, second
+    links = [s for s in statements if "FROM agent_sources JOIN agents" in " ".join(s.split())]
+    assert links == [], describe(statements)
+
+    shape = next(a["id"] for a in workflow["agents"] if a["name"] == "shape")
+    await server.gql(
+        """mutation($id: UUID!, $input: UpdateAgentInput!) {
+             updateAgent(id: $id, input: $input) { id } }""",
+        {"id": shape, "input": {"options": {"payload": {"n": "edited {{ message.n }}"}}}},
+        token=account.token,
+    )
+    third = await execute(server, account.token, workflow["id"], {"n": 3})
+    assert third["output"] == {"n": "edited 3"}, third
