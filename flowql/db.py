@@ -308,8 +308,12 @@ def create_database(settings: Settings) -> Database:
     )
 
 
+# One encoder, made once (json.dumps with any option builds a new one per call): the same text.
+_encode = json.JSONEncoder(allow_nan=False).encode
+
+
 def _strict_json(value: Any) -> str:
-    return json.dumps(value, allow_nan=False)
+    return _encode(value)
 
 
 def _sync_options(kwargs: dict[str, Any], pool_size: int) -> dict[str, Any]:
