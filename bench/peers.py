@@ -16,6 +16,7 @@ ratios to n8n and to Node-RED at each concurrency. Not part of the test command;
 
     .venv/bin/python -m bench.peers [--duration 10] [--connections 1,8,32,64]
         [--systems flowql,n8n,node-red] [--cache ~/.cache/flowql-peers]
+        [--flowql-checkout /path/to/other/checkout:label ...]
 
 The peers are installed from the npm registry into the cache directory (outside git) on first
 use; wrk comes from the system (`apt-get install -y wrk`).
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -36,7 +38,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -162,10 +164,13 @@ def running(
                 process.wait()
 
 
-def flowql_env(tmp: Path) -> dict[str, str]:
+THIS_CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def flowql_env(tmp: Path, checkout: Path = THIS_CHECKOUT) -> dict[str, str]:
     return {
         **os.environ,
-        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        "PYTHONPATH": str(checkout),
         "FLOWQL_ENV": "development",
         "FLOWQL_DATA_DIR": str(tmp),
         "FLOWQL_DATABASE_URL": f"sqlite:///{tmp / 'flowql.db'}",
@@ -204,15 +209,31 @@ def flowql_workflow(env: dict[str, str]) -> str:
 
 
 @contextlib.contextmanager
-def flowql(work: Path) -> Iterator[System]:
-    tmp = work / "flowql"
+def flowql(work: Path, checkout: Path = THIS_CHECKOUT, name: str = "flowql") -> Iterator[System]:
+    """A `flowql serve` of `checkout` (this one unless given: `--flowql-checkout`), its
+    account and workflow made by that checkout's own code."""
+    tmp = work / name.replace(" ", "_").replace("(", "").replace(")", "")
     tmp.mkdir()
-    env = flowql_env(tmp)
-    path = flowql_workflow(env)
+    env = flowql_env(tmp, checkout)
+    if checkout == THIS_CHECKOUT:
+        path = flowql_workflow(env)
+    else:
+        script = (
+            "import os; from bench.peers import flowql_workflow as f; print(f(dict(os.environ)))"
+        )
+        made = subprocess.run(
+            [sys.executable, "-c", script],
+            env=env,
+            cwd=checkout,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        path = made.stdout.strip().splitlines()[-1]
     port = free_port()
     command = [sys.executable, "-m", "flowql.cli", "serve", "--port", str(port)]
     command += ["--log-level", "warning"]
-    with running(command, env, tmp, work / "flowql.log") as process:
+    with running(command, env, checkout, work / f"{tmp.name}.log") as process:
         url = f"http://127.0.0.1:{port}{path}"
         wait_ready(url, process)
 
@@ -221,7 +242,7 @@ def flowql(work: Path) -> Iterator[System]:
                 row = db.execute("select count(*) from processes where status = 'COMPLETED'")
                 return int(row.fetchone()[0])
 
-        yield System("flowql", on_record=True, url=url, count_records=count)
+        yield System(name, on_record=True, url=url, count_records=count)
 
 
 def n8n_workflow() -> dict[str, object]:
@@ -445,9 +466,12 @@ def table(systems: list[System], args: argparse.Namespace) -> str:
                 f" | {p99} | {int(r['timeouts'])} | {int(r['errors'])} |"
             )
     by_name = {s.name: s for s in systems}
-    ours = by_name.get("flowql")
-    if ours is not None:
-        lines += ["", "| conns | flowql / n8n req/s | flowql / Node-RED req/s |", "|---|---|---|"]
+    for ours in [s for s in systems if s.name.startswith("flowql")]:
+        lines += [
+            "",
+            f"| conns | {ours.name} / n8n req/s | {ours.name} / Node-RED req/s |",
+            "|---|---|---|",
+        ]
         for connections in args.connections:
             cells = []
             for peer in ("n8n", "Node-RED"):
@@ -472,12 +496,22 @@ def main(args: argparse.Namespace) -> None:
         work = Path(tmp)
         script = work / "post.lua"
         script.write_text(WRK_SCRIPT)
-        starters = {
+        starters: dict[str, Callable[[], contextlib.AbstractContextManager[System]]] = {
             "flowql": lambda: flowql(work),
             "n8n": lambda: n8n(work, cache),
             "node-red": lambda: node_red(work, cache),
         }
-        for name in args.systems:
+        names = list(args.systems)
+        for checkout, label in args.flowql_checkout:
+            key = f"flowql ({label})"
+            starters[key] = functools.partial(flowql, work, checkout, key)
+            names.insert(names.index("flowql") if "flowql" in names else 0, key)
+        if args.flowql_checkout and "flowql" in names:
+            starters["flowql (this)"] = functools.partial(
+                flowql, work, THIS_CHECKOUT, "flowql (this)"
+            )
+            names[names.index("flowql")] = "flowql (this)"
+        for name in names:
             log(f"{name}: starting")
             try:
                 with starters[name]() as system:
@@ -507,7 +541,19 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--cache", default=os.environ.get("FLOWQL_PEERS_CACHE", "~/.cache/flowql-peers")
     )
+    parser.add_argument(
+        "--flowql-checkout",
+        action="append",
+        default=[],
+        metavar="PATH[:LABEL]",
+        help="also run flowql from another checkout (e.g. /work/wt/base:base), before this one;\n"
+        "the table then shows flowql (LABEL) and flowql (this) side by side",
+    )
     args = parser.parse_args(argv)
+    args.flowql_checkout = [
+        (Path(p).resolve(), label or Path(p).name)
+        for p, _, label in (item.partition(":") for item in args.flowql_checkout)
+    ]
     unknown = set(args.systems) - {"flowql", "n8n", "node-red"}
     if unknown:
         parser.error(f"unknown systems: {', '.join(sorted(unknown))}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -45,6 +47,51 @@ class StatementLog:
         return list(self.statements)
 
 
+# Tables the engine's cached reads come from (a workflow's compiled hook plan, engine/plans.py;
+# a workspace's outbox subscriptions, engine/writeset.py): a write to one of them makes every
+# cached read stale. Statements marked with the execution option HOT (the engine's last-run
+# times) change nothing cached.
+PLAN_TABLES = re.compile(
+    r'^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+"?(?:workflows|agents|agent_sources|triggers'
+    r'|memberships|users|webhook_subscriptions)"?\s',
+    re.IGNORECASE,
+)
+HOT = "flowql_hot"
+# Seconds a cached read is kept unchecked: the longest a change made by another process (this one
+# sees its own at once) goes unseen.
+CACHE_TTL = 1.0
+
+
+@dataclass
+class PlanClock:
+    """Moves whenever this process writes to a table the engine caches reads of; a read cached
+    under an older generation is stale. It moves when the statement runs and again when its
+    connection is released (after the commit), so a read made in between, of the old rows, is
+    not kept either. `memo` holds such reads (any thread may use it: single dict operations)."""
+
+    generation: int = 0
+    ttl: float = CACHE_TTL
+    memo: dict[Any, tuple[int, float, Any]] = field(default_factory=dict)
+
+    def tick(self) -> None:
+        self.generation += 1
+
+    def recall(self, key: Any) -> tuple[bool, Any]:
+        """(True, value) when `key` was kept under the current generation within the TTL."""
+        kept = self.memo.get(key)
+        if kept is not None and kept[0] == self.generation and kept[1] > time.monotonic():
+            return True, kept[2]
+        return False, None
+
+    def keep(self, key: Any, generation: int, value: Any) -> None:
+        """Keep `value`, read while the generation was `generation` (not if it moved since)."""
+        if generation != self.generation:
+            return
+        if len(self.memo) >= 10_000:
+            self.memo.clear()
+        self.memo[key] = (generation, time.monotonic() + self.ttl, value)
+
+
 class BatchWriter:
     """SQLite's one writer: write sets from any number of tasks run on a dedicated thread, many
     per transaction (group commit), each in its own savepoint.
@@ -54,8 +101,10 @@ class BatchWriter:
     never waits on SQLite's lock for another.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: PlanClock | None = None) -> None:
         self.engine = engine
+        self.clock = clock
+        self._conn: Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._pending: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
         self._task: asyncio.Task[None] | None = None
@@ -91,27 +140,54 @@ class BatchWriter:
                     future.set_exception(value)
 
     def _commit(self, works: list[Callable[[Connection], Any]]) -> list[tuple[bool, Any]]:
+        # The writer keeps its one connection between batches (checking it out of the pool and
+        # back in, with the pool's reset, cost more than a small write set); a batch that fails
+        # outside any write set closes it and the next batch opens another.
+        if self._conn is None:
+            self._conn = self.engine.connect()
+        conn = self._conn
+        try:
+            return self._batch(conn, works)
+        except BaseException:
+            self._conn = None
+            conn.close()
+            raise
+        finally:
+            if conn.info.pop("flowql_plans", False) and self.clock is not None:
+                self.clock.tick()  # after the commit: see PlanClock
+
+    def _batch(
+        self, conn: Connection, works: list[Callable[[Connection], Any]]
+    ) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
-        with self.engine.connect() as conn:
-            if len(works) == 1:  # no savepoint needed: its failure rolls back the transaction
+        if len(works) == 1:  # no savepoint needed: its failure rolls back the transaction
+            try:
+                with conn.begin():
+                    outcomes.append((True, works[0](conn)))
+            except Exception as exc:
+                outcomes.append((False, exc))
+            return outcomes
+        with conn.begin():
+            # Savepoints straight to the driver: through Core, each compiled anew and cost as
+            # much as the write set it guarded.
+            for work in works:
+                _driver_sql(conn, "SAVEPOINT write_set")
                 try:
-                    with conn.begin():
-                        outcomes.append((True, works[0](conn)))
+                    value = work(conn)
                 except Exception as exc:
+                    _driver_sql(conn, "ROLLBACK TO SAVEPOINT write_set")
+                    _driver_sql(conn, "RELEASE SAVEPOINT write_set")
                     outcomes.append((False, exc))
-                return outcomes
-            with conn.begin():
-                for work in works:
-                    savepoint = conn.begin_nested()
-                    try:
-                        value = work(conn)
-                    except Exception as exc:
-                        savepoint.rollback()
-                        outcomes.append((False, exc))
-                    else:
-                        savepoint.commit()
-                        outcomes.append((True, value))
+                else:
+                    _driver_sql(conn, "RELEASE SAVEPOINT write_set")
+                    outcomes.append((True, value))
         return outcomes
+
+    def _dispose(self) -> None:  # on the writer's thread
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+        self.engine.dispose()
 
     async def close(self) -> None:
         """Close the writer's connection and stop its thread (a later write starts them again)."""
@@ -119,8 +195,16 @@ class BatchWriter:
             await asyncio.wait({self._task})
         executor, self._executor = self._executor, None
         if executor is not None:
-            await asyncio.get_running_loop().run_in_executor(executor, self.engine.dispose)
+            await asyncio.get_running_loop().run_in_executor(executor, self._dispose)
             executor.shutdown(wait=True)
+
+
+def _driver_sql(conn: Connection, sql: str) -> None:
+    """A statement without parameters run on the driver's own cursor (SQLite's writer), seen by
+    the engine's statement listeners like any other."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    conn.dispatch.before_cursor_execute(conn, cursor, sql, (), None, False)
+    cursor.execute(sql)
 
 
 @dataclass
@@ -128,6 +212,7 @@ class Database:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     statement_log: StatementLog = field(default_factory=StatementLog)
+    plan_clock: PlanClock = field(default_factory=PlanClock)
     # SQLite files: the dedicated writer thread; None: write sets run on the async engine.
     writer: BatchWriter | None = None
     # SQLite files: a synchronous engine read by a small thread pool (see `lookup`).
@@ -205,20 +290,30 @@ def create_database(settings: Settings) -> Database:
         kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
     engine = create_async_engine(url, **kwargs)
     log = StatementLog()
-    _install_hooks(engine.sync_engine, log)
+    clock = PlanClock()
+    _install_hooks(engine.sync_engine, log, clock)
     writer = reader = None
     if file_backed:
-        writer = BatchWriter(_writer_engine(url, kwargs, log))
+        writer = BatchWriter(_writer_engine(url, kwargs, log, clock), clock)
         reader = create_engine(sync_database_url(url), **_sync_options(kwargs, 2))
-        _install_hooks(reader, log)
+        _install_hooks(reader, log, clock)
     sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
     return Database(
-        engine=engine, sessions=sessions, statement_log=log, writer=writer, reader=reader
+        engine=engine,
+        sessions=sessions,
+        statement_log=log,
+        plan_clock=clock,
+        writer=writer,
+        reader=reader,
     )
 
 
+# One encoder, made once (json.dumps with any option builds a new one per call): the same text.
+_encode = json.JSONEncoder(allow_nan=False).encode
+
+
 def _strict_json(value: Any) -> str:
-    return json.dumps(value, allow_nan=False)
+    return _encode(value)
 
 
 def _sync_options(kwargs: dict[str, Any], pool_size: int) -> dict[str, Any]:
@@ -226,12 +321,12 @@ def _sync_options(kwargs: dict[str, Any], pool_size: int) -> dict[str, Any]:
     return {**kwargs, "connect_args": connect_args, "pool_size": pool_size, "max_overflow": 0}
 
 
-def _writer_engine(url: str, kwargs: dict[str, Any], log: StatementLog) -> Engine:
+def _writer_engine(url: str, kwargs: dict[str, Any], log: StatementLog, clock: PlanClock) -> Engine:
     """A synchronous engine on the same file for the writer thread, with the same options.
     pysqlite's own transaction handling is off so savepoints work; BEGIN IMMEDIATE takes the
     write lock at once instead of upgrading a read lock later (which can fail under load)."""
     engine = create_engine(sync_database_url(url), **_sync_options(kwargs, 1))
-    _install_hooks(engine, log)
+    _install_hooks(engine, log, clock)
 
     @event.listens_for(engine, "connect")
     def _autocommit_driver(dbapi_connection: Any, _record: Any) -> None:
@@ -244,16 +339,37 @@ def _writer_engine(url: str, kwargs: dict[str, Any], log: StatementLog) -> Engin
     return engine
 
 
-def _install_hooks(sync_engine: Engine, log: StatementLog) -> None:
+# statement -> whether it writes a table cached reads come from (PLAN_TABLES)
+_touches: dict[str, bool] = {}
+
+
+def _install_hooks(sync_engine: Engine, log: StatementLog, clock: PlanClock) -> None:
     @event.listens_for(sync_engine, "before_cursor_execute")
-    def _record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+    def _record(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
         if log.recording:
             log.statements.append(statement)
+        touches = _touches.get(statement)
+        if touches is None:
+            touches = bool(PLAN_TABLES.match(statement))
+            if len(_touches) < 10_000:  # statements are few and compiled once
+                _touches[statement] = touches
+        if touches and not (context is not None and context.execution_options.get(HOT)):
+            clock.tick()
+            conn.info["flowql_plans"] = True
 
     @event.listens_for(sync_engine, "commit")
     def _count_commit(conn: Any) -> None:
         if log.recording:
             log.commits += 1
+        if conn.info.get("flowql_plans"):
+            clock.tick()
+
+    @event.listens_for(sync_engine, "checkin")
+    def _released(dbapi_connection: Any, record: Any) -> None:  # after its commit or rollback
+        if record.info.pop("flowql_plans", False):
+            clock.tick()
 
     if sync_engine.dialect.name == "sqlite":
 

@@ -13,7 +13,7 @@ from flowql.engine.definitions import Definition
 from flowql.engine.writeset import WriteSet, new_row
 from flowql.events.bus import BusEvent
 from flowql.models import LogLevel, Process, ProcessLog, ProcessStatus, ProcessStep, StepStatus
-from flowql.services.processes import process_event
+from flowql.services.processes import new_id, process_event
 
 RUNNABLE = (StepStatus.PENDING, StepStatus.RUNNING, StepStatus.WAITING)
 
@@ -80,12 +80,14 @@ class ProcessRun:
         return self.ws
 
     def new_step(self, agent_id: uuid.UUID, input_message_id: uuid.UUID | None = None) -> Step:
-        step = Step(id=uuid.uuid4(), agent_id=agent_id, input_message_id=input_message_id)
+        step = Step(id=new_id(), agent_id=agent_id, input_message_id=input_message_id)
         self.steps.append(step)
         return step
 
     def publish(self, topic: str, **data: Any) -> None:
-        self.events.append(BusEvent(topic=topic, workspace_id=self.process.workspace_id, data=data))
+        self.events.append(
+            BusEvent(id=new_id(), topic=topic, workspace_id=self.process.workspace_id, data=data)
+        )
 
     def publish_process(self, **extra: Any) -> None:
         self.events.append(process_event(self.process, **extra))

@@ -20,7 +20,7 @@ import copy
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -60,6 +60,8 @@ from flowql.models import (
 )
 from flowql.services.processes import (
     StartRequest,
+    construct,
+    new_id,
     new_process,
     process_summary,
 )
@@ -90,6 +92,8 @@ class Runner:
         self.config = config or RunnerConfig(
             retry_backoff_seconds=runtime.settings.retry_backoff_seconds,
         )
+        # Workflows' and triggers' last-run times as this runner last wrote them.
+        self._marked: dict[uuid.UUID | None, datetime] = {}
 
     # -- entry points --------------------------------------------------------------------------
 
@@ -119,22 +123,41 @@ class Runner:
         now = process.last_activity_at
         assert now is not None
         before = now - LAST_RUN_RESOLUTION
-        ws.statements.append(
-            (WORKFLOW_RAN, {"_id": process.workflow_id, "at": now, "_before": before})
-        )
-        ws.statements.append((TRIGGER_FIRED, {"_id": trigger.id, "at": now, "_before": before}))
+        # Last-run times move at most once a second: a run within a second of the last one this
+        # server marked leaves them be (without a statement).
+        for statement, row_id in ((WORKFLOW_RAN, process.workflow_id), (TRIGGER_FIRED, trigger.id)):
+            marked = self._marked.get(row_id)
+            if marked is not None and marked > before:
+                continue
+            if len(self._marked) > 10_000:
+                self._marked.clear()
+            self._marked[row_id] = now
+            ws.statements.append((statement, {"_id": row_id, "at": now, "_before": before}))
         run.publish_process()
         self._claim(run)
         return run
 
-    async def _load(self, process_id: uuid.UUID) -> ProcessRun | None:
+    async def _load(self, process_id: uuid.UUID, fresh: bool = False) -> ProcessRun | None:
+        """The process and what it still has to do. The workflow's definition is kept between
+        runs like a hook plan (engine/plans.py: until this server writes a table it is read
+        from, or db.CACHE_TTL passes); `fresh` reads it again (after a memory conflict, the
+        agents' memory another server saved)."""
+        clock = self.runtime.db.plan_clock
+        generation = clock.generation
+
         def load(session: Session) -> ProcessRun | None:
             process = session.scalars(select(Process).where(Process.id == process_id)).first()
             if process is None or process.status in TERMINAL_STATUSES:
                 return None
             if process.workflow_id is None:
                 return None
-            definition = load_definition(session, process.workflow_id)
+            key = ("definition", process.workflow_id)
+            known, kept = (False, None) if fresh else clock.recall(key)
+            if known and isinstance(kept, Definition):
+                definition: Definition | None = kept
+            else:
+                definition = load_definition(session, process.workflow_id)
+                clock.keep(key, generation, definition)
             if definition is None:
                 return None
             steps = [
@@ -190,7 +213,7 @@ class Runner:
             # Another run saved an agent's memory first: run again from what was committed.
             if not run.memory_conflict or run.saved_status is None:
                 return
-            again = await self._load(run.process.id)
+            again = await self._load(run.process.id, fresh=True)
             if again is None:
                 return
             run = again
@@ -238,6 +261,7 @@ class Runner:
         """Write what the run did since its last commit; False when the run is lost."""
         ws = run.write_set
         run.ws = None
+        ws.clock = self.runtime.db.plan_clock
         process = run.process
         if run.saved_status is not None:
             ws.process_status = run.saved_status
@@ -489,7 +513,7 @@ class Runner:
         )
         message_ids: list[str] = []
         for payload in outcome.emit:
-            message_id = uuid.uuid4()
+            message_id = new_id()
             run.write_set.add(
                 Message,
                 new_row(
@@ -604,7 +628,8 @@ class Runner:
 
 def snapshot(process: Process) -> Process:
     """What a commit made durable, for a waiter (the run goes on changing its own copy)."""
-    return Process(
+    return construct(
+        Process,
         id=process.id,
         number=process.number,
         workspace_id=process.workspace_id,

@@ -17,12 +17,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
-from pydantic_core import PydanticUndefined
 from sqlalchemy import Connection, Executable, Table, bindparam, insert, or_, select, update
 from sqlmodel import SQLModel
 
+from flowql.db import HOT, PlanClock
 from flowql.models import (
     Agent,
     Message,
@@ -36,6 +37,9 @@ from flowql.models import (
     Workflow,
 )
 from flowql.services import outbox
+from flowql.services.processes import new_row
+
+__all__ = ["new_row"]
 
 
 class Lost(Exception):
@@ -91,12 +95,14 @@ WORKFLOW_RAN = (
     .where(WORKFLOWS.c.id == bindparam("_id"))
     .where(or_(WORKFLOWS.c.last_run_at.is_(None), WORKFLOWS.c.last_run_at < bindparam("_before")))
     .values(last_run_at=bindparam("at"))
+    .execution_options(**{HOT: True})  # nothing a hook plan holds (db.PlanClock)
 )
 TRIGGER_FIRED = (
     update(TRIGGERS)
     .where(TRIGGERS.c.id == bindparam("_id"))
     .where(or_(TRIGGERS.c.last_fired_at.is_(None), TRIGGERS.c.last_fired_at < bindparam("_before")))
     .values(last_fired_at=bindparam("at"))
+    .execution_options(**{HOT: True})
 )
 LAST_RUN_RESOLUTION = timedelta(seconds=1)
 # An agent's memory is written only where its version is still the one the run read: two runs
@@ -131,36 +137,91 @@ def _process_update(keys: tuple[str, ...]) -> Executable:
     return statement
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A statement compiled once for SQLite's driver: its SQL, the order of its parameters and
+    each one's bind processor (the conversions SQLAlchemy would apply: UUIDs, times, JSON)."""
+
+    sql: str
+    names: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+    # What the statement log and db.PlanClock's listener see (its execution options).
+    context: SimpleNamespace
+
+
+_PREPARED: dict[tuple[int, tuple[str, ...] | None], tuple[Executable, _Prepared]] = {}
+
+
+def _prepare(conn: Connection, statement: Executable, keys: tuple[str, ...] | None) -> _Prepared:
+    found = _PREPARED.get((id(statement), keys))
+    if found is not None and found[0] is statement:
+        return found[1]
+    compiled = statement.compile(  # type: ignore[attr-defined]
+        dialect=conn.dialect, column_keys=list(keys) if keys is not None else None
+    )
+    names = tuple(compiled.positiontup or ())
+    processors = compiled._bind_processors
+    prepared = _Prepared(
+        sql=compiled.string,
+        names=names,
+        processors=tuple(processors.get(name) for name in names),
+        context=SimpleNamespace(execution_options=statement.get_execution_options()),
+    )
+    _PREPARED[(id(statement), keys)] = (statement, prepared)
+    return prepared
+
+
+def execute(
+    conn: Connection,
+    statement: Executable,
+    rows: list[dict[str, Any]],
+    keys: tuple[str, ...] | None = None,
+) -> tuple[int, int | None]:
+    """Run `statement` for `rows` (an INSERT of the columns `keys`, or any statement of bound
+    parameters); returns (rows changed, the last inserted row's number).
+
+    On SQLite's own driver (the writer thread) the statement goes to the driver as compiled once,
+    its parameters converted by the processors SQLAlchemy would use: per request, the cost of
+    Core's execution (cache keys, parameter construction, result objects) was most of the write
+    set's. Elsewhere (PostgreSQL, aiosqlite) it runs through Core. Either way the engine's
+    statement listeners see it (the statement log, db.PlanClock)."""
+    if conn.dialect.driver != "pysqlite":
+        result = conn.execute(statement, rows if len(rows) > 1 else rows[0])
+        key = result.inserted_primary_key if result.context.isinsert and len(rows) == 1 else None
+        return result.rowcount, int(key[0]) if key and key[0] is not None else None
+    prepared = _prepare(conn, statement, keys)
+    params = [
+        tuple(
+            [
+                value if process is None else process(value)
+                for process, value in zip(
+                    prepared.processors, map(row.__getitem__, prepared.names), strict=True
+                )
+            ]
+        )
+        for row in rows
+    ]
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    many = len(params) > 1
+    conn.dispatch.before_cursor_execute(conn, cursor, prepared.sql, params, prepared.context, many)
+    if many:
+        cursor.executemany(prepared.sql, params)
+    else:
+        cursor.execute(prepared.sql, params[0])
+    return cursor.rowcount, cursor.lastrowid
+
+
+_KEYS: dict[type[SQLModel], tuple[str, ...]] = {}
+
+
 def values(row: SQLModel) -> dict[str, Any]:
     """A row's columns for a Core INSERT (the database numbers it)."""
-    return {c.key: getattr(row, c.key) for c in _table(type(row)).columns if c.key != "number"}
-
-
-_FIELDS: dict[type[SQLModel], list[tuple[str, Any, Callable[[], Any] | None]]] = {}
-
-
-def new_row(model: type[SQLModel], **given: Any) -> dict[str, Any]:
-    """A row to INSERT as a plain dict, defaults filled in as the model declares them. Building
-    a table model instance costs far more (pydantic inspects every default factory's signature
-    on each call), and a run makes several rows per step."""
-    fields = _FIELDS.get(model)
-    if fields is None:
-        fields = _FIELDS[model] = [
-            (name, info.default, info.default_factory)  # type: ignore[misc]
-            for name, info in model.model_fields.items()
-            if name != "number"
-        ]
-    row = {}
-    for name, default, factory in fields:
-        if name in given:
-            row[name] = given[name]
-        elif factory is not None:
-            row[name] = factory()
-        elif default is PydanticUndefined:
-            raise TypeError(f"{model.__name__}.{name} is required")
-        else:
-            row[name] = default
-    return row
+    model = type(row)
+    keys = _KEYS.get(model)
+    if keys is None:
+        keys = _KEYS[model] = tuple(c.key for c in _table(model).columns if c.key != "number")
+    loaded = row.__dict__  # what an instance holds (read past the ORM's attribute machinery)
+    return {key: loaded[key] if key in loaded else getattr(row, key) for key in keys}
 
 
 @dataclass
@@ -194,6 +255,8 @@ class WriteSet:
     memory: dict[uuid.UUID, tuple[dict[str, Any], int]] = field(default_factory=dict)
     # Further (statement, parameters), run last (e.g. WORKFLOW_RAN, TRIGGER_FIRED).
     statements: list[tuple[Executable, dict[str, Any]]] = field(default_factory=list)
+    # Where the workspace's outbox subscriptions are kept between write sets (None: read each).
+    clock: PlanClock | None = None
 
     def add(self, model: type[SQLModel], row: dict[str, Any]) -> None:
         self.children.setdefault(_table(model), []).append(row)
@@ -203,19 +266,20 @@ class WriteSet:
         Runs again from the start if its transaction is retried."""
         number = None
         for row in self.new_rows:
-            result = conn.execute(_insert(_table(type(row))), values(row))
+            table = _table(type(row))
+            row_values = values(row)
+            _, last = execute(conn, _insert(table), [row_values], tuple(row_values))
             if isinstance(row, Process):
-                key = result.inserted_primary_key
-                number = int(key[0]) if key else None
+                number = last
         for summary in self.summaries:  # summaries made before the process had a number
             summary["number"] = number
         for table in CHILD_TABLES:
             rows = self.children.get(table)
             if rows:
-                conn.execute(_insert(table), rows)
+                execute(conn, _insert(table), rows, tuple(rows[0]))
         for (step_id, change), status, attempt in self.step_changes:
             params = {"_id": step_id, "_status": status, "_attempt": attempt}
-            if conn.execute(STEP_UPDATE, {**change, **params}).rowcount != 1:
+            if execute(conn, STEP_UPDATE, [{**change, **params}])[0] != 1:
                 raise Lost(f"step {step_id} moved on")
         for agent_id, (memory, version) in self.memory.items():
             params = {
@@ -238,25 +302,37 @@ class WriteSet:
             self.finish.summary["output"] = output
         if self.process_status is not None:
             keys = tuple(sorted(self.process_values))
-            changed = conn.execute(
-                _process_update(keys),
-                {**self.process_values, "_id": self.process_id, "_status": self.process_status},
-            )
-            if changed.rowcount != 1:
+            params = {**self.process_values, "_id": self.process_id, "_status": self.process_status}
+            if execute(conn, _process_update(keys), [params])[0] != 1:
                 raise Lost(f"process {self.process_id} is no longer {self.process_status.value}")
         events = list(self.outbox)
         if self.finish is not None:
             events.append((self.finish.event_type, {"process": self.finish.summary}))
         self._enqueue(conn, events)
         for statement, parameters in self.statements:
-            conn.execute(statement, parameters)
+            execute(conn, statement, [parameters])
         return number, output
+
+    def _subscriptions(self, conn: Connection) -> list[tuple[uuid.UUID, list[str]]]:
+        """The workspace's active outbox subscriptions: read once and kept until this process
+        writes webhook_subscriptions (or db.CACHE_TTL passes), see db.PlanClock."""
+        key = ("subscriptions", self.workspace_id)
+        clock = self.clock
+        if clock is not None:
+            known, kept = clock.recall(key)
+            if known:
+                return list(kept)
+        generation = clock.generation if clock is not None else 0
+        found = conn.execute(outbox.subscriptions_query(self.workspace_id)).all()
+        subscriptions = [(row[0], list(row[1])) for row in found]
+        if clock is not None:
+            clock.keep(key, generation, tuple(subscriptions))
+        return subscriptions
 
     def _enqueue(self, conn: Connection, events: list[tuple[str, dict[str, Any]]]) -> None:
         if not events:
             return
-        found = conn.execute(outbox.subscriptions_query(self.workspace_id)).all()
-        subscriptions = [(row[0], list(row[1])) for row in found]
+        subscriptions = self._subscriptions(conn)
         if not subscriptions:
             return
         rows = [
@@ -265,4 +341,4 @@ class WriteSet:
             for row in outbox.deliveries(subscriptions, self.workspace_id, event_type, data)
         ]
         if rows:
-            conn.execute(_insert(_table(WebhookDelivery)), rows)
+            execute(conn, _insert(_table(WebhookDelivery)), rows, tuple(rows[0]))

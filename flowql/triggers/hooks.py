@@ -10,7 +10,6 @@ import asyncio
 import time
 from typing import Any
 
-from sqlalchemy.orm import Session
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -18,8 +17,8 @@ from starlette.routing import Route
 from flowql import jsonsafe
 from flowql.agents.core import HttpTriggerOptions
 from flowql.agents.templating import TemplateError
-from flowql.engine.definitions import Definition, load_definition
 from flowql.engine.dispatch import InlineDispatcher
+from flowql.engine.plans import HookPlan, PlanCache
 from flowql.engine.writeset import Lost
 from flowql.errors import DomainError
 from flowql.models import (
@@ -27,11 +26,9 @@ from flowql.models import (
     Agent,
     Process,
     ProcessStatus,
-    Trigger,
     TriggerType,
 )
 from flowql.services import hooks
-from flowql.services.delegation import process_privileges_sync
 from flowql.services.processes import StartRequest, start_process
 from flowql.services.runtime import Runtime
 from flowql.services.uow import unit_of_work
@@ -43,24 +40,6 @@ MAX_BODY = 1024 * 1024
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
-
-
-async def _find(
-    runtime: Runtime, workflow_ref: str, path: str
-) -> tuple[Definition, Trigger, Agent, list[str]] | None:
-    def lookup(session: Session) -> tuple[Definition, Trigger, Agent, list[str]] | None:
-        found = hooks.find_hook(session, workflow_ref, path)
-        if found is None:
-            return None
-        workflow, trigger = found
-        definition = load_definition(session, workflow.id, workflow)
-        if definition is None or trigger.agent_id not in definition.agents:
-            return None
-        # Nobody starts a hook: the process may do what the workflow's last editor may.
-        privileges = process_privileges_sync(session, workflow, None)
-        return definition, trigger, definition.agents[trigger.agent_id], privileges
-
-    return await runtime.db.lookup(lookup)
 
 
 def _authentic(runtime: Runtime, agent: Agent, request: Request, body: bytes) -> bool:
@@ -75,7 +54,9 @@ async def _payload(request: Request, body: bytes) -> dict[str, Any]:
     if not body:
         return payload
     if "json" in content_type:
-        data = jsonsafe.loads(body)
+        # BodyGuard decoded it already (flowql/guards.py) when the media type is JSON's.
+        state = request.scope.get("state") or {}
+        data = state["json_body"] if "json_body" in state else jsonsafe.loads(body)
         payload.update(data if isinstance(data, dict) else {"body": data})
     elif (
         "application/x-www-form-urlencoded" in content_type or "multipart/form-data" in content_type
@@ -151,14 +132,17 @@ def _respond(response: dict[str, Any]) -> Response:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def hook_routes(runtime: Runtime) -> list[Route]:
+def hook_routes(runtime: Runtime, plans: PlanCache | None = None) -> list[Route]:
+    """The `/hooks` route; `plans` caches what each address starts (engine/plans.py)."""
+    cache = plans or PlanCache(runtime.db)
+
     async def receive(request: Request) -> Response:
         workflow_ref = request.path_params["workflow"]
         path = request.path_params["path"]
-        found = await _find(runtime, workflow_ref, path)
-        if found is None:
+        plan = await cache.get(workflow_ref, path)
+        if plan is None:
             return _error(404, "no active webhook or http trigger at this address")
-        definition, trigger, agent, privileges = found
+        definition, trigger, agent = plan.definition, plan.trigger, plan.agent
         try:
             body = await request.body()
         except ClientDisconnect:  # the caller left: nobody to answer, nothing to start
@@ -181,13 +165,13 @@ def hook_routes(runtime: Runtime) -> list[Route]:
             trigger=trigger,
             idempotency_key=request.headers.get("idempotency-key"),
             event_meta=_meta(request, path),
-            privileges=privileges,
+            privileges=list(plan.privileges),
         )
-        if trigger.type is TriggerType.HTTP:
-            options = HttpTriggerOptions.model_validate(agent.options)
+        options = plan.http
+        if options is not None:
             dispatcher = runtime.dispatcher
             if isinstance(dispatcher, InlineDispatcher) and not start.idempotency_key:
-                return await _run_here(runtime, dispatcher, start, definition, options)
+                return await _run_here(runtime, dispatcher, start, plan, options)
         try:
             async with unit_of_work(runtime) as uow:
                 process, _ = await start_process(uow, runtime, start)
@@ -199,6 +183,7 @@ def hook_routes(runtime: Runtime) -> list[Route]:
             return JSONResponse(
                 {"process_id": str(process.id), "status": process.status.value}, status_code=202
             )
+        assert options is not None
         done = await wait_for_process(runtime, process.id, responded, options.timeout_seconds)
         return _http_answer(done)
 
@@ -215,14 +200,13 @@ async def _run_here(
     runtime: Runtime,
     dispatcher: InlineDispatcher,
     start: StartRequest,
-    definition: Definition,
+    plan: HookPlan,
     options: HttpTriggerOptions,
 ) -> Response:
     """Start and run the process in this server: its start commits with its local steps, and
     the caller is answered as soon as a commit holds the response (no bus round trip)."""
-    assert start.trigger is not None
     deadline = time.monotonic() + options.timeout_seconds
-    run = dispatcher.runner.begin(start, start.trigger, definition)
+    run = dispatcher.runner.begin(start, plan.trigger, plan.definition)
     try:
         process = await dispatcher.start_run(run)
     except (Lost, asyncio.CancelledError):

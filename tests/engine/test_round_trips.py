@@ -12,10 +12,11 @@ from flowql.settings import Settings
 from tests.conftest import Factory, LiveServer
 from tests.engine.conftest import create_workflow
 
-# Reads (one hop): the trigger with its workflow, the agents, their links, the last editor's role
-# (what the process may do). Writes: the event, the process, messages, steps and logs (one INSERT
-# each), the outbox's subscriptions, the workflow's and the trigger's last-run times.
-STATEMENT_BUDGET = 13
+# No reads: the hook's plan (trigger, workflow, agents, links, what the process may do) is
+# compiled once (engine/plans.py), the outbox's subscriptions are kept between runs, and the
+# workflow's and trigger's last-run times move at most once a second. Writes: the event, the
+# process, messages, steps and logs, one INSERT each (and SQLite's BEGIN IMMEDIATE).
+STATEMENT_BUDGET = 6
 FAN_OUT = 6
 
 
@@ -24,6 +25,20 @@ def settings(settings: Settings) -> Settings:
     """No scheduler ticks while counting: only the request's own statements are recorded."""
     settings.scheduler_interval = 3600
     return settings
+
+
+@pytest.fixture
+def server(server: LiveServer) -> LiveServer:
+    """Cached reads are re-checked every second otherwise (for edits by other processes): a
+    slow machine would count a re-read the request did not cause."""
+    server.runtime.db.plan_clock.ttl = 3600
+    return server
+
+
+def counted(statements: list[str]) -> list[str]:
+    """The request's statements but for the last-run times, written at most once a second
+    (whether a call writes them depends on how long ago the previous one did)."""
+    return [s for s in statements if "last_run_at" not in s and "last_fired_at" not in s]
 
 
 def three_agents(path: str) -> list[dict[str, Any]]:
@@ -81,13 +96,13 @@ async def test_http_run_costs_one_commit_and_a_few_statements_whatever_its_size(
     answer, statements, commits = await counted_call(server, small["id"], "small", {"name": "Ada"})
     assert answer == {"name": "Ada", "greeting": "Hello Ada"}
     assert commits == 1, describe(statements)
-    assert len(statements) <= STATEMENT_BUDGET, describe(statements)
+    assert len(counted(statements)) <= STATEMENT_BUDGET, describe(statements)
 
     big = {"name": "Bo", "rows": [{"n": i, "text": "x" * 100} for i in range(2000)]}
     answer, big_statements, commits = await counted_call(server, small["id"], "small", big)
     assert answer["greeting"] == "Hello Bo" and len(answer["rows"]) == 2000
     assert commits == 1
-    assert len(big_statements) == len(statements), describe(big_statements)
+    assert len(counted(big_statements)) == len(counted(statements)), describe(big_statements)
 
     # 1 + FAN_OUT more steps and messages, still one commit and the same statements.
     await counted_call(server, wide["id"], "wide", {"name": "warm"})
@@ -96,7 +111,7 @@ async def test_http_run_costs_one_commit_and_a_few_statements_whatever_its_size(
     )
     assert answer == {"name": "Cy", "greeting": "Hello Cy"}
     assert commits == 1
-    assert len(wide_statements) == len(statements), describe(wide_statements)
+    assert len(counted(wide_statements)) == len(counted(statements)), describe(wide_statements)
 
     detail = await server.gql(
         """query($id: UUID!) { workflow(id: $id) { processes(last: 1) {
