@@ -45,8 +45,9 @@ class Backlog(Generic[T]):
     One commit may publish many events at once (a process's local steps run back to back and
     publish after one commit), so the bound `maxsize` is not a cap on a single burst: a burst
     is queued whole. A subscriber whose backlog is above `maxsize` is checked every
-    STALL_CHECK_SECONDS and dropped if, since the last check, it took no item or its backlog
-    grew: it is stuck, or slower than what is published. One that drains the burst is kept.
+    STALL_CHECK_SECONDS and dropped if, since the last check, it took no item (it is stuck), or
+    if its backlog grew over two checks in a row (it is slower than what is published). One that
+    drains the burst is kept.
 
     This one holds the frames a feed group writes to one of its members
     (flowql.schema.subscriptions): a deque and one waiter, and `put(..., wake=False)` lets the
@@ -63,6 +64,7 @@ class Backlog(Generic[T]):
         self._offered = 0  # items queued so far; taken = offered - backlog
         self._check: asyncio.TimerHandle | None = None
         self._last: tuple[int, int] = (0, 0)  # (taken, backlog) at the last check
+        self._grew = False  # the backlog grew between the last two checks
 
     # Storage (Subscription keeps its own).
     def _size(self) -> int:
@@ -109,6 +111,7 @@ class Backlog(Generic[T]):
             self.wake()
         if self._check is None and self._size() > self.maxsize:
             self._last = (self._offered - self._size(), self._size())
+            self._grew = False
             self._check = asyncio.get_running_loop().call_later(STALL_CHECK_SECONDS, self._review)
 
     def _review(self) -> None:
@@ -120,9 +123,13 @@ class Backlog(Generic[T]):
             return
         taken = self._offered - backlog
         last_taken, last_backlog = self._last
-        if taken == last_taken or backlog > last_backlog:
+        grew = backlog > last_backlog
+        # Stuck (took nothing), or slower than what is published: its backlog grew over two
+        # checks in a row (one growth is a second burst arriving while it drains the first).
+        if taken == last_taken or (grew and self._grew):
             self.drop()
             return
+        self._grew = grew
         self._last = (taken, backlog)
         self._check = asyncio.get_running_loop().call_later(STALL_CHECK_SECONDS, self._review)
 
