@@ -72,9 +72,18 @@ class PlanClock:
     generation: int = 0
     ttl: float = CACHE_TTL
     memo: dict[Any, tuple[int, float, Any]] = field(default_factory=dict)
+    # Called after a commit that wrote a cached table (from the committing thread): the
+    # PostgreSQL bus tells the other processes, whose clocks then move (events/postgres.py).
+    on_commit: list[Callable[[], None]] = field(default_factory=list)
 
     def tick(self) -> None:
         self.generation += 1
+
+    def committed(self) -> None:
+        """A transaction that wrote a cached table committed."""
+        self.tick()
+        for listener in self.on_commit:
+            listener()
 
     def recall(self, key: Any) -> tuple[bool, Any]:
         """(True, value) when `key` was kept under the current generation within the TTL."""
@@ -358,13 +367,14 @@ def _install_hooks(sync_engine: Engine, log: StatementLog, clock: PlanClock) -> 
         if touches and not (context is not None and context.execution_options.get(HOT)):
             clock.tick()
             conn.info["flowql_plans"] = True
+            conn.info["flowql_plans_committing"] = True
 
     @event.listens_for(sync_engine, "commit")
     def _count_commit(conn: Any) -> None:
         if log.recording:
             log.commits += 1
-        if conn.info.get("flowql_plans"):
-            clock.tick()
+        if conn.info.pop("flowql_plans_committing", False):
+            clock.committed()
 
     @event.listens_for(sync_engine, "checkin")
     def _released(dbapi_connection: Any, record: Any) -> None:  # after its commit or rollback

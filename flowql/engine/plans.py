@@ -7,8 +7,10 @@ to a known address reads nothing from the database: it takes the plan from this 
 A plan is stale as soon as this process writes a table it was read from (workflows, agents,
 agent_sources, triggers, memberships, users: `db.PlanClock`), so an edit, a publish, a trigger
 switched off or a role changed here is seen by the next request. Edits made by another process
-on the same database are seen within `db.CACHE_TTL` seconds, the longest a plan is kept
-unchecked.
+on the same database: with the PostgreSQL bus (FLOWQL_BUS=postgres, what several processes
+run with) its commit is announced on the bus and this process's clock moves as the notice
+arrives (milliseconds); otherwise (the CLI beside a SQLite server, say) within `db.CACHE_TTL`
+seconds, the longest a plan is kept unchecked.
 """
 
 from __future__ import annotations

@@ -41,6 +41,10 @@ from flowql.settings import Settings, libpq_database_url
 logger = logging.getLogger("flowql.events.postgres")
 
 CHANNEL = "flowql_events"
+# A process that committed a write to a table behind a cached read (db.PlanClock: hook plans,
+# definitions, principals) says so here; every other listening process moves its clock, so its
+# caches are fresh within a notification's delay instead of the cache's TTL.
+CACHE_CHANNEL = "flowql_cached_reads"
 NOTIFY_LIMIT = 7900  # bytes of one payload
 GAP_TOPIC = "bus.gap"
 GAP_WORKSPACE = uuid.UUID(int=0)
@@ -107,6 +111,10 @@ class PostgresBus(FanOut):
         self.listening = False  # start() was called: this process serves subscribers
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self.instance = uuid.uuid4().hex  # this process, to ignore its own cache notices
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._notice: asyncio.Task[None] | None = None
+        self._notice_again = False
 
     # -- publishing ---------------------------------------------------------------------------
 
@@ -124,6 +132,33 @@ class PostgresBus(FanOut):
         except Exception:
             logger.warning("could not publish %d bus event(s)", len(events), exc_info=True)
 
+    def _cached_reads_changed(self) -> None:
+        """db.PlanClock's commit listener (any thread): one NOTIFY at a time, coalesced."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._send_notice)
+
+    def _send_notice(self) -> None:
+        if self._notice is not None and not self._notice.done():
+            self._notice_again = True  # one more after the one in flight
+            return
+        self._notice = asyncio.create_task(self._notify_cached_reads())
+
+    async def _notify_cached_reads(self) -> None:
+        while True:
+            self._notice_again = False
+            try:
+                async with self.db.engine.connect() as conn:
+                    await conn.execute(
+                        text("SELECT pg_notify(:channel, :me)"),
+                        {"channel": CACHE_CHANNEL, "me": self.instance},
+                    )
+                    await conn.commit()
+            except Exception:  # the other processes still see the change within the TTL
+                logger.warning("could not announce a cached-read change", exc_info=True)
+            if not self._notice_again:
+                return
+
     def _announce_gap(self, since: str, until: str) -> None:
         event = BusEvent(
             topic=GAP_TOPIC, workspace_id=GAP_WORKSPACE, data={"since": since, "until": until}
@@ -138,12 +173,21 @@ class PostgresBus(FanOut):
         if self._task is not None:
             return
         self.listening = True
+        self._loop = asyncio.get_running_loop()
+        self.db.plan_clock.on_commit.append(self._cached_reads_changed)
         self._task = asyncio.create_task(self._listen(), name="flowql-bus-listen")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._ready.wait(), wait)
 
     async def stop(self) -> None:
         task, self._task = self._task, None
+        with contextlib.suppress(ValueError):
+            self.db.plan_clock.on_commit.remove(self._cached_reads_changed)
+        notice, self._notice = self._notice, None
+        if notice is not None and not notice.done():
+            notice.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await notice
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -160,7 +204,9 @@ class PostgresBus(FanOut):
                     self.conninfo, autocommit=True, application_name="flowql-bus"
                 ) as conn:
                     await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CACHE_CHANNEL)))
                     self.connected = True
+                    self.db.plan_clock.tick()  # notices may have been missed while not listening
                     self._ready.set()
                     delay = BACKOFF_START
                     if lost_at is not None:
@@ -171,7 +217,11 @@ class PostgresBus(FanOut):
                         lost_at = None
                     while True:
                         async for notify in conn.notifies(timeout=HEALTH_CHECK_SECONDS):
-                            self._dispatch(notify.payload)
+                            if notify.channel == CACHE_CHANNEL:
+                                if notify.payload != self.instance:
+                                    self.db.plan_clock.tick()
+                            else:
+                                self._dispatch(notify.payload)
                         await conn.execute("SELECT 1")  # raises once the server is gone
             except asyncio.CancelledError:
                 raise

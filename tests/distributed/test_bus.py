@@ -8,10 +8,13 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy import text
 
+from flowql.app import build_runtime
 from flowql.events.bus import BusEvent, Subscription
 from flowql.events.postgres import GAP_TOPIC, NOTIFY_LIMIT, PostgresBus, encode
 from flowql.services.runtime import Runtime
+from flowql.settings import Settings
 from tests.distributed.conftest import query_all
 
 pytestmark = pytest.mark.postgres
@@ -90,3 +93,40 @@ async def test_a_lost_listen_connection_reconnects_and_reports_the_gap(
         after = BusEvent("process.updated", WORKSPACE, {"n": 1})
         await runtime.bus.publish([after])
         assert (await next_event(subscription)).id == after.id
+
+
+async def test_a_cached_read_changed_by_one_process_is_stale_in_another_at_once(
+    runtime: Runtime, settings: Settings
+) -> None:
+    """Hook plans, definitions and principals are cached per process (db.PlanClock); a write to a
+    table they come from, committed by one process, moves every other process's clock through
+    the bus, not only after the cache's TTL."""
+    other = build_runtime(settings)  # a second process: its own engine and clock, same database
+    assert isinstance(runtime.bus, PostgresBus) and isinstance(other.bus, PostgresBus)
+    await runtime.bus.start()
+    await other.bus.start()
+    try:
+        clock = other.db.plan_clock
+        before = clock.generation
+        async with runtime.db.engine.connect() as conn:  # reads and unrelated writes: no notice
+            await conn.execute(text("SELECT count(*) FROM workflows"))
+            await conn.commit()
+        await runtime.bus.publish([BusEvent("marker", WORKSPACE, {})])
+        async with other.bus.subscribe(lambda e: e.topic == "marker", 10) as subscription:
+            await runtime.bus.publish([BusEvent("marker", WORKSPACE, {})])
+            await next_event(subscription)
+        assert clock.generation == before
+        async with runtime.db.engine.connect() as conn:
+            await conn.execute(text("UPDATE workflows SET name = name WHERE false"))
+            await conn.commit()
+        deadline = asyncio.get_running_loop().time() + 10
+        while clock.generation == before:
+            assert asyncio.get_running_loop().time() < deadline, "no notice reached the other"
+            await asyncio.sleep(0.01)
+        mine = runtime.db.plan_clock.generation
+        await asyncio.sleep(0.2)  # its own notice does not move the writer's clock again
+        assert runtime.db.plan_clock.generation == mine
+    finally:
+        await other.bus.stop()
+        await runtime.bus.stop()
+        await other.db.dispose()
