@@ -20,7 +20,7 @@ from flowql.auth.ratelimit import ANONYMOUS_PLAN, UNLIMITED, RateLimiter, client
 from flowql.errors import DomainError, ErrorCode
 from flowql.forwarded import TrustedProxies
 from flowql.models import Workflow, Workspace
-from flowql.services.auth import authenticate
+from flowql.services.auth import authenticate_cached
 from flowql.services.runtime import Runtime
 from flowql.settings import Settings
 
@@ -46,8 +46,9 @@ def bearer_token(conn: HTTPConnection, query_key_paths: tuple[str, ...] = ()) ->
 
 
 async def principal_for(runtime: Runtime, token: str | None) -> Principal:
-    async with runtime.db.read() as session:
-        return await authenticate(session, runtime.settings, token)
+    """The credential's principal: from the short-lived per-credential cache when it holds one
+    (flowql.auth.cache says what ends an entry), else read in one statement."""
+    return await authenticate_cached(runtime.db, runtime.settings, token)
 
 
 def graphql_error(status: int, code: ErrorCode, message: str, details: dict[str, Any]) -> Response:
