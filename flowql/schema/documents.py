@@ -11,9 +11,21 @@ answered afresh, so junk cannot crowd the cache out), in a bounded LRU shared by
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, cast
 
-from graphql import DocumentNode
+from graphql import (
+    DocumentNode,
+    GraphQLLeafType,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLSchema,
+    Undefined,
+    is_leaf_type,
+)
+from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
+from graphql.execution.executor import Executor
+from graphql.pyutils import Path, gather_with_cancel
 from strawberry.extensions import SchemaExtension
 
 # Documents longer than this are parsed every time: dashboards' queries are far shorter, and a
@@ -71,3 +83,117 @@ class CachedDocuments(SchemaExtension):
         if not self.hit and context.pre_execution_errors == [] and context.query:
             assert context.graphql_document is not None
             self.store.put(context.query, context.graphql_document)
+
+
+# -- executing: leaf fields without graphql-core's per-field machinery --------------------------
+
+_Fast = tuple[Callable[..., Any], GraphQLLeafType, bool]
+_Plan = list[tuple[str, FieldDetailsList, _Fast | None]]
+
+
+def _basic_leaf(schema: GraphQLSchema, parent: GraphQLObjectType, details: Any) -> _Fast | None:
+    """(resolver, leaf type, non-null) of a field that is a plain attribute of a leaf type with
+    no arguments (Strawberry's resolver-less fields), else None."""
+    node = details[0].node
+    field = schema.get_field(parent, node.name.value)
+    if field is None or field.args or node.arguments:
+        return None
+    resolve = field.resolve
+    if resolve is None or getattr(resolve, "__name__", "") != "_get_basic_result":
+        return None
+    kind, non_null = field.type, False
+    if isinstance(kind, GraphQLNonNull):
+        kind, non_null = kind.of_type, True
+    if not is_leaf_type(kind):
+        return None
+    return resolve, cast(GraphQLLeafType, kind), non_null
+
+
+class FastLeaves:
+    """An executor mixin: a selection's plain leaf fields (`id`, `status`, `createdAt`, …: a
+    Strawberry field without a resolver, of a scalar or enum type, without arguments) are read
+    and coerced in a tight loop, without building a ResolveInfo, a Path and a completion per
+    field; on a dashboard page they are most of its hundreds of fields. Anything unusual (no
+    value for a non-null field, a value that does not coerce, an exception, an awaitable) runs
+    the field through graphql-core's own `execute_field` instead, so errors, paths and nulls
+    come out exactly as before. Other fields always take graphql-core's path."""
+
+    def execute_fields(
+        self,
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Path | None,
+        grouped_field_set: GroupedFieldSet,
+        position_context: Any,
+    ) -> Any:
+        executor = cast(Executor, self)
+        manager = executor.middleware_manager  # Strawberry always passes one, often empty
+        if manager is not None and getattr(manager, "_middleware_resolvers", True) is not None:
+            return super().execute_fields(  # type: ignore[misc]
+                parent_type, source_value, path, grouped_field_set, position_context
+            )
+        plans: dict[int, tuple[GroupedFieldSet, _Plan]] | None = self.__dict__.get("_leaf_plans")
+        if plans is None:
+            plans = self.__dict__["_leaf_plans"] = {}
+        entry = plans.get(id(grouped_field_set))
+        if entry is None or entry[0] is not grouped_field_set:
+            plan: _Plan = [
+                (name, details, _basic_leaf(executor.schema, parent_type, details))
+                for name, details in grouped_field_set.items()
+            ]
+            entry = plans[id(grouped_field_set)] = (grouped_field_set, plan)
+        results: dict[str, Any] = {}
+        is_awaitable = executor.is_awaitable
+        awaitable_fields: list[str] = []
+        try:
+            for name, details, fast in entry[1]:
+                if fast is not None:
+                    resolve, leaf, non_null = fast
+                    try:
+                        value = resolve(source_value, None)
+                        if value is None:
+                            if not non_null:
+                                results[name] = None
+                                continue
+                        elif not isinstance(value, Exception) and not is_awaitable(value):
+                            coerced = leaf.coerce_output_value(value)
+                            if coerced is not None and coerced is not Undefined:
+                                results[name] = coerced
+                                continue
+                    except Exception:  # noqa: S110 - graphql-core's path reports it below
+                        pass
+                result = executor.execute_field(
+                    parent_type,
+                    source_value,
+                    details,
+                    Path(path, name, parent_type.name),
+                    position_context,
+                )
+                if result is not Undefined:
+                    results[name] = result
+                    if is_awaitable(result):
+                        awaitable_fields.append(name)
+        except Exception:
+            if awaitable_fields:
+                executor.settle_in_background([results[field] for field in awaitable_fields])
+            raise
+        if not awaitable_fields:
+            return results
+
+        async def get_results() -> dict[str, Any]:
+            if len(awaitable_fields) == 1:
+                field = awaitable_fields[0]
+                results[field] = await results[field]
+            else:
+                awaited = await gather_with_cancel(*(results[f] for f in awaitable_fields))
+                results.update(zip(awaitable_fields, awaited, strict=True))
+            return results
+
+        return get_results()
+
+
+def with_fast_leaves(executor_class: type[Any]) -> type[Any]:
+    """`executor_class` with `FastLeaves` in front (once)."""
+    if issubclass(executor_class, FastLeaves):
+        return executor_class
+    return type(f"FastLeaves{executor_class.__name__}", (FastLeaves, executor_class), {})
