@@ -24,7 +24,7 @@ from graphql import (
     is_leaf_type,
 )
 from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
-from graphql.execution.executor import Executor
+from graphql.execution.executor import Executor, to_nodes
 from graphql.pyutils import Path, gather_with_cancel
 from strawberry.extensions import SchemaExtension
 
@@ -88,7 +88,18 @@ class CachedDocuments(SchemaExtension):
 # -- executing: leaf fields without graphql-core's per-field machinery --------------------------
 
 _Fast = tuple[Callable[..., Any], GraphQLLeafType, bool]
-_Plan = list[tuple[str, FieldDetailsList, _Fast | None]]
+# (how, what): ("leaf", _Fast) or ("direct", the resolver function), or None: graphql-core's path
+_Plan = list[tuple[str, FieldDetailsList, tuple[str, Any] | None]]
+
+CONTEXT_ONLY = "_flowql_context_only"
+
+
+def context_only(resolver: Callable[..., Any]) -> Callable[..., Any]:
+    """Marks a synchronous resolver method `(self, info)` without arguments that reads nothing
+    of `info` but `info.context`: FastLeaves then calls it directly with graphql-core's own
+    ResolveInfo (which has `context`), without Strawberry's per-call wrapping."""
+    setattr(resolver, CONTEXT_ONLY, True)
+    return resolver
 
 
 def _basic_leaf(schema: GraphQLSchema, parent: GraphQLObjectType, details: Any) -> _Fast | None:
@@ -107,6 +118,30 @@ def _basic_leaf(schema: GraphQLSchema, parent: GraphQLObjectType, details: Any) 
     if not is_leaf_type(kind):
         return None
     return resolve, cast(GraphQLLeafType, kind), non_null
+
+
+def _direct(schema: GraphQLSchema, parent: GraphQLObjectType, details: Any) -> Any:
+    """The function of a `context_only` resolver with nothing around it, else None."""
+    node = details[0].node
+    field = schema.get_field(parent, node.name.value)
+    if field is None or field.args or node.arguments:
+        return None
+    definition = (field.extensions or {}).get("strawberry-definition")
+    resolver = getattr(definition, "base_resolver", None)
+    if resolver is None or definition.extensions or getattr(definition, "permission_classes", ()):
+        return None
+    function = resolver.wrapped_func
+    if not getattr(function, CONTEXT_ONLY, False) or resolver.is_async:
+        return None
+    return function
+
+
+def _how(schema: GraphQLSchema, parent: GraphQLObjectType, details: Any) -> tuple[str, Any] | None:
+    leaf = _basic_leaf(schema, parent, details)
+    if leaf is not None:
+        return ("leaf", leaf)
+    function = _direct(schema, parent, details)
+    return None if function is None else ("direct", function)
 
 
 class FastLeaves:
@@ -138,7 +173,7 @@ class FastLeaves:
         entry = plans.get(id(grouped_field_set))
         if entry is None or entry[0] is not grouped_field_set:
             plan: _Plan = [
-                (name, details, _basic_leaf(executor.schema, parent_type, details))
+                (name, details, _how(executor.schema, parent_type, details))
                 for name, details in grouped_field_set.items()
             ]
             entry = plans[id(grouped_field_set)] = (grouped_field_set, plan)
@@ -146,9 +181,24 @@ class FastLeaves:
         is_awaitable = executor.is_awaitable
         awaitable_fields: list[str] = []
         try:
-            for name, details, fast in entry[1]:
-                if fast is not None:
-                    resolve, leaf, non_null = fast
+            for name, details, how in entry[1]:
+                if how is not None and how[0] == "direct":
+                    result = _execute_direct(
+                        executor,
+                        how[1],
+                        parent_type,
+                        source_value,
+                        details,
+                        path,
+                        name,
+                        position_context,
+                    )
+                    results[name] = result
+                    if is_awaitable(result):
+                        awaitable_fields.append(name)
+                    continue
+                if how is not None:
+                    resolve, leaf, non_null = how[1]
                     try:
                         value = resolve(source_value, None)
                         if value is None:
@@ -190,6 +240,47 @@ class FastLeaves:
             return results
 
         return get_results()
+
+
+def _execute_direct(
+    executor: Executor,
+    function: Callable[..., Any],
+    parent_type: GraphQLObjectType,
+    source: Any,
+    details: FieldDetailsList,
+    path: Path | None,
+    name: str,
+    position_context: Any,
+) -> Any:
+    """graphql-core's `execute_field` for a `context_only` resolver, calling it directly."""
+    field_def = executor.schema.get_field(parent_type, details[0].node.name.value)
+    assert field_def is not None
+    return_type = field_def.type
+    field_path = Path(path, name, parent_type.name)
+    info = executor.build_resolve_info(field_def, to_nodes(details), parent_type, field_path)
+    try:
+        result = function(source, info)
+        if executor.is_awaitable(result):
+            return executor.complete_awaitable_value(
+                return_type, details, info, field_path, result, position_context
+            )
+        completed = executor.complete_value(
+            return_type, details, info, field_path, result, position_context
+        )
+        if executor.is_awaitable(completed):
+
+            async def await_completed() -> Any:
+                try:
+                    return await completed
+                except Exception as raw_error:
+                    executor.handle_field_error(raw_error, return_type, details, field_path)
+                    return None
+
+            return await_completed()
+    except Exception as raw_error:
+        executor.handle_field_error(raw_error, return_type, details, field_path)
+        return None
+    return completed
 
 
 def with_fast_leaves(executor_class: type[Any]) -> type[Any]:

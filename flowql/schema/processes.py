@@ -24,6 +24,7 @@ from flowql.schema.base import (
     subtree_names,
     when_loaded,
 )
+from flowql.schema.documents import context_only
 from flowql.schema.filters import FilterInput, filter_input
 from flowql.services.processes import ProcessFilter
 
@@ -64,6 +65,7 @@ class ProcessStep(FromRow):
     created_at: datetime
 
     @strawberry.field
+    @context_only
     def agent(self, info: Info) -> AgentRef | None:
         from flowql.schema.workflows import Agent
 
@@ -136,6 +138,7 @@ class Process(FromRow):
         return Event.maybe(await info.context.loaders.by_id(models.Event).load(self.event_id))
 
     @strawberry.field
+    @context_only
     def steps(self, info: Info) -> list[ProcessStep]:
         loader = info.context.loaders.children(
             models.ProcessStep, "process_id", rows=True, columns=self._step_columns
