@@ -38,7 +38,7 @@ class FromRow:
         if fields is not None:
             # A plain row; that of a pruned list (`node_columns`) lacks the columns nobody
             # asked for, and those fields stay None (never read: not selected).
-            plan = _row_plan(cls, fields)
+            plan = _row_plan(cls, fields)  # type: ignore[arg-type]
             return cls(**{name: None if i < 0 else row[i] for name, i in plan})
         names: tuple[str, ...] = _init_fields(cls)  # type: ignore[arg-type]
         return cls(**{name: getattr(row, name) for name in names})
@@ -61,7 +61,7 @@ def _init_fields(cls: type[Any]) -> tuple[str, ...]:
 def _row_plan(cls: type[Any], fields: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
     """Each init field of `cls` and its position in rows of these columns (-1: absent)."""
     position = {name: i for i, name in enumerate(fields)}
-    return tuple((name, position.get(name, -1)) for name in _init_fields(cls))
+    return tuple((name, position.get(name, -1)) for name in _init_fields(cls))  # type: ignore[arg-type]
 
 
 R = TypeVar("R")

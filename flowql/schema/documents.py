@@ -117,7 +117,7 @@ def _basic_leaf(schema: GraphQLSchema, parent: GraphQLObjectType, details: Any) 
         kind, non_null = kind.of_type, True
     if not is_leaf_type(kind):
         return None
-    return resolve, cast(GraphQLLeafType, kind), non_null
+    return resolve, kind, non_null
 
 
 def _direct(schema: GraphQLSchema, parent: GraphQLObjectType, details: Any) -> Any:
@@ -128,7 +128,12 @@ def _direct(schema: GraphQLSchema, parent: GraphQLObjectType, details: Any) -> A
         return None
     definition = (field.extensions or {}).get("strawberry-definition")
     resolver = getattr(definition, "base_resolver", None)
-    if resolver is None or definition.extensions or getattr(definition, "permission_classes", ()):
+    if (
+        definition is None
+        or resolver is None
+        or definition.extensions
+        or getattr(definition, "permission_classes", ())
+    ):
         return None
     function = resolver.wrapped_func
     if not getattr(function, CONTEXT_ONLY, False) or resolver.is_async:
@@ -161,7 +166,7 @@ class FastLeaves:
         grouped_field_set: GroupedFieldSet,
         position_context: Any,
     ) -> Any:
-        executor = cast(Executor, self)
+        executor = cast(Executor[Any], self)
         manager = executor.middleware_manager  # Strawberry always passes one, often empty
         if manager is not None and getattr(manager, "_middleware_resolvers", True) is not None:
             return super().execute_fields(  # type: ignore[misc]
@@ -243,7 +248,7 @@ class FastLeaves:
 
 
 def _execute_direct(
-    executor: Executor,
+    executor: Executor[Any],
     function: Callable[..., Any],
     parent_type: GraphQLObjectType,
     source: Any,

@@ -433,7 +433,7 @@ async def _execution_principal(session: AsyncSession, claims: dict[str, Any]) ->
         raise Unauthorized("invalid token claim 'prv'")
     found = (
         await session.exec(
-            select(Process, _family_revoked(claims), col(Workspace.plan))  # type: ignore[call-overload]
+            select(Process, _family_revoked(claims), col(Workspace.plan))
             .outerjoin(Workspace, col(Workspace.id) == col(Process.workspace_id))
             .where(col(Process.id) == process_id)
         )
@@ -466,9 +466,7 @@ async def _api_key_principal(
     """The key's principal and, when the key expires, when (a Unix time)."""
     found = (
         await session.exec(
-            select(  # type: ignore[call-overload]
-                ApiKey, col(User.is_active), col(Membership.role), col(Workspace.plan)
-            )
+            select(ApiKey, col(User.is_active), col(Membership.role), col(Workspace.plan))
             .select_from(ApiKey)
             .outerjoin(User, col(User.id) == col(ApiKey.user_id))
             .outerjoin(
@@ -480,10 +478,9 @@ async def _api_key_principal(
             .where(col(ApiKey.prefix) == prefix)
         )
     ).first()
-    key: ApiKey | None = found[0] if found is not None else None
-    if key is None or not hmac.compare_digest(key.key_hash, hash_token(token)):
+    if found is None or not hmac.compare_digest(found[0].key_hash, hash_token(token)):
         raise Unauthorized("invalid API key")
-    _, owner_active, role, plan = found
+    key, owner_active, role, plan = found
     now = utcnow()
     if key.revoked_at is not None:
         raise Unauthorized("API key revoked")
