@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from operator import attrgetter
 from typing import Any, cast
 
 from graphql import (
     DocumentNode,
     GraphQLLeafType,
+    GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLSchema,
@@ -103,7 +105,7 @@ def context_only(resolver: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _basic_leaf(schema: GraphQLSchema, parent: GraphQLObjectType, details: Any) -> _Fast | None:
-    """(resolver, leaf type, non-null) of a field that is a plain attribute of a leaf type with
+    """(reader of the value, leaf type, non-null) of a field that is a plain attribute of a leaf type with
     no arguments (Strawberry's resolver-less fields), else None."""
     node = details[0].node
     field = schema.get_field(parent, node.name.value)
@@ -112,12 +114,22 @@ def _basic_leaf(schema: GraphQLSchema, parent: GraphQLObjectType, details: Any) 
     resolve = field.resolve
     if resolve is None or getattr(resolve, "__name__", "") != "_get_basic_result":
         return None
+    basic = resolve
+    read: Callable[[Any], Any] = lambda source: basic(source, None)  # noqa: E731
+    definition = (field.extensions or {}).get("strawberry-definition")
+    if (
+        definition is not None
+        and definition.default_resolver is getattr
+        and not definition.base_resolver
+    ):
+        # What Strawberry's basic resolver does (`getattr(source, python_name)`), in one call.
+        read = attrgetter(definition.python_name)
     kind, non_null = field.type, False
     if isinstance(kind, GraphQLNonNull):
         kind, non_null = kind.of_type, True
     if not is_leaf_type(kind):
         return None
-    return resolve, kind, non_null
+    return read, kind, non_null
 
 
 def _direct(schema: GraphQLSchema, parent: GraphQLObjectType, details: Any) -> Any:
@@ -203,9 +215,9 @@ class FastLeaves:
                         awaitable_fields.append(name)
                     continue
                 if how is not None:
-                    resolve, leaf, non_null = how[1]
+                    read, leaf, non_null = how[1]
                     try:
-                        value = resolve(source_value, None)
+                        value = read(source_value)
                         if value is None:
                             if not non_null:
                                 results[name] = None
@@ -269,9 +281,13 @@ def _execute_direct(
             return executor.complete_awaitable_value(
                 return_type, details, info, field_path, result, position_context
             )
-        completed = executor.complete_value(
-            return_type, details, info, field_path, result, position_context
-        )
+        completed = _SLOW
+        if position_context is None and not any(d.node.directives for d in details):
+            completed = _complete_objects(executor, return_type, details, field_path, result)
+        if completed is _SLOW:
+            completed = executor.complete_value(
+                return_type, details, info, field_path, result, position_context
+            )
         if executor.is_awaitable(completed):
 
             async def await_completed() -> Any:
@@ -286,6 +302,94 @@ def _execute_direct(
         executor.handle_field_error(raw_error, return_type, details, field_path)
         return None
     return completed
+
+
+_SLOW: Any = object()  # "not a shape _complete_objects takes: graphql-core's complete_value"
+
+
+def _complete_objects(
+    executor: Executor[Any],
+    return_type: Any,
+    details: FieldDetailsList,
+    path: Path,
+    result: Any,
+) -> Any:
+    """graphql-core's `complete_value` for the common shapes of a resolver's result (an object,
+    or a list of objects, of an object type without `is_type_of`, no @defer below): the
+    objects' fields are executed at once, without the five calls per object of the general
+    path. Anything else (a null where one is not allowed, an exception, an awaitable, another
+    iterable, an abstract type) returns _SLOW before any field is executed."""
+    kind, non_null = return_type, False
+    if isinstance(kind, GraphQLNonNull):
+        kind, non_null = kind.of_type, True
+    if result is None:
+        return _SLOW if non_null else None
+    is_awaitable = executor.is_awaitable
+    if isinstance(kind, GraphQLList):
+        item_type = kind.of_type
+        object_type = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
+        if type(result) is not list or not _plain_object_type(object_type):
+            return _SLOW
+        for item in result:
+            if item is None or isinstance(item, Exception) or is_awaitable(item):
+                return _SLOW
+        grouped = _grouped(executor, object_type, details)
+        if grouped is None:
+            return _SLOW
+        completed: list[Any] = []
+        awaitable_indices: list[int] = []
+        for index, item in enumerate(result):
+            item_path = Path(path, index, None)
+            try:
+                value = executor.execute_fields(object_type, item, item_path, grouped, None)
+                if is_awaitable(value):
+                    value = _settled(executor, value, item_type, details, item_path)
+                    awaitable_indices.append(index)
+            except Exception as raw_error:
+                executor.handle_field_error(raw_error, item_type, details, item_path)
+                value = None
+            completed.append(value)
+        if not awaitable_indices:
+            return completed
+
+        async def get_completed() -> list[Any]:
+            awaited = await gather_with_cancel(*(completed[i] for i in awaitable_indices))
+            for index, value in zip(awaitable_indices, awaited, strict=True):
+                completed[index] = value
+            return completed
+
+        return get_completed()
+    if not _plain_object_type(kind) or isinstance(result, Exception) or is_awaitable(result):
+        return _SLOW
+    grouped = _grouped(executor, kind, details)
+    if grouped is None:
+        return _SLOW
+    return executor.execute_fields(kind, result, path, grouped, None)
+
+
+def _plain_object_type(kind: Any) -> bool:
+    return isinstance(kind, GraphQLObjectType) and kind.is_type_of is None
+
+
+def _grouped(
+    executor: Executor[Any], object_type: GraphQLObjectType, details: FieldDetailsList
+) -> GroupedFieldSet | None:
+    grouped, new_defer_usages = executor.collect_subfields(object_type, details)[:2]
+    return None if new_defer_usages else grouped
+
+
+async def _settled(
+    executor: Executor[Any],
+    value: Any,
+    item_type: Any,
+    details: FieldDetailsList,
+    item_path: Path,
+) -> Any:
+    try:
+        return await value
+    except Exception as raw_error:
+        executor.handle_field_error(raw_error, item_type, details, item_path)
+        return None
 
 
 def with_fast_leaves(executor_class: type[Any]) -> type[Any]:
