@@ -32,16 +32,20 @@ class Loaders:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._loaders: dict[Hashable, DataLoader[Any, Any]] = {}
-        self._converted: dict[tuple[int, Any], tuple[Any, Any]] = {}
+        self._converted: dict[tuple[type[Any], Any], Any] = {}
 
-    def once(self, row: Any, convert: Callable[[Any], T]) -> T:
+    def converted(self, kind: type[Any], key: Any) -> Any | None:
+        """The `kind` (a GraphQL type) that `convert_once` made of row `key` earlier in this
+        request, if any."""
+        return self._converted.get((kind, key))
+
+    def convert_once(self, kind: type[Any], key: Any, row: Any, convert: Callable[[Any], T]) -> T:
         """`convert(row)`, made once per row and request: a loader hands the same row to every
         item that points at it (fifty steps of three agents: three conversions, not fifty)."""
-        key = (id(row), convert)
-        done = self._converted.get(key)
+        done = self._converted.get((kind, key))
         if done is None:
-            done = self._converted[key] = (row, convert(row))  # holding the row keeps its id unique
-        return cast(T, done[1])
+            done = self._converted[(kind, key)] = convert(row)
+        return cast(T, done)
 
     def _get(self, key: Hashable, batch: Callable[[list[Any]], Any]) -> DataLoader[Any, Any]:
         loader = self._loaders.get(key)

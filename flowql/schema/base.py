@@ -45,7 +45,13 @@ class FromRow:
 
     @classmethod
     def from_rows(cls, rows: Iterable[Any]) -> list[Self]:
-        return [cls.from_row(row) for row in rows]
+        rows = list(rows)
+        fields = getattr(rows[0], "_fields", None) if rows else None
+        if fields is None or cls.from_row.__func__ is not FromRow.from_row.__func__:  # type: ignore[attr-defined]
+            return [cls.from_row(row) for row in rows]
+        # Plain rows of one result: the same columns in each (asked once, not per row).
+        plan = _row_plan(cls, fields)  # type: ignore[arg-type]
+        return [cls(**{name: None if i < 0 else row[i] for name, i in plan}) for row in rows]
 
     @classmethod
     def maybe(cls, row: Any | None) -> Self | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
 
@@ -70,8 +70,15 @@ class ProcessStep(FromRow):
         from flowql.schema.workflows import Agent
 
         loaders = info.context.loaders
+        agent_id = self.agent_id
+        done = loaders.converted(Agent, agent_id)
+        if done is not None:
+            return cast(Agent, done)
         loader = loaders.by_id(models.Agent, rows=True)
-        return when_loaded(loader.load(self.agent_id), lambda row: loaders.once(row, Agent.maybe))
+        return when_loaded(
+            loader.load(agent_id),
+            lambda row: loaders.convert_once(Agent, agent_id, row, Agent.maybe),
+        )
 
 
 # The columns a ProcessStep's resolver fields read (for steps that fetch only what is selected).
