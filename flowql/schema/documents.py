@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from enum import EnumMeta
 from operator import attrgetter
 from typing import Any, cast
 
@@ -29,6 +30,7 @@ from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
 from graphql.execution.executor import Executor, to_nodes
 from graphql.pyutils import Path, gather_with_cancel
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema_converter import CustomGraphQLEnumType
 
 # Documents longer than this are parsed every time: dashboards' queries are far shorter, and a
 # long document is the kind an abusive client varies.
@@ -89,7 +91,7 @@ class CachedDocuments(SchemaExtension):
 
 # -- executing: leaf fields without graphql-core's per-field machinery --------------------------
 
-_Fast = tuple[Callable[..., Any], GraphQLLeafType, bool]
+_Fast = tuple[Callable[[Any], Any], Callable[[Any], Any], bool]  # read, coerce, non-null
 # (how, what): ("leaf", _Fast) or ("direct", the resolver function), or None: graphql-core's path
 _Plan = list[tuple[str, FieldDetailsList, tuple[str, Any] | None]]
 
@@ -129,7 +131,31 @@ def _basic_leaf(schema: GraphQLSchema, parent: GraphQLObjectType, details: Any) 
         kind, non_null = kind.of_type, True
     if not is_leaf_type(kind):
         return None
-    return read, kind, non_null
+    return read, _coercer(kind), non_null
+
+
+def _coercer(kind: GraphQLLeafType) -> Callable[[Any], Any]:
+    """`kind.coerce_output_value`; for a Strawberry enum, its members' names looked up in a
+    table made once (Strawberry compares the value with each of the enum's, every time)."""
+    coerce = kind.coerce_output_value
+    wrapped = getattr(kind, "wrapped_cls", None)
+    if not isinstance(kind, CustomGraphQLEnumType) or not isinstance(wrapped, EnumMeta):
+        return coerce
+    names: dict[Any, str] = {}
+    members: list[Any] = list(wrapped)
+    for member in members:
+        name = next((n for n, v in kind.values.items() if member.value == v.value), None)
+        if name is not None:
+            names[member] = name
+
+    def coerce_enum(value: Any) -> Any:
+        if isinstance(value, wrapped):
+            name = names.get(value)
+            if name is not None:
+                return name
+        return coerce(value)
+
+    return coerce_enum
 
 
 def _direct(schema: GraphQLSchema, parent: GraphQLObjectType, details: Any) -> Any:
@@ -215,7 +241,7 @@ class FastLeaves:
                         awaitable_fields.append(name)
                     continue
                 if how is not None:
-                    read, leaf, non_null = how[1]
+                    read, coerce, non_null = how[1]
                     try:
                         value = read(source_value)
                         if value is None:
@@ -223,7 +249,7 @@ class FastLeaves:
                                 results[name] = None
                                 continue
                         elif not isinstance(value, Exception) and not is_awaitable(value):
-                            coerced = leaf.coerce_output_value(value)
+                            coerced = coerce(value)
                             if coerced is not None and coerced is not Undefined:
                                 results[name] = coerced
                                 continue
