@@ -18,6 +18,7 @@ from flowql.errors import ValidationFailed
 from flowql.models import Row
 from flowql.resolvers.context import Context
 from flowql.resolvers.pagination import Page, PageArgs, encode_cursor
+from flowql.schema.documents import context_only
 
 if TYPE_CHECKING:
     JSON = Any  # strawberry's JSON scalar; to the type checker, any JSON value
@@ -140,6 +141,7 @@ class Connection(Generic[T]):
         return self._total_count
 
     @strawberry.field
+    @context_only
     def nodes(self) -> list[T]:
         return self._nodes
 

@@ -99,8 +99,8 @@ CONTEXT_ONLY = "_flowql_context_only"
 
 
 def context_only(resolver: Callable[..., Any]) -> Callable[..., Any]:
-    """Marks a synchronous resolver method `(self, info)` without arguments that reads nothing
-    of `info` but `info.context`: FastLeaves then calls it directly with graphql-core's own
+    """Marks a synchronous resolver method `(self, info)` (or `(self)`) without arguments that
+    reads nothing of `info` but `info.context`: FastLeaves then calls it directly with graphql-core's own
     ResolveInfo (which has `context`), without Strawberry's per-call wrapping."""
     setattr(resolver, CONTEXT_ONLY, True)
     return resolver
@@ -176,6 +176,9 @@ def _direct(schema: GraphQLSchema, parent: GraphQLObjectType, details: Any) -> A
     function = resolver.wrapped_func
     if not getattr(function, CONTEXT_ONLY, False) or resolver.is_async:
         return None
+    code = getattr(function, "__code__", None)
+    if code is not None and code.co_argcount == 1:  # `(self)`: no info at all
+        return lambda source, _info: function(source)
     return function
 
 

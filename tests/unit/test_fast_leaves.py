@@ -70,10 +70,16 @@ class Query:
     async def later(self) -> list[Item]:
         return [item(), item(name="eight")]
 
+    @strawberry.field
+    @context_only
+    def plain(self) -> list[Item]:
+        """`(self)` only: called directly without an info."""
+        return [item(name="nine")]
+
 
 QUERY = (
     "{ items { id name colour when note count shout twins { name count } } "
-    "later { name note colour twins { id } } }"
+    "later { name note colour twins { id } } plain { name twins { name } } }"
 )
 
 
@@ -116,6 +122,7 @@ def test_fast_leaves_are_used(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "Item.shout" in seen and "Query.items" in seen
     assert "Item.id" not in seen and "Item.when" not in seen
     assert "Item.twins" not in seen  # context_only: called directly
+    assert "Query.plain" not in seen
     # Only the fields whose value needs graphql-core's error path went back to it.
     assert {f for f in seen if f.startswith("Item.")} == {
         "Item.shout",
