@@ -7,6 +7,11 @@ same connection count. Per operation it prints req/s, p50, p99, flowql's ratio t
 SQL statements per request (counted in process over the same apps). A growth run at 10x the
 rows shows that statements per request stay constant.
 
+Both sides verify the bearer JWT on every request. The ceiling then reads the caller's
+workspaces on every request; flowql keeps a credential's principal for a few seconds
+(flowql.auth.cache), so its counts and CPU are those of a caller seen just before: wrk sends
+one token, as a dashboard does.
+
     python -m bench.reads [--processes 300] [--messages 500] [--duration 5] [--connections 8]
                           [--database-url postgresql://postgres@127.0.0.1:5432] [--growth 10]
 
@@ -564,6 +569,10 @@ def report(
         print(
             f"    SQL statements per request: flowql {f_n:.0f}, ceiling {c_n:.0f}"
             f"; same JSON: {'yes' if same else 'NO'}"
+        )
+    if counts:
+        print(
+            "  (flowql's caller principal cached: flowql.auth.cache; the ceiling reads it each time)"
         )
     sys.stdout.flush()
 

@@ -42,6 +42,7 @@ from flowql.resolvers.context import Context
 from flowql.rest_compat import ERROR_FORMATS, QUERY_KEY_PATHS
 from flowql.rest_compat import mounts as rest_mounts
 from flowql.schema import build_schema
+from flowql.schema.documents import with_fast_leaves
 from flowql.services.runtime import NullDispatcher, Runtime
 from flowql.settings import Dispatcher, Settings
 from flowql.triggers.feeds import feed_routes
@@ -74,7 +75,10 @@ class FlowqlGraphQL(SafeJSONView, GraphQL[Context, None]):
 
     def __init__(self, runtime: Runtime, **kwargs: Any) -> None:
         options = {**transport.view_options(runtime.settings), **kwargs}
-        super().__init__(build_schema(production=runtime.settings.is_production), **options)
+        schema = build_schema(production=runtime.settings.is_production)
+        # Plain leaf fields read in a tight loop (flowql.schema.documents.FastLeaves).
+        schema.execution_context_class = with_fast_leaves(schema.execution_context_class)
+        super().__init__(schema, **options)
         self.runtime = runtime
         self.credentials = transport.CredentialWatch()
         self.persisted_queries = PersistedQueries()

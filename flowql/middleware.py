@@ -20,7 +20,7 @@ from flowql.auth.ratelimit import ANONYMOUS_PLAN, UNLIMITED, RateLimiter, client
 from flowql.errors import DomainError, ErrorCode
 from flowql.forwarded import TrustedProxies
 from flowql.models import Workflow, Workspace
-from flowql.services.auth import authenticate
+from flowql.services.auth import authenticate, authenticate_cached
 from flowql.services.runtime import Runtime
 from flowql.settings import Settings
 
@@ -45,7 +45,13 @@ def bearer_token(conn: HTTPConnection, query_key_paths: tuple[str, ...] = ()) ->
     return None
 
 
-async def principal_for(runtime: Runtime, token: str | None) -> Principal:
+async def principal_for(runtime: Runtime, token: str | None, cached: bool = False) -> Principal:
+    """The credential's principal, read in one statement; with `cached`, from the short-lived
+    per-credential cache when it holds one (flowql.auth.cache says what ends an entry).
+    HTTP requests use the cache; WebSocket connections and their periodic re-checks read
+    afresh (a re-check is the bound on a change made by another process)."""
+    if cached:
+        return await authenticate_cached(runtime.db, runtime.settings, token)
     async with runtime.db.read() as session:
         return await authenticate(session, runtime.settings, token)
 
@@ -139,7 +145,9 @@ class Identify:
             state = scope.setdefault("state", {})
             try:
                 token = bearer_token(HTTPConnection(scope), self.query_key_paths)
-                state["principal"] = await principal_for(self.runtime, token)
+                state["principal"] = await principal_for(
+                    self.runtime, token, cached=scope["type"] == "http"
+                )
             except DomainError as exc:
                 state["principal"] = ANONYMOUS
                 state["auth_error"] = exc

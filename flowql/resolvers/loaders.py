@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Hashable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from aiodataloader import DataLoader
 from sqlalchemy import Select, func
@@ -25,10 +25,27 @@ from flowql.models import Agent, AgentSource, Row
 R = TypeVar("R", bound=Row)
 
 
+T = TypeVar("T")
+
+
 class Loaders:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._loaders: dict[Hashable, DataLoader[Any, Any]] = {}
+        self._converted: dict[tuple[type[Any], Any], Any] = {}
+
+    def converted(self, kind: type[Any], key: Any) -> Any | None:
+        """The `kind` (a GraphQL type) that `convert_once` made of row `key` earlier in this
+        request, if any."""
+        return self._converted.get((kind, key))
+
+    def convert_once(self, kind: type[Any], key: Any, row: Any, convert: Callable[[Any], T]) -> T:
+        """`convert(row)`, made once per row and request: a loader hands the same row to every
+        item that points at it (fifty steps of three agents: three conversions, not fifty)."""
+        done = self._converted.get((kind, key))
+        if done is None:
+            done = self._converted[(kind, key)] = convert(row)
+        return cast(T, done)
 
     def _get(self, key: Hashable, batch: Callable[[list[Any]], Any]) -> DataLoader[Any, Any]:
         loader = self._loaders.get(key)
@@ -39,12 +56,17 @@ class Loaders:
 
     def clear(self) -> None:
         self._loaders.clear()
+        self._converted.clear()
 
-    async def _fetch(self, model: type[R], stmt: Any, rows: bool) -> list[Any]:
-        """Run `stmt` (a select of `model`): ORM objects, or plain rows of all its columns."""
+    async def _fetch(
+        self, model: type[R], stmt: Any, rows: bool, columns: tuple[str, ...] | None = None
+    ) -> list[Any]:
+        """Run `stmt` (a select of `model`): ORM objects, or plain rows of all its columns (of
+        `columns` only, when given)."""
         if rows:
             table: Any = model.__table__  # type: ignore[attr-defined]
-            light: Select[Any] = stmt.with_only_columns(*table.c)
+            selected = table.c if columns is None else [table.c[name] for name in columns]
+            light: Select[Any] = stmt.with_only_columns(*selected)
             async with self._db.engine.connect() as connection:
                 return list((await connection.execute(light)).all())
         async with self._db.read() as session:
@@ -67,20 +89,28 @@ class Loaders:
         return self._get(("by_id", model, rows), batch)
 
     def children(
-        self, model: type[R], fk: str, order_desc: bool = False, rows: bool = False
+        self,
+        model: type[R],
+        fk: str,
+        order_desc: bool = False,
+        rows: bool = False,
+        columns: tuple[str, ...] | None = None,
     ) -> DataLoader[Any, Any]:
-        """parent id -> list of rows whose `fk` column is that id, ordered by number."""
+        """parent id -> list of rows whose `fk` column is that id, ordered by number. With
+        `columns` (plain rows only), the rows hold those columns only (and `fk`)."""
+        if columns is not None and fk not in columns:
+            columns = (*columns, fk)
 
         async def batch(ids: list[uuid.UUID]) -> list[list[Any]]:
             column = getattr(model, fk)
             order = col(model.number).desc() if order_desc else col(model.number)
             stmt = select(model).where(column.in_(ids)).order_by(order)
             grouped: dict[uuid.UUID, list[Any]] = defaultdict(list)
-            for row in await self._fetch(model, stmt, rows):
+            for row in await self._fetch(model, stmt, rows, columns if rows else None):
                 grouped[getattr(row, fk)].append(row)
             return [grouped.get(i, []) for i in ids]
 
-        return self._get(("children", model, fk, order_desc, rows), batch)
+        return self._get(("children", model, fk, order_desc, rows, columns), batch)
 
     def latest(self, model: type[R], fk: str) -> DataLoader[Any, Any]:
         """(parent id, n) -> the parent's n newest rows, newest first: one windowed statement."""

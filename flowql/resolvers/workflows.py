@@ -5,6 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from sqlalchemy import bindparam
+from sqlmodel import col, select
+
+from flowql.auth.principal import PrincipalKind
+from flowql.errors import NotFound
 from flowql.models import Agent, Workflow
 from flowql.resolvers.context import Context
 from flowql.resolvers.pagination import Page, PageArgs, paginate_rows
@@ -20,9 +25,29 @@ async def list_workflows(ctx: Context, filters: WorkflowFilter, page: PageArgs) 
         return await paginate_rows(session, Workflow, stmt, page)
 
 
+# One workflow by id or number: built once, bound per request.
+_BY_ID = select(Workflow).where(col(Workflow.id) == bindparam("ident"))
+_BY_NUMBER = select(Workflow).where(col(Workflow.number) == bindparam("ident"))
+
+
 async def workflow(ctx: Context, ident: uuid.UUID | int) -> Workflow:
-    async with ctx.db.read() as session:
-        return await service.get_workflow(session, ctx.principal, ident)
+    """`service.get_workflow` (read) in one hop of `Database.lookup`. An execution token is
+    confined to its own workflow: the service says how; any other caller sees the workflows of
+    the workspaces it may read (scopes of an API key narrow processes only), so the rules of
+    `get_visible` for a workflow come down to the two checks below."""
+    principal = ctx.principal
+    if principal.kind is PrincipalKind.EXECUTION:
+        async with ctx.db.read() as session:
+            return await service.get_workflow(session, principal, ident)
+    principal.ensure_authenticated()
+    stmt = _BY_ID if isinstance(ident, uuid.UUID) else _BY_NUMBER
+    row: Workflow | None = await ctx.db.lookup(
+        lambda session: session.execute(stmt, {"ident": ident}).scalars().first()
+    )
+    if row is None or row.workspace_id not in principal.grants:
+        raise NotFound("Workflow")
+    principal.require(row.workspace_id, "workflow:read", "Workflow")
+    return row
 
 
 async def agent(ctx: Context, ident: uuid.UUID | int) -> Agent:

@@ -18,6 +18,7 @@ from flowql.errors import ValidationFailed
 from flowql.models import Row
 from flowql.resolvers.context import Context
 from flowql.resolvers.pagination import Page, PageArgs, encode_cursor
+from flowql.schema.documents import context_only
 
 if TYPE_CHECKING:
     JSON = Any  # strawberry's JSON scalar; to the type checker, any JSON value
@@ -34,18 +35,24 @@ class FromRow:
 
     @classmethod
     def from_row(cls, row: Any) -> Self:
-        names: tuple[str, ...] = _init_fields(cls)  # type: ignore[arg-type]
-        as_dict = getattr(row, "_asdict", None)
-        if as_dict is not None:
+        fields = getattr(row, "_fields", None)
+        if fields is not None:
             # A plain row; that of a pruned list (`node_columns`) lacks the columns nobody
             # asked for, and those fields stay None (never read: not selected).
-            values = as_dict()
-            return cls(**{name: values.get(name) for name in names})
+            plan = _row_plan(cls, fields)  # type: ignore[arg-type]
+            return cls(**{name: None if i < 0 else row[i] for name, i in plan})
+        names: tuple[str, ...] = _init_fields(cls)  # type: ignore[arg-type]
         return cls(**{name: getattr(row, name) for name in names})
 
     @classmethod
     def from_rows(cls, rows: Iterable[Any]) -> list[Self]:
-        return [cls.from_row(row) for row in rows]
+        rows = list(rows)
+        fields = getattr(rows[0], "_fields", None) if rows else None
+        if fields is None or cls.from_row.__func__ is not FromRow.from_row.__func__:  # type: ignore[attr-defined]
+            return [cls.from_row(row) for row in rows]
+        # Plain rows of one result: the same columns in each (asked once, not per row).
+        plan = _row_plan(cls, fields)  # type: ignore[arg-type]
+        return [cls(**{name: None if i < 0 else row[i] for name, i in plan}) for row in rows]
 
     @classmethod
     def maybe(cls, row: Any | None) -> Self | None:
@@ -55,6 +62,13 @@ class FromRow:
 @functools.cache
 def _init_fields(cls: type[Any]) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls) if f.init)
+
+
+@functools.cache
+def _row_plan(cls: type[Any], fields: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    """Each init field of `cls` and its position in rows of these columns (-1: absent)."""
+    position = {name: i for i, name in enumerate(fields)}
+    return tuple((name, position.get(name, -1)) for name in _init_fields(cls))  # type: ignore[arg-type]
 
 
 R = TypeVar("R")
@@ -127,6 +141,7 @@ class Connection(Generic[T]):
         return self._total_count
 
     @strawberry.field
+    @context_only
     def nodes(self) -> list[T]:
         return self._nodes
 
@@ -190,6 +205,36 @@ def node_columns(
         selection = pending.pop()
         if not isinstance(selection, SelectedField):
             pending.extend(selection.selections)
+            continue
+        name = _snake(selection.name)
+        if name in needs:
+            wanted.update(needs[name])
+        elif name in table_columns:
+            wanted.add(name)
+        elif name != "__typename":
+            return None
+    return tuple(c.name for c in table_columns if c.name in wanted)
+
+
+def relation_columns(
+    info: Info, relation: str, model: type[Any], needs: Mapping[str, tuple[str, ...]]
+) -> tuple[str, ...] | None:
+    """The columns of `model` that the fields selected under every `relation` field in the
+    current field's subtree read (as `node_columns`: a field named like a column, or what
+    `needs` says of a resolver field); None (all columns) if any of them is something else."""
+    table_columns = model.__table__.c
+    wanted = {"id", "number"}
+    pending: list[Selection] = list(info.selected_fields)
+    under: list[Selection] = []
+    while pending:
+        selection = pending.pop()
+        if isinstance(selection, SelectedField) and selection.name == relation:
+            under.extend(selection.selections)
+        pending.extend(selection.selections)
+    while under:
+        selection = under.pop()
+        if not isinstance(selection, SelectedField):
+            under.extend(selection.selections)
             continue
         name = _snake(selection.name)
         if name in needs:

@@ -21,6 +21,7 @@ from flowql.schema.base import (
     subtree_names,
     when_loaded,
 )
+from flowql.schema.documents import context_only
 from flowql.schema.filters import FilterInput, filter_input
 from flowql.services.messages import AgentFilter, MessageFilter
 
@@ -43,6 +44,7 @@ class Message(FromRow):
     expires_at: datetime | None
 
     @strawberry.field
+    @context_only
     def agent(self, info: Info) -> AgentRef | None:
         loader = info.context.loaders.by_id(models.Agent, rows=True)
         return when_loaded(loader.load(self.agent_id), nodes.agent().maybe)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
 
@@ -19,9 +20,11 @@ from flowql.schema.base import (
     Info,
     ident,
     page_args,
+    relation_columns,
     subtree_names,
     when_loaded,
 )
+from flowql.schema.documents import context_only
 from flowql.schema.filters import FilterInput, filter_input
 from flowql.services.processes import ProcessFilter
 
@@ -62,11 +65,24 @@ class ProcessStep(FromRow):
     created_at: datetime
 
     @strawberry.field
+    @context_only
     def agent(self, info: Info) -> AgentRef | None:
         from flowql.schema.workflows import Agent
 
-        loader = info.context.loaders.by_id(models.Agent, rows=True)
-        return when_loaded(loader.load(self.agent_id), Agent.maybe)
+        loaders = info.context.loaders
+        agent_id = self.agent_id
+        done = loaders.converted(Agent, agent_id)
+        if done is not None:
+            return cast(Agent, done)
+        loader = loaders.by_id(models.Agent, rows=True)
+        return when_loaded(
+            loader.load(agent_id),
+            lambda row: loaders.convert_once(Agent, agent_id, row, Agent.maybe),
+        )
+
+
+# The columns a ProcessStep's resolver fields read (for steps that fetch only what is selected).
+STEP_NEEDS = {"agent": ("agent_id",)}
 
 
 @strawberry.type
@@ -105,6 +121,10 @@ class Process(FromRow):
     completed_at: datetime | None
     last_activity_at: datetime | None
     actors: JSON = strawberry.field(description="Scenario processes: actor key -> actor record.")
+    # Set by lists that know every field selected under `steps`: the step columns to fetch.
+    _step_columns: strawberry.Private[tuple[str, ...] | None] = dataclasses.field(
+        default=None, init=False
+    )
 
     @strawberry.field
     async def workflow(self, info: Info) -> WorkflowRef | None:
@@ -125,8 +145,11 @@ class Process(FromRow):
         return Event.maybe(await info.context.loaders.by_id(models.Event).load(self.event_id))
 
     @strawberry.field
+    @context_only
     def steps(self, info: Info) -> list[ProcessStep]:
-        loader = info.context.loaders.children(models.ProcessStep, "process_id", rows=True)
+        loader = info.context.loaders.children(
+            models.ProcessStep, "process_id", rows=True, columns=self._step_columns
+        )
         return when_loaded(loader.load(self.id), ProcessStep.from_rows)
 
     @strawberry.field(description="Log lines in the order they were written.")
@@ -194,9 +217,10 @@ NEEDS = {
 }
 
 
-async def prefetch(info: Info, rows: list[Any]) -> None:
+async def prefetch(info: Info, rows: list[Any]) -> tuple[str, ...] | None:
     """Load the page's steps (and their agents) up front when the query asks for them: one
-    statement each, as the dataloaders would, but the per-item resolvers then answer at once."""
+    statement each, as the dataloaders would, but the per-item resolvers then answer at once.
+    Returns the step columns fetched (None: all), for the page's processes to ask for."""
     names = subtree_names(info)
     loaders = info.context.loaders
     if "messages" in names and rows:
@@ -204,12 +228,14 @@ async def prefetch(info: Info, rows: list[Any]) -> None:
             [row.id for row in rows]
         )
     if "steps" not in names or not rows:
-        return
-    steps = loaders.children(models.ProcessStep, "process_id", rows=True)
+        return None
+    columns = relation_columns(info, "steps", models.ProcessStep, STEP_NEEDS)
+    steps = loaders.children(models.ProcessStep, "process_id", rows=True, columns=columns)
     groups = await steps.load_many([row.id for row in rows])
     if "agent" in names:
         agent_ids = list({step.agent_id for group in groups for step in group})
         await loaders.by_id(models.Agent, rows=True).load_many(agent_ids)
+    return columns
 
 
 @filter_input(ProcessFilter)
@@ -231,8 +257,11 @@ class Query:
         filters = (filter or ProcessFilterInput()).to_filter()
         args = page_args(first, after, offset, info=info, model=models.Process, needs=NEEDS)
         page = await resolve.list_processes(info.context, filters, args)
-        await prefetch(info, page.rows)
-        return Connection.of(page, Process.from_row)
+        step_columns = await prefetch(info, page.rows)
+        connection = Connection.of(page, Process.from_row)
+        for node in connection._nodes:
+            node._step_columns = step_columns
+        return connection
 
     @strawberry.field
     async def process(

@@ -14,6 +14,7 @@ from flowql.formats.huginn import export_filename
 from flowql.resolvers import workflows as resolve
 from flowql.schema import nodes
 from flowql.schema.base import JSON, Connection, FromRow, Info, ident, page_args, when_loaded
+from flowql.schema.documents import context_only
 from flowql.schema.filters import FilterInput, filter_input
 from flowql.schema.messages import Message
 from flowql.services.common import sees_row
@@ -189,6 +190,7 @@ class Workflow(FromRow):
     last_deployed_at: datetime | None
 
     @strawberry.field
+    @context_only
     def agents(self, info: Info) -> list[Agent]:
         loader = info.context.loaders.children(models.Agent, "workflow_id", rows=True)
         return when_loaded(loader.load(self.id), Agent.from_rows)

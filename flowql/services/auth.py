@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hmac
 import uuid
 from collections.abc import Awaitable, Callable
@@ -10,11 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import jwt
 from sqlalchemy import ColumnElement, exists, false
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from flowql.auth.cache import GENERATION, cache_for
 from flowql.auth.passwords import hash_password, verify_password
 from flowql.auth.principal import ANONYMOUS, Principal, PrincipalKind
 from flowql.auth.privileges import (
@@ -303,6 +302,10 @@ def _api_key_prefix(token: str) -> str | None:
 
 
 # -- bearer -> principal -----------------------------------------------------------------------
+#
+# Each credential resolves in one statement (its subject, revocation, memberships and plans
+# together), and the result is kept for a few seconds per credential (flowql.auth.cache: any
+# write that could change it, in this process, ends it at once; elsewhere, within the TTL).
 
 
 async def user_principal(session: AsyncSession, user: User) -> Principal:
@@ -317,53 +320,87 @@ async def user_principal(session: AsyncSession, user: User) -> Principal:
 
 
 async def authenticate(session: AsyncSession, settings: Settings, bearer: str | None) -> Principal:
-    """The caller behind `Authorization: Bearer …`: a user JWT, an execution JWT or an API key."""
+    """The caller behind `Authorization: Bearer …`: a user JWT, an execution JWT or an API key
+    (read afresh: no cache)."""
     if not bearer:
         return ANONYMOUS
     token = bearer.strip()
     if looks_like_jwt(token):
-        principal = await _jwt_principal(session, settings, token)
-    else:
-        prefix = _api_key_prefix(token)
-        if prefix is None:
-            raise Unauthorized("invalid credentials")
-        principal = await _api_key_principal(session, token, prefix)
-    return await _with_plan(session, principal)
+        return await _claims_principal(session, verified_claims(settings, token))
+    principal, _ = await _api_key_principal(session, token, _api_key_prefix_of(token))
+    return principal
+
+
+async def authenticate_cached(db: Database, settings: Settings, bearer: str | None) -> Principal:
+    """`authenticate`, answered from the per-credential cache when it can be. A JWT is verified
+    (signature, expiry, audience, issuer) before the cache is asked, every time."""
+    if not bearer:
+        return ANONYMOUS
+    token = bearer.strip()
+    cache = cache_for(db.engine)
+    if looks_like_jwt(token):
+        claims = verified_claims(settings, token)
+        principal = cache.get(token)
+        if principal is None:
+            generation = GENERATION.value  # before the read: a change during it is not kept
+            async with db.read() as session:
+                principal = await _claims_principal(session, claims)
+            cache.put(token, principal, generation)
+        return principal
+    prefix = _api_key_prefix_of(token)
+    principal = cache.get(token)
+    if principal is None:
+        generation = GENERATION.value
+        async with db.read() as session:
+            principal, not_after = await _api_key_principal(session, token, prefix)
+        cache.put(token, principal, generation, not_after)
+    return principal
 
 
 PLAN_ORDER = [Plan.FREE, Plan.STARTER, Plan.PRO, Plan.BUSINESS, Plan.UNLIMITED]
 
 
-async def _with_plan(session: AsyncSession, principal: Principal) -> Principal:
+def _best_plan(plans: list[Any]) -> str:
     """The most generous plan among the caller's workspaces sets its rate limits."""
-    if not principal.grants:
-        return principal
-    stmt = select(Workspace.plan).where(col(Workspace.id).in_(principal.workspace_ids))
-    plans = [Plan(p) for p in (await session.exec(stmt)).all()]
-    best = max(plans, key=PLAN_ORDER.index, default=Plan.FREE)
-    return dataclasses.replace(principal, plan=best.value)
+    return max((Plan(p) for p in plans), key=PLAN_ORDER.index, default=Plan.FREE).value
 
 
-async def _jwt_principal(session: AsyncSession, settings: Settings, token: str) -> Principal:
-    try:
-        unverified = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError as exc:
-        raise Unauthorized("malformed token") from exc
-    issuer = issuer_for(settings)
-    if unverified.get("typ") == "execution":
-        claims = issuer.verify(token, typ="execution")
+def verified_claims(settings: Settings, token: str) -> dict[str, Any]:
+    """A JWT's claims, strictly verified as the type it says it is (access or execution)."""
+    return issuer_for(settings).verify_bearer(token)
+
+
+async def _claims_principal(session: AsyncSession, claims: dict[str, Any]) -> Principal:
+    if claims.get("typ") == "execution":
         return await _execution_principal(session, claims)
-    claims = issuer.verify(token, typ="access")
     user_id = _claim_uuid(claims, "sub")
-    found = (
-        await session.exec(select(User, _family_revoked(claims)).where(col(User.id) == user_id))
-    ).first()
-    if found is None or not found[0].is_active:
+    rows = (
+        await session.exec(
+            select(  # type: ignore[call-overload]
+                col(User.is_active),
+                _family_revoked(claims),
+                col(Membership.workspace_id),
+                col(Membership.role),
+                col(Workspace.plan),
+            )
+            .select_from(User)
+            .outerjoin(Membership, col(Membership.user_id) == col(User.id))
+            .outerjoin(Workspace, col(Workspace.id) == col(Membership.workspace_id))
+            .where(col(User.id) == user_id)
+        )
+    ).all()
+    if not rows or not rows[0][0]:
         raise Unauthorized("account disabled")
-    user, revoked = found
-    if revoked:
+    if rows[0][1]:
         raise Unauthorized("token revoked: sign in again")
-    return await user_principal(session, user)
+    memberships = [(ws, role, plan) for _, _, ws, role, plan in rows if ws is not None]
+    return Principal(
+        kind=PrincipalKind.USER,
+        user_id=user_id,
+        grants={ws: ROLE_PRIVILEGES[Role(role)] for ws, role, _ in memberships},
+        roles={ws: str(role) for ws, role, _ in memberships},
+        plan=_best_plan([plan for _, _, plan in memberships]) if memberships else "free",
+    )
 
 
 def _claim_uuid(claims: dict[str, Any], name: str) -> uuid.UUID:
@@ -396,12 +433,14 @@ async def _execution_principal(session: AsyncSession, claims: dict[str, Any]) ->
         raise Unauthorized("invalid token claim 'prv'")
     found = (
         await session.exec(
-            select(Process, _family_revoked(claims)).where(col(Process.id) == process_id)
+            select(Process, _family_revoked(claims), col(Workspace.plan))
+            .outerjoin(Workspace, col(Workspace.id) == col(Process.workspace_id))
+            .where(col(Process.id) == process_id)
         )
     ).first()
     if found is None or found[0].workspace_id != workspace_id:
         raise Unauthorized("process no longer exists")
-    process, revoked = found
+    process, revoked, plan = found
     if revoked:
         raise Unauthorized("token revoked")
     return Principal(
@@ -410,13 +449,38 @@ async def _execution_principal(session: AsyncSession, claims: dict[str, Any]) ->
         process_id=process.id,
         workflow_id=process.workflow_id,
         grants={workspace_id: execution_privileges(process, limit)},
+        plan=_best_plan([plan] if plan is not None else []),
     )
 
 
-async def _api_key_principal(session: AsyncSession, token: str, prefix: str) -> Principal:
-    key = (await session.exec(select(ApiKey).where(ApiKey.prefix == prefix))).first()
-    if key is None or not hmac.compare_digest(key.key_hash, hash_token(token)):
+def _api_key_prefix_of(token: str) -> str:
+    prefix = _api_key_prefix(token)
+    if prefix is None:
+        raise Unauthorized("invalid credentials")
+    return prefix
+
+
+async def _api_key_principal(
+    session: AsyncSession, token: str, prefix: str
+) -> tuple[Principal, float | None]:
+    """The key's principal and, when the key expires, when (a Unix time)."""
+    found = (
+        await session.exec(
+            select(ApiKey, col(User.is_active), col(Membership.role), col(Workspace.plan))
+            .select_from(ApiKey)
+            .outerjoin(User, col(User.id) == col(ApiKey.user_id))
+            .outerjoin(
+                Membership,
+                (col(Membership.user_id) == col(ApiKey.user_id))
+                & (col(Membership.workspace_id) == col(ApiKey.workspace_id)),
+            )
+            .outerjoin(Workspace, col(Workspace.id) == col(ApiKey.workspace_id))
+            .where(col(ApiKey.prefix) == prefix)
+        )
+    ).first()
+    if found is None or not hmac.compare_digest(found[0].key_hash, hash_token(token)):
         raise Unauthorized("invalid API key")
+    key, owner_active, role, plan = found
     now = utcnow()
     if key.revoked_at is not None:
         raise Unauthorized("API key revoked")
@@ -426,25 +490,20 @@ async def _api_key_principal(session: AsyncSession, token: str, prefix: str) -> 
     if key.user_id is not None:
         # A key never grants more than its creator still holds in that workspace, and dies
         # with the creator's account or membership.
-        owner = (await session.exec(select(User).where(User.id == key.user_id))).first()
-        membership = (
-            await session.exec(
-                select(Membership)
-                .where(Membership.user_id == key.user_id)
-                .where(Membership.workspace_id == key.workspace_id)
-            )
-        ).first()
-        if owner is None or not owner.is_active or membership is None:
+        if not owner_active or role is None:
             raise Unauthorized("API key owner is no longer a member of the workspace")
-        privileges = privileges & ROLE_PRIVILEGES[Role(membership.role)]
+        privileges = privileges & ROLE_PRIVILEGES[Role(role)]
+    # Recorded when the key is read from the database: at most once per cache lifetime.
     await session.exec(
         update(ApiKey).where(col(ApiKey.number) == key.number).values(last_used_at=now)
     )
     await session.commit()
-    return Principal(
+    principal = Principal(
         kind=PrincipalKind.API_KEY,
         user_id=key.user_id,
         api_key_id=key.id,
         grants={key.workspace_id: privileges},
         process_scopes=tuple(key.process_scopes),
+        plan=_best_plan([plan] if plan is not None else []),
     )
+    return principal, key.expires_at.timestamp() if key.expires_at is not None else None
