@@ -47,15 +47,63 @@ class StatementLog:
         return list(self.statements)
 
 
-# Tables the engine's cached reads come from (a workflow's compiled hook plan, engine/plans.py;
-# a workspace's outbox subscriptions, engine/writeset.py): a write to one of them makes every
-# cached read stale. Statements marked with the execution option HOT (the engine's last-run
-# times) change nothing cached.
-PLAN_TABLES = re.compile(
-    r'^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+"?(?:workflows|agents|agent_sources|triggers'
-    r'|memberships|users|webhook_subscriptions)"?\s',
-    re.IGNORECASE,
+# Cached reads of this process (a workflow's compiled hook plan and definition, engine/plans.py;
+# a workspace's outbox subscriptions, engine/writeset.py; a credential's principal,
+# flowql.auth.cache) come from these tables: a write to one of them makes every cached read stale
+# (`changes_cached_reads`). Statements marked with the execution option HOT (the engine's
+# last-run times) change nothing cached.
+CACHED_TABLES = frozenset(
+    {
+        "workflows",
+        "agents",
+        "agent_sources",
+        "triggers",
+        "webhook_subscriptions",
+        "memberships",
+        "users",
+        "workspaces",
+        "api_keys",
+        "refresh_tokens",
+    }
 )
+# A new row of these changes no cached read (a new user has no membership yet; a new key or
+# login is read when first used).
+INSERTS_CHANGING_NOTHING = frozenset({"users", "api_keys", "refresh_tokens"})
+# Columns that only record use: updating nothing else changes no cached read.
+USE_ONLY_COLUMNS = frozenset({"last_used_at", "rotated_at", "last_login"})
+_WRITE = re.compile(
+    r'\s*(?:(update)\s+"?(\w+)"?\s+set\s+(.*?)\s+where\b|(delete)\s+from\s+"?(\w+)'
+    r'|(insert)\s+into\s+"?(\w+))',
+    re.IGNORECASE | re.DOTALL,
+)
+_READS = ("select", "pragma", "begin", "savepoint", "release", "rollback", "commit", "show")
+
+
+def changes_cached_reads(statement: str) -> bool:
+    """Whether a SQL statement may change a read this process caches (see CACHED_TABLES)."""
+    head = statement.lstrip()[:10].lower()
+    if head.startswith(_READS):
+        return False
+    match = _WRITE.match(statement)
+    if match is None:
+        # Not a plain write of a known shape (DDL, a CTE, …): changed if it names such a table.
+        lowered = statement.lower()
+        return any(re.search(rf"\b{t}\b", lowered) for t in CACHED_TABLES)
+    if match.group(1):  # UPDATE
+        table, assignments = match.group(2).lower(), match.group(3)
+        if table not in CACHED_TABLES:
+            return False
+        columns = {
+            part.split("=", 1)[0].strip().strip('"').lower() for part in assignments.split(",")
+        }
+        return not columns <= USE_ONLY_COLUMNS
+    if match.group(4):  # DELETE (a deleted process ends its execution tokens' principals)
+        table = match.group(5).lower()
+        return table in CACHED_TABLES or table == "processes"
+    table = match.group(7).lower()
+    return table in CACHED_TABLES and table not in INSERTS_CHANGING_NOTHING
+
+
 HOT = "flowql_hot"
 # Seconds a cached read is kept unchecked: the longest a change made by another process (this one
 # sees its own at once) goes unseen.
@@ -64,7 +112,7 @@ CACHE_TTL = 1.0
 
 @dataclass
 class PlanClock:
-    """Moves whenever this process writes to a table the engine caches reads of; a read cached
+    """Moves whenever this process writes to a table it caches reads of; a read cached
     under an older generation is stale. It moves when the statement runs and again when its
     connection is released (after the commit), so a read made in between, of the old rows, is
     not kept either. `memo` holds such reads (any thread may use it: single dict operations)."""
@@ -348,7 +396,7 @@ def _writer_engine(url: str, kwargs: dict[str, Any], log: StatementLog, clock: P
     return engine
 
 
-# statement -> whether it writes a table cached reads come from (PLAN_TABLES)
+# statement -> whether it writes a table cached reads come from (changes_cached_reads)
 _touches: dict[str, bool] = {}
 
 
@@ -361,7 +409,7 @@ def _install_hooks(sync_engine: Engine, log: StatementLog, clock: PlanClock) -> 
             log.statements.append(statement)
         touches = _touches.get(statement)
         if touches is None:
-            touches = bool(PLAN_TABLES.match(statement))
+            touches = changes_cached_reads(statement)
             if len(_touches) < 10_000:  # statements are few and compiled once
                 _touches[statement] = touches
         if touches and not (context is not None and context.execution_options.get(HOT)):

@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, exists, false
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from flowql.auth.cache import GENERATION, cache_for
+from flowql.auth.cache import cache_for
 from flowql.auth.passwords import hash_password, verify_password
 from flowql.auth.principal import ANONYMOUS, Principal, PrincipalKind
 from flowql.auth.privileges import (
@@ -305,7 +305,8 @@ def _api_key_prefix(token: str) -> str | None:
 #
 # Each credential resolves in one statement (its subject, revocation, memberships and plans
 # together), and the result is kept for a few seconds per credential (flowql.auth.cache: any
-# write that could change it, in this process, ends it at once; elsewhere, within the TTL).
+# write that could change it, in this process, ends it at once; in another, when the PostgreSQL
+# bus announces it or within the TTL).
 
 
 async def user_principal(session: AsyncSession, user: User) -> Principal:
@@ -337,12 +338,12 @@ async def authenticate_cached(db: Database, settings: Settings, bearer: str | No
     if not bearer:
         return ANONYMOUS
     token = bearer.strip()
-    cache = cache_for(db.engine)
+    cache = cache_for(db.engine, db.plan_clock)
     if looks_like_jwt(token):
         claims = verified_claims(settings, token)
         principal = cache.get(token)
         if principal is None:
-            generation = GENERATION.value  # before the read: a change during it is not kept
+            generation = db.plan_clock.generation  # before the read: a change during it is not kept
             async with db.read() as session:
                 principal = await _claims_principal(session, claims)
             cache.put(token, principal, generation)
@@ -350,7 +351,7 @@ async def authenticate_cached(db: Database, settings: Settings, bearer: str | No
     prefix = _api_key_prefix_of(token)
     principal = cache.get(token)
     if principal is None:
-        generation = GENERATION.value
+        generation = db.plan_clock.generation
         async with db.read() as session:
             principal, not_after = await _api_key_principal(session, token, prefix)
         cache.put(token, principal, generation, not_after)

@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import bindparam, text
 from sqlmodel import col, select, update
 
-from flowql.auth.cache import GENERATION, PrincipalCache, changes_principals
+from flowql.auth.cache import PrincipalCache
 from flowql.auth.principal import Principal, PrincipalKind
+from flowql.db import PlanClock, changes_cached_reads
 from flowql.models import Membership, RefreshToken, Role, User
 from flowql.models.base import utcnow
 from tests.api.test_dataloaders import describe, run_counted, server  # noqa: F401 (fixture)
@@ -249,8 +250,9 @@ class Clock:
 def test_entries_end_after_the_ttl() -> None:
     """What another process changed is seen within the TTL."""
     clock = Clock()
-    cache = PrincipalCache(ttl=5.0, clock=clock)
-    cache.put("t", PRINCIPAL, GENERATION.value)
+    generations = PlanClock()
+    cache = PrincipalCache(generations, ttl=5.0, clock=clock)
+    cache.put("t", PRINCIPAL, generations.generation)
     clock.now += 4.9
     assert cache.get("t") is PRINCIPAL
     clock.now += 0.2
@@ -259,22 +261,24 @@ def test_entries_end_after_the_ttl() -> None:
 
 def test_entries_end_with_the_credential() -> None:
     wall = Clock()
-    cache = PrincipalCache(ttl=5.0, wall=wall)
-    cache.put("t", PRINCIPAL, GENERATION.value, not_after=wall.now + 1)
+    generations = PlanClock()
+    cache = PrincipalCache(generations, ttl=5.0, wall=wall)
+    cache.put("t", PRINCIPAL, generations.generation, not_after=wall.now + 1)
     assert cache.get("t") is PRINCIPAL
     wall.now += 1
     assert cache.get("t") is None
 
 
 def test_a_read_that_overlapped_a_change_is_not_kept() -> None:
-    cache = PrincipalCache()
-    before = GENERATION.value
-    GENERATION.bump()  # a change committed while the principal was being read
+    generations = PlanClock()
+    cache = PrincipalCache(generations)
+    before = generations.generation
+    generations.tick()  # a change committed while the principal was being read
     cache.put("t", PRINCIPAL, before)
     assert cache.get("t") is None
-    cache.put("t", PRINCIPAL, GENERATION.value)
+    cache.put("t", PRINCIPAL, generations.generation)
     assert cache.get("t") is PRINCIPAL
-    GENERATION.bump()
+    generations.tick()
     assert cache.get("t") is None
 
 
@@ -298,7 +302,14 @@ def test_a_read_that_overlapped_a_change_is_not_kept() -> None:
         ("UPDATE processes SET status=? WHERE processes.id = ?", False),
         ("SELECT users.id FROM users", False),
         ("DROP TABLE users", True),
+        # What the engine's plans and definitions are read from (engine/plans.py).
+        ("UPDATE workflows SET status=? WHERE workflows.id = ?", True),
+        ("INSERT INTO agents (id, name) VALUES (?, ?)", True),
+        ('DELETE FROM "triggers" WHERE triggers.id = %(id)s', True),
+        ("INSERT INTO webhook_subscriptions (id) VALUES (?)", True),
+        ("INSERT INTO process_steps (id) VALUES (?)", False),
+        ("INSERT INTO users (id, email) VALUES (?, ?)", False),
     ],
 )
-def test_which_writes_end_cached_principals(statement: str, changes: bool) -> None:
-    assert changes_principals(statement) is changes
+def test_which_writes_end_cached_reads(statement: str, changes: bool) -> None:
+    assert changes_cached_reads(statement) is changes
