@@ -201,19 +201,7 @@ def node_columns(
                         return None
             elif not isinstance(selection, SelectedField):
                 return None
-    while pending:
-        selection = pending.pop()
-        if not isinstance(selection, SelectedField):
-            pending.extend(selection.selections)
-            continue
-        name = _snake(selection.name)
-        if name in needs:
-            wanted.update(needs[name])
-        elif name in table_columns:
-            wanted.add(name)
-        elif name != "__typename":
-            return None
-    return tuple(c.name for c in table_columns if c.name in wanted)
+    return _columns_read(pending, table_columns, needs, wanted)
 
 
 def relation_columns(
@@ -231,10 +219,21 @@ def relation_columns(
         if isinstance(selection, SelectedField) and selection.name == relation:
             under.extend(selection.selections)
         pending.extend(selection.selections)
-    while under:
-        selection = under.pop()
+    return _columns_read(under, table_columns, needs, wanted)
+
+
+def _columns_read(
+    pending: list[Selection],
+    table_columns: Any,
+    needs: Mapping[str, tuple[str, ...]],
+    wanted: set[str],
+) -> tuple[str, ...] | None:
+    """The columns the selections read: a field named like a column, or what `needs` says of a
+    resolver field; None (all columns) if any of them is something else."""
+    while pending:
+        selection = pending.pop()
         if not isinstance(selection, SelectedField):
-            under.extend(selection.selections)
+            pending.extend(selection.selections)
             continue
         name = _snake(selection.name)
         if name in needs:
